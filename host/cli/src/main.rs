@@ -1,0 +1,86 @@
+//! The `palisade` command: parses arguments, sets up logging and the engine, and delegates to
+//! one module per subcommand. Exit codes: 0 success/allowed, 1 denied/failed tests, 2 error.
+
+mod input;
+mod run;
+mod suite;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use palisade_runtime::{Engine, EngineConfig, Limits};
+
+/// Palisade: security policies compiled to WebAssembly, run offline.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an admission policy on one request and print the AdmissionReview response.
+    Run(run::RunArgs),
+    /// Run data-driven test suites of policies.
+    Test(suite::TestArgs),
+}
+
+/// Options of the wasm engine, shared by every subcommand.
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// Directory of the compiled-module cache [default: $XDG_CACHE_HOME/palisade or ~/.cache/palisade].
+    #[arg(long, global = true, env = "PALISADE_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile policies every time instead of using the cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Deadline of one evaluation, in milliseconds.
+    #[arg(long, global = true, default_value_t = 1000, value_name = "MS")]
+    timeout_ms: u64,
+    /// Cap on a policy's memory, in MiB.
+    #[arg(long, global = true, default_value_t = 64, value_name = "MIB")]
+    memory_mib: usize,
+}
+
+impl EngineArgs {
+    fn engine(&self) -> anyhow::Result<Engine> {
+        let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
+        let limits = Limits { timeout: Duration::from_millis(self.timeout_ms), memory: self.memory_mib << 20 };
+        Engine::new(EngineConfig { cache_dir, limits, ..EngineConfig::default() }).context("starting the wasm engine")
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map(|base| base.join("palisade"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match &cli.command {
+        Command::Run(args) => run::run(args, &cli.engine),
+        Command::Test(args) => suite::test(args, &cli.engine),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Conversions between the SDK's wire types and the generated WIT types (host side).
+
+use palisade_sdk::wire::{
+    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, PatchOperation,
+    PolicyMetadata, Rule, Verdict,
+};
+use palisade_sdk::{PolicyError, SettingsError};
+
+use super::bindings::exports::palisade::admission::policy as abi;
+use super::bindings::palisade::admission::types as t;
+use crate::EvalError;
+
+pub(super) fn request_to_abi(r: &AdmissionRequest) -> abi::AdmissionRequest {
+    abi::AdmissionRequest {
+        uid: r.uid.clone(),
+        kind: gvk(&r.kind),
+        resource: gvr(&r.resource),
+        sub_resource: r.sub_resource.clone(),
+        request_kind: r.request_kind.as_ref().map(gvk),
+        request_resource: r.request_resource.as_ref().map(gvr),
+        request_sub_resource: r.request_sub_resource.clone(),
+        name: r.name.clone(),
+        namespace: r.namespace.clone(),
+        operation: operation_to_abi(r.operation),
+        user_info: t::UserInfo {
+            username: r.user_info.username.clone(),
+            uid: r.user_info.uid.clone(),
+            groups: r.user_info.groups.clone(),
+            extra: r.user_info.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        },
+        object: r.object.as_ref().map(|o| o.get().to_owned()),
+        old_object: r.old_object.as_ref().map(|o| o.get().to_owned()),
+        dry_run: r.dry_run,
+        options: r.options.as_ref().map(|o| o.get().to_owned()),
+    }
+}
+
+fn gvk(k: &GroupVersionKind) -> t::GroupVersionKind {
+    t::GroupVersionKind { group: k.group.clone(), version: k.version.clone(), kind: k.kind.clone() }
+}
+
+fn gvr(r: &GroupVersionResource) -> t::GroupVersionResource {
+    t::GroupVersionResource { group: r.group.clone(), version: r.version.clone(), resource: r.resource.clone() }
+}
+
+fn operation_to_abi(op: Operation) -> t::Operation {
+    match op {
+        Operation::Create => t::Operation::Create,
+        Operation::Update => t::Operation::Update,
+        Operation::Delete => t::Operation::Delete,
+        Operation::Connect => t::Operation::Connect,
+    }
+}
+
+fn operation_from_abi(op: t::Operation) -> Operation {
+    match op {
+        t::Operation::Create => Operation::Create,
+        t::Operation::Update => Operation::Update,
+        t::Operation::Delete => Operation::Delete,
+        t::Operation::Connect => Operation::Connect,
+    }
+}
+
+pub(super) fn verdict_from_abi(v: abi::Verdict) -> Result<Verdict, EvalError> {
+    let patch = v
+        .patch
+        .map(|text| serde_json::from_str::<Vec<PatchOperation>>(&text))
+        .transpose()
+        .map_err(|e| EvalError::BadOutput(format!("the patch is not a JSONPatch: {e}")))?;
+    if v.reason.is_empty() {
+        return Err(EvalError::BadOutput("the verdict has an empty reason".into()));
+    }
+    let mut verdict = if v.allowed { Verdict::allow() } else { Verdict::deny("", "") };
+    verdict.reason = v.reason;
+    verdict.message = v.message;
+    verdict.code = v.code;
+    verdict.warnings = v.warnings;
+    verdict.audit_annotations = v.audit_annotations.into_iter().collect();
+    verdict.patch = patch;
+    Ok(verdict)
+}
+
+pub(super) fn metadata_from_abi(m: abi::PolicyMetadata) -> PolicyMetadata {
+    PolicyMetadata {
+        name: m.name,
+        version: m.version,
+        description: m.description,
+        rules: m
+            .rules
+            .into_iter()
+            .map(|r| Rule {
+                api_groups: r.api_groups,
+                api_versions: r.api_versions,
+                resources: r.resources,
+                operations: r.operations.into_iter().map(operation_from_abi).collect(),
+            })
+            .collect(),
+        mutating: m.mutating,
+    }
+}
+
+pub(super) fn settings_error(e: abi::SettingsError) -> SettingsError {
+    SettingsError::new(e.path, e.message)
+}
+
+pub(super) fn policy_error(e: abi::PolicyError) -> PolicyError {
+    match e {
+        abi::PolicyError::InvalidRequest(m) => PolicyError::InvalidRequest(m),
+        abi::PolicyError::Internal(m) => PolicyError::Internal(m),
+    }
+}

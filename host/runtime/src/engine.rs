@@ -1,0 +1,129 @@
+//! The shared wasmtime engine: compilation settings, the epoch ticker behind every deadline, and
+//! the compiled-module cache. One per process; every ABI module compiles and runs through it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::cache::{CacheStatus, ModuleCache};
+use crate::{Limits, LoadError};
+
+/// How to build an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Directory of the compiled-module cache; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// How often the epoch advances; deadlines are rounded up to whole ticks.
+    pub tick: Duration,
+    /// Limits given to policies that do not set their own.
+    pub limits: Limits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { cache_dir: None, tick: Duration::from_millis(10), limits: Limits::default() }
+    }
+}
+
+/// A wasmtime engine with epoch-based deadlines and an optional on-disk cache of compiled code.
+pub struct Engine {
+    inner: wasmtime::Engine,
+    cache: Option<ModuleCache>,
+    config: EngineConfig,
+    ticker: Option<Ticker>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the engine and starts its epoch ticker thread.
+    ///
+    /// # Errors
+    /// [`LoadError::Compile`] when wasmtime rejects the configuration (for example a CPU it
+    /// cannot generate code for).
+    pub fn new(config: EngineConfig) -> Result<Self, LoadError> {
+        let mut wasm = wasmtime::Config::new();
+        wasm.epoch_interruption(true)
+            .wasm_component_model(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let inner = wasmtime::Engine::new(&wasm).map_err(LoadError::Compile)?;
+        let cache = config.cache_dir.clone().map(ModuleCache::new);
+        let ticker = Some(Ticker::start(inner.clone(), config.tick));
+        Ok(Self { inner, cache, config, ticker })
+    }
+
+    /// The underlying wasmtime engine.
+    #[must_use]
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner
+    }
+
+    /// The limits policies get unless they set their own.
+    #[must_use]
+    pub fn default_limits(&self) -> Limits {
+        self.config.limits
+    }
+
+    /// How often the epoch advances.
+    pub(crate) fn tick(&self) -> Duration {
+        self.config.tick
+    }
+
+    /// Compiles a component, through the cache when one is configured.
+    pub(crate) fn component(&self, bytes: &[u8]) -> Result<(wasmtime::component::Component, CacheStatus), LoadError> {
+        match &self.cache {
+            Some(cache) => cache.component(&self.inner, bytes),
+            None => wasmtime::component::Component::new(&self.inner, bytes)
+                .map(|c| (c, CacheStatus::Disabled))
+                .map_err(LoadError::Compile),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(ticker) = self.ticker.take() {
+            ticker.stop();
+        }
+    }
+}
+
+/// Advances the engine's epoch every tick until stopped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine, tick: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("palisade-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .unwrap_or_else(|e| {
+                // Without a ticker no deadline would ever fire: refuse to run rather than hang.
+                tracing::error!(error = %e, "cannot start the epoch ticker thread");
+                std::process::abort()
+            });
+        Self { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // The thread only sleeps and bumps a counter; a join error would mean it panicked,
+        // which leaves nothing to clean up.
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,25 @@
+//! Palisade's guest SDK: the [`wire`] types every host and policy share, the [`AdmissionPolicy`]
+//! trait a policy implements, settings parsing, and one export macro per ABI (behind features).
+//! Without features this crate needs serde and serde_json only and builds for native and wasm.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+// The generated bindings name this crate by its path, inside the crate as outside.
+#[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
+extern crate self as palisade_sdk;
+
+#[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
+pub mod admission_component;
+mod policy;
+mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod wire;
+
+pub use policy::{AdmissionPolicy, PolicyError};
+pub use settings::{PolicySettings, SettingsError, parse_settings};

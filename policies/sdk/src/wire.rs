@@ -1,0 +1,13 @@
+//! The data that crosses every boundary: Kubernetes AdmissionReview v1 requests and responses,
+//! policy verdicts and policy metadata. Serde only; no ABI and no IO here.
+
+mod admission;
+mod metadata;
+mod verdict;
+
+pub use admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, GroupVersionResource,
+    Operation, Status, UserInfo,
+};
+pub use metadata::{PolicyMetadata, Rule};
+pub use verdict::{PatchOperation, Verdict};

@@ -1,0 +1,94 @@
+//! A hostile admission policy for the host's containment tests: its settings pick how it
+//! misbehaves when evaluating. Never deploy it.
+
+use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
+use palisade_sdk::{AdmissionPolicy, PolicyError, PolicySettings, SettingsError};
+
+/// How the policy misbehaves.
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Behaviour {
+    /// Behaves: allows everything.
+    #[default]
+    Allow,
+    /// Spins forever.
+    Loop,
+    /// Allocates until memory runs out.
+    GrowMemory,
+    /// Panics (a trap under `panic = "abort"`).
+    Trap,
+    /// Recurses until the stack overflows.
+    StackOverflow,
+    /// Answers a verdict with an empty reason.
+    EmptyReason,
+    /// Says it cannot decide.
+    Error,
+}
+
+/// Settings: which misbehaviour.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The misbehaviour on every evaluation.
+    #[serde(default)]
+    pub behaviour: Behaviour,
+}
+
+impl PolicySettings for Settings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        Ok(())
+    }
+}
+
+/// The hostile policy.
+pub struct Hostile;
+
+impl AdmissionPolicy for Hostile {
+    type Settings = Settings;
+
+    fn metadata() -> PolicyMetadata {
+        PolicyMetadata {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+            rules: Vec::new(),
+            mutating: false,
+        }
+    }
+
+    fn evaluate(_request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
+        match settings.behaviour {
+            Behaviour::Allow => Ok(Verdict::allow()),
+            Behaviour::Loop => spin(),
+            Behaviour::GrowMemory => hoard(),
+            #[expect(clippy::panic, reason = "trapping is this guest's purpose")]
+            Behaviour::Trap => panic!("hostile guest panics on purpose"),
+            Behaviour::StackOverflow => Ok(Verdict::deny("deep", recurse(1).to_string())),
+            Behaviour::EmptyReason => Ok(Verdict::deny("", "no reason given")),
+            Behaviour::Error => Err(PolicyError::Internal("hostile guest cannot decide".into())),
+        }
+    }
+}
+
+fn spin() -> ! {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn hoard() -> ! {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Touch every page so the memory is really used, not just reserved.
+        kept.push(std::hint::black_box(vec![0xA5; 1 << 20]));
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    frame.iter().copied().fold(0u64, u64::wrapping_add).wrapping_add(recurse(depth.wrapping_add(1)))
+}
+
+#[cfg(target_arch = "wasm32")]
+palisade_sdk::export_admission!(Hostile);
