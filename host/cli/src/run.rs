@@ -57,7 +57,11 @@ pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<Ex
             (verdict, code)
         }
         Err(e) => {
-            tracing::error!(policy = %name, uid = %request.uid, error = %e, "evaluation failed");
+            let backtrace = match &e {
+                palisade_runtime::EvalError::Trap { backtrace, .. } => backtrace.as_str(),
+                _ => "",
+            };
+            tracing::error!(policy = %name, uid = %request.uid, error = %e, backtrace, "evaluation failed");
             (review::policy_error_verdict(&name, &e), 2)
         }
     };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, WasmBacktrace};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -228,13 +228,27 @@ fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> Eva
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => EvalError::Timeout(limits.timeout),
         Some(_) => {
-            let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_owned();
-            let mut message = format!("{error:?}");
+            // wasmtime adds the backtrace as the outermost context; keep it out of the message.
+            let backtrace = error.downcast_ref::<WasmBacktrace>().map(ToString::to_string);
+            let mut message = error
+                .chain()
+                .skip(usize::from(backtrace.is_some()))
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+            // A Rust guest's panic message, without the hint about RUST_BACKTRACE.
+            let stderr = String::from_utf8_lossy(&store.data().stderr.contents())
+                .lines()
+                .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .trim()
+                .to_owned();
             if !stderr.is_empty() {
-                message.push_str("\nguest stderr: ");
+                message.push_str("; guest stderr: ");
                 message.push_str(&stderr);
             }
-            EvalError::Trap { message }
+            EvalError::Trap { message, backtrace: backtrace.unwrap_or_default() }
         }
         None => EvalError::Instantiate(error),
     }

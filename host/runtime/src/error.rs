@@ -68,8 +68,10 @@ pub enum EvalError {
     /// The policy trapped (panic, unreachable, out-of-bounds access, stack overflow).
     #[error("the policy trapped: {message}")]
     Trap {
-        /// wasmtime's description with the guest backtrace, plus what the guest wrote to stderr.
+        /// What trapped, plus what the guest wrote to stderr (a Rust panic message).
         message: String,
+        /// The guest's wasm backtrace, for logs.
+        backtrace: String,
     },
     /// The policy rejected its settings at evaluation time.
     #[error("invalid settings: {0}")]

@@ -11,6 +11,7 @@ mod limits;
 pub mod review;
 
 pub use abi::Abi;
+pub use cache::CacheStatus;
 pub use cache::ModuleCache;
 pub use engine::{Engine, EngineConfig};
 pub use error::{EvalError, LoadError};

@@ -1,0 +1,73 @@
+# Every routine command of the workspace. `make test` is exactly what CI runs.
+# Host code is always built with one command line (`--release --workspace --all-targets`) so
+# wasmtime is compiled once, not once per package subset (feature unification).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+WASM_TARGETS := wasm32-wasip1 wasm32-wasip2
+# Policies build into their own target dir so guest and host builds never wait on each other.
+POLICY_DIR := target/policies
+PALISADE := target/release/palisade
+POD_SECURITY := $(POLICY_DIR)/wasm32-wasip2/wasm/pod_security.wasm
+# Crates that declare [package.metadata.policy], with the target each is built for.
+POLICY_CRATES = $(shell $(CARGO) metadata --format-version 1 --no-deps --offline 2>/dev/null | python3 -c 'import json,sys; [print(p["name"]+"@"+p["metadata"]["policy"]["target"]) for p in json.load(sys.stdin)["packages"] if (p.get("metadata") or {}).get("policy")]')
+
+.PHONY: all toolchain policies build test e2e run bench bless fmt lint docs ci clean
+
+all: build
+
+## toolchain: install the wasm targets if they are missing
+toolchain:
+	@for t in $(WASM_TARGETS); do \
+	  if ! rustup target list --installed | grep -qx "$$t"; then \
+	    echo "installing the $$t target"; rustup target add "$$t"; \
+	  fi; \
+	done
+
+## policies: build every policy crate for its wasm target with the `wasm` profile
+policies: toolchain
+	@$(CARGO) fetch --locked >/dev/null
+	@for spec in $(POLICY_CRATES); do \
+	  crate=$${spec%@*}; target=$${spec#*@}; \
+	  echo "building policy $$crate for $$target"; \
+	  $(CARGO) build --locked --quiet --profile wasm --target "$$target" --target-dir $(POLICY_DIR) -p "$$crate"; \
+	done
+
+## build: the host (CLI, runtime, tests, benches) and every policy
+build: policies
+	$(CARGO) build --locked --release --workspace --all-targets
+
+## test: build everything and run every test (unit, doc, fixtures natively and in wasm, CLI)
+test: build
+	$(CARGO) test --locked --release --workspace
+
+## run: build and run the CLI demo on the bundled example requests
+run: build
+	@bash policies/pod-security/examples/demo.sh $(PALISADE) $(POD_SECURITY)
+
+## bench: criterion benchmark of pod-security natively vs in wasm, and `palisade run` end to end
+bench: build
+	$(CARGO) bench --locked --workspace --bench pod_security
+	@bash tests/benches/run_process.sh $(PALISADE) $(POD_SECURITY)
+
+## bless: rewrite every fixture's expected file from the native evaluation (review the diff!)
+bless:
+	PALISADE_BLESS=1 $(CARGO) test --locked --release --workspace --test fixtures
+
+fmt:
+	$(CARGO) fmt --all
+
+## lint: formatting, and clippy with warnings as errors on the host and on the policies' wasm target
+lint: toolchain
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
+	@for spec in $(POLICY_CRATES); do \
+	  crate=$${spec%@*}; target=$${spec#*@}; \
+	  $(CARGO) clippy --locked --quiet --profile wasm --target "$$target" --target-dir $(POLICY_DIR) -p "$$crate" -- -D warnings; \
+	done
+
+ci: test lint
+
+clean:
+	$(CARGO) clean
