@@ -24,8 +24,16 @@ fn hostile() -> Arc<Prepared> {
 }
 
 fn request() -> AdmissionRequest {
-    let object = serde_json::json!({"object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}});
+    named_request("p")
+}
+
+fn named_request(name: &str) -> AdmissionRequest {
+    let object = serde_json::json!({"name": name, "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}}});
     complete_request(object, "hostile").expect("request")
+}
+
+fn configured(behaviour: &str) -> palisade_runtime::component::Policy {
+    hostile().configure(&format!(r#"{{"behaviour": "{behaviour}"}}"#), Some(limits())).expect("settings are valid")
 }
 
 fn evaluate(behaviour: &str, limits: Limits) -> Result<palisade_sdk::wire::Verdict, EvalError> {
@@ -158,4 +166,38 @@ fn missing_export_is_reported() {
 fn non_wasm_is_rejected() {
     let err = Prepared::new(engine(), b"apiVersion: v1\n").expect_err("not wasm");
     assert!(matches!(err, LoadError::NotWasm(_)), "{err:?}");
+}
+
+#[test]
+fn fresh_instances_share_nothing_between_requests() {
+    let policy = configured("count");
+    for _ in 0..3 {
+        let verdict = policy.evaluate(&request()).expect("verdict");
+        assert_eq!(verdict.warnings, ["call 1"]);
+    }
+}
+
+#[test]
+fn warm_instance_keeps_guest_memory_between_requests() {
+    let mut warm = configured("count").warm();
+    let seen: Vec<String> = (0..3).map(|_| warm.evaluate(&request()).expect("verdict").warnings.concat()).collect();
+    assert_eq!(seen, ["call 1", "call 2", "call 3"]);
+}
+
+#[test]
+fn warm_instance_is_replaced_after_a_trap() {
+    let mut warm = configured("trap-on-name").warm();
+    assert!(warm.evaluate(&named_request("ok")).expect("verdict").allowed);
+    let err = warm.evaluate(&named_request("trap")).expect_err("traps");
+    assert!(matches!(err, EvalError::Trap { .. }), "{err:?}");
+    assert!(warm.evaluate(&named_request("ok")).expect("a new instance answers").allowed);
+}
+
+#[test]
+fn warm_instance_enforces_the_deadline_on_every_call() {
+    let mut warm = configured("loop").warm();
+    for _ in 0..2 {
+        let err = warm.evaluate(&request()).expect_err("must not finish");
+        assert!(matches!(err, EvalError::Timeout(_)), "{err:?}");
+    }
 }

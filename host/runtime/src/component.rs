@@ -193,6 +193,16 @@ impl Prepared {
         limits: Limits,
         f: impl FnOnce(&bindings::AdmissionPolicy, &mut Store<State>) -> wasmtime::Result<Result<R, EvalError>>,
     ) -> Result<R, EvalError> {
+        let mut store = self.store(limits);
+        let outcome = self.pre.instantiate(&mut store).and_then(|policy| f(&policy, &mut store));
+        match outcome {
+            Ok(result) => result,
+            Err(e) => Err(classify(e, &store, limits)),
+        }
+    }
+
+    /// A fresh store: its own WASI context (nothing granted, stderr kept), memory cap and deadline.
+    fn store(&self, limits: Limits) -> Store<State> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         let state = State {
@@ -205,14 +215,7 @@ impl Prepared {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.cap);
         store.set_epoch_deadline(self.tick.ticks(limits.timeout));
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|policy| f(&policy, &mut store));
-        match outcome {
-            Ok(result) => result,
-            Err(e) => Err(classify(e, &store, limits)),
-        }
+        store
     }
 }
 
@@ -275,6 +278,12 @@ impl Policy {
         self.limits
     }
 
+    /// A reusable instance of this policy, for hosts that evaluate many requests (see [`Warm`]).
+    #[must_use]
+    pub fn warm(&self) -> Warm {
+        Warm { policy: self.clone(), live: None }
+    }
+
     /// Evaluates one request on a fresh instance.
     ///
     /// # Errors
@@ -293,5 +302,77 @@ impl Policy {
                 Err(e) => Err(EvalError::Policy(convert::policy_error(e))),
             })
         })
+    }
+}
+
+/// A live instance of a configured policy, reused across evaluations: the instance and its
+/// `evaluator` (settings parsed once) are created on first use and kept until a call fails.
+///
+/// Reuse skips instantiation and settings parsing; what carries over between requests is only
+/// the guest's own memory. SDK policies keep no state outside their settings, but a guest
+/// could: hosts that cannot trust a policy to be stateless use [`Policy::evaluate`], which
+/// gives every request a fresh instance. After any error (trap, timeout, memory limit, bad
+/// output) the instance is dropped and the next call starts a new one.
+pub struct Warm {
+    policy: Policy,
+    live: Option<Live>,
+}
+
+impl std::fmt::Debug for Warm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warm").field("policy", &self.policy).field("live", &self.live.is_some()).finish()
+    }
+}
+
+struct Live {
+    store: Store<State>,
+    policy: bindings::AdmissionPolicy,
+    evaluator: wasmtime::component::ResourceAny,
+}
+
+impl Warm {
+    /// Evaluates one request on the kept instance (starting one if needed).
+    ///
+    /// # Errors
+    /// As [`Policy::evaluate`]; the instance is discarded afterwards.
+    pub fn evaluate(&mut self, request: &AdmissionRequest) -> Result<Verdict, EvalError> {
+        let limits = self.policy.limits;
+        let prepared = Arc::clone(&self.policy.prepared);
+        let live = match &mut self.live {
+            Some(live) => live,
+            slot @ None => slot.insert(self.policy.start()?),
+        };
+        live.store.set_epoch_deadline(prepared.tick.ticks(limits.timeout));
+        let abi_request = convert::request_to_abi(request);
+        let result = live
+            .policy
+            .palisade_admission_policy()
+            .evaluator()
+            .call_validate(&mut live.store, live.evaluator, &abi_request);
+        let outcome = match result {
+            Ok(Ok(verdict)) => convert::verdict_from_abi(verdict),
+            Ok(Err(e)) => return Err(EvalError::Policy(convert::policy_error(e))),
+            Err(e) => Err(classify(e, &live.store, limits)),
+        };
+        if outcome.is_err() {
+            self.live = None;
+        }
+        outcome
+    }
+}
+
+impl Policy {
+    /// Instantiates the policy and creates its evaluator, for [`Warm`].
+    fn start(&self) -> Result<Live, EvalError> {
+        let mut store = self.prepared.store(self.limits);
+        let started = self.prepared.pre.instantiate(&mut store).and_then(|policy| {
+            let created = policy.palisade_admission_policy().evaluator().call_create(&mut store, &self.settings)?;
+            Ok((policy, created))
+        });
+        match started {
+            Ok((policy, Ok(evaluator))) => Ok(Live { store, policy, evaluator }),
+            Ok((_, Err(e))) => Err(EvalError::Settings(convert::settings_error(e))),
+            Err(e) => Err(classify(e, &store, self.limits)),
+        }
     }
 }

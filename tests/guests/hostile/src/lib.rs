@@ -3,6 +3,7 @@
 
 use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use palisade_sdk::{AdmissionPolicy, PolicyError, PolicySettings, SettingsError};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How the policy misbehaves.
 #[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
@@ -23,7 +24,14 @@ pub enum Behaviour {
     EmptyReason,
     /// Says it cannot decide.
     Error,
+    /// Panics when the request's name is `trap`, allows otherwise.
+    TrapOnName,
+    /// Keeps a counter across calls in a global and reports it in the message: shows what an
+    /// instance carries from one request to the next.
+    Count,
 }
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Settings: which misbehaviour.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -56,7 +64,7 @@ impl AdmissionPolicy for Hostile {
         }
     }
 
-    fn evaluate(_request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
+    fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
         match settings.behaviour {
             Behaviour::Allow => Ok(Verdict::allow()),
             Behaviour::Loop => spin(),
@@ -66,6 +74,13 @@ impl AdmissionPolicy for Hostile {
             Behaviour::StackOverflow => Ok(Verdict::deny("deep", recurse(1).to_string())),
             Behaviour::EmptyReason => Ok(Verdict::deny("", "no reason given")),
             Behaviour::Error => Err(PolicyError::Internal("hostile guest cannot decide".into())),
+            #[expect(clippy::panic, reason = "trapping is this guest's purpose")]
+            Behaviour::TrapOnName if request.name.as_deref() == Some("trap") => panic!("asked to trap"),
+            Behaviour::TrapOnName => Ok(Verdict::allow()),
+            Behaviour::Count => {
+                let calls = CALLS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+                Ok(Verdict::allow().with_warning(format!("call {calls}")))
+            }
         }
     }
 }
