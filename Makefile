@@ -46,10 +46,9 @@ test: build
 run: build
 	@bash policies/pod-security/examples/demo.sh $(PALISADE) $(POD_SECURITY)
 
-## bench: criterion benchmark of pod-security natively vs in wasm, and `palisade run` end to end
+## bench: criterion benchmarks: pod-security native vs wasm, load cold vs cached, `palisade run` process
 bench: build
 	$(CARGO) bench --locked --workspace --bench pod_security
-	@bash tests/benches/run_process.sh $(PALISADE) $(POD_SECURITY)
 
 ## bless: rewrite every fixture's expected file from the native evaluation (review the diff!)
 bless:

@@ -1,1 +1,84 @@
-fn main() {}
+//! pod-security on a realistic Deployment (3 containers, restricted, compliant):
+//! native `evaluate` vs the same policy in wasm (warm instance, and fresh instance per call),
+//! policy load cold (compile) vs cached, and `palisade run` as a whole process.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use palisade_runtime::component::Prepared;
+use palisade_runtime::{Engine, EngineConfig, review};
+use palisade_sdk::parse_settings;
+
+const SETTINGS: &str = r#"{"level": "restricted", "version": "latest"}"#;
+
+fn example() -> std::path::PathBuf {
+    e2e::workspace_root().join("policies/pod-security/examples/restricted-deployment.yaml")
+}
+
+fn request() -> palisade_sdk::wire::AdmissionRequest {
+    let text = std::fs::read_to_string(example()).expect("example request");
+    let value: serde_json::Value = serde_yaml::from_str(&text).expect("yaml");
+    review::parse(&value.to_string()).expect("review").1
+}
+
+fn evaluation(c: &mut Criterion) {
+    let request = request();
+    let settings: pod_security::Settings = parse_settings(SETTINGS).expect("settings");
+    let engine = Engine::new(EngineConfig::default()).expect("engine");
+    let bytes = e2e::read_artefact("pod-security").expect("artefact");
+    let prepared = Arc::new(Prepared::new(&engine, &bytes).expect("load"));
+    let policy = prepared.configure(SETTINGS, None).expect("configure");
+    let mut warm = policy.warm();
+    let native = pod_security::evaluate(&request, &settings).expect("native verdict");
+    assert!(native.allowed, "the example must be compliant: {}", native.message);
+    assert_eq!(warm.evaluate(&request).expect("wasm verdict"), native, "wasm and native disagree");
+
+    let mut group = c.benchmark_group("pod-security/evaluate");
+    group.bench_function("native", |b| b.iter(|| pod_security::evaluate(&request, &settings)));
+    group.bench_function("wasm-warm-instance", |b| b.iter(|| warm.evaluate(&request)));
+    group.bench_function("wasm-fresh-instance", |b| b.iter(|| policy.evaluate(&request)));
+    group.finish();
+}
+
+fn loading(c: &mut Criterion) {
+    let bytes = e2e::read_artefact("pod-security").expect("artefact");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let uncached = Engine::new(EngineConfig::default()).expect("engine");
+    let cached = Engine::new(EngineConfig { cache_dir: Some(cache.path().to_owned()), ..EngineConfig::default() })
+        .expect("engine");
+    Prepared::new(&cached, &bytes).expect("fill the cache");
+    let mut group = c.benchmark_group("pod-security/load");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group.bench_function("compile", |b| b.iter(|| Prepared::new(&uncached, &bytes).expect("load")));
+    group.bench_function("cached", |b| b.iter(|| Prepared::new(&cached, &bytes).expect("load")));
+    group.finish();
+}
+
+fn process(c: &mut Criterion) {
+    let binary = e2e::workspace_root().join("target/release/palisade");
+    let policy = e2e::artefact("pod-security");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let run = |extra: &[&str]| {
+        let status = Command::new(&binary)
+            .args(["run", "--policy"])
+            .arg(&policy)
+            .arg("--request")
+            .arg(example())
+            .env("PALISADE_CACHE_DIR", cache.path())
+            .args(extra)
+            .output()
+            .expect("palisade runs");
+        assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
+    };
+    run(&[]);
+    let mut group = c.benchmark_group("palisade-run/process");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group.bench_function("cached", |b| b.iter(|| run(&[])));
+    group.bench_function("no-cache", |b| b.iter(|| run(&["--no-cache"])));
+    group.finish();
+}
+
+criterion_group!(benches, evaluation, loading, process);
+criterion_main!(benches);
