@@ -54,6 +54,12 @@ bench: build
 bless:
 	PALISADE_BLESS=1 $(CARGO) test --locked --release --workspace --test fixtures
 
+## docs: regenerate the README's CLI reference from `palisade reference`
+docs: build
+	@$(PALISADE) reference > target/cli-reference.md
+	@python3 -c 'import re,sys; r=open("README.md").read(); ref=open("target/cli-reference.md").read(); s="<!-- cli-reference:start -->"; e="<!-- cli-reference:end -->"; open("README.md","w").write(r[:r.index(s)+len(s)]+"\n"+ref+r[r.index(e):])'
+	@echo "README.md CLI reference regenerated"
+
 fmt:
 	$(CARGO) fmt --all
 

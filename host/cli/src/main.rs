@@ -29,6 +29,9 @@ enum Command {
     Run(run::RunArgs),
     /// Run data-driven test suites of policies.
     Test(suite::TestArgs),
+    /// Print this command's reference in Markdown (the README's CLI section is generated from it).
+    #[command(hide = true)]
+    Reference,
 }
 
 /// Options of the wasm engine, shared by every subcommand.
@@ -63,6 +66,19 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|base| base.join("palisade"))
 }
 
+/// The Markdown reference of every visible command, from the same definitions clap parses with.
+fn reference() -> String {
+    use clap::CommandFactory;
+    let mut root = Cli::command().term_width(100);
+    let mut out = format!("### `palisade`\n\n```text\n{}\n```\n", root.render_long_help().to_string().trim_end());
+    for sub in root.get_subcommands_mut().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name().to_owned();
+        let help = sub.clone().bin_name(format!("palisade {name}")).render_long_help().to_string();
+        out.push_str(&format!("\n### `palisade {name}`\n\n```text\n{}\n```\n", help.trim_end()));
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -75,6 +91,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => run::run(args, &cli.engine),
         Command::Test(args) => suite::test(args, &cli.engine),
+        Command::Reference => {
+            print!("{}", reference());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -156,20 +156,20 @@ fn check(expect: &Expect, outcome: anyhow::Result<Verdict>) -> anyhow::Result<()
         (Ok(verdict), None) => verdict,
     };
     let mut problems = Vec::new();
-    if let Some(allowed) = expect.allowed {
-        if verdict.allowed != allowed {
-            problems.push(format!("expected allowed={allowed}, got allowed={}", verdict.allowed));
-        }
+    if let Some(allowed) = expect.allowed
+        && verdict.allowed != allowed
+    {
+        problems.push(format!("expected allowed={allowed}, got allowed={}", verdict.allowed));
     }
-    if let Some(reason) = &expect.reason {
-        if &verdict.reason != reason {
-            problems.push(format!("expected reason {reason:?}, got {:?}", verdict.reason));
-        }
+    if let Some(reason) = &expect.reason
+        && &verdict.reason != reason
+    {
+        problems.push(format!("expected reason {reason:?}, got {:?}", verdict.reason));
     }
-    if let Some(message) = &expect.message {
-        if !verdict.message.contains(message.as_str()) {
-            problems.push(format!("expected the message to contain {message:?}, got {:?}", verdict.message));
-        }
+    if let Some(message) = &expect.message
+        && !verdict.message.contains(message.as_str())
+    {
+        problems.push(format!("expected the message to contain {message:?}, got {:?}", verdict.message));
     }
     if problems.is_empty() { Ok(()) } else { bail!("{}", problems.join("; ")) }
 }

@@ -199,3 +199,14 @@ fn bundled_example_suite_passes() {
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.ends_with("6 passed, 0 failed\n"), "{stdout}");
 }
+
+#[test]
+fn readme_cli_reference_is_current() {
+    let cache = tempfile::tempdir().expect("dir");
+    let output = palisade(&cache).arg("reference").output().expect("runs");
+    let reference = String::from_utf8(output.stdout).expect("utf-8");
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = "<!-- cli-reference:start -->\n";
+    let section = readme.split(start).nth(1).and_then(|rest| rest.split("<!-- cli-reference:end -->").next());
+    assert_eq!(section, Some(reference.as_str()), "the README's CLI reference is stale: run `make docs`");
+}

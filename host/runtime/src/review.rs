@@ -33,10 +33,10 @@ pub fn parse(json: &str) -> Result<(String, AdmissionRequest), ReviewError> {
         request: Option<serde::de::IgnoredAny>,
     }
     let probe: Probe = serde_json::from_str(json).map_err(ReviewError::Malformed)?;
-    if probe.request.is_none() {
-        if let Ok(request) = serde_json::from_str::<AdmissionRequest>(json) {
-            return Ok((SUPPORTED_VERSIONS[0].to_owned(), request));
-        }
+    if probe.request.is_none()
+        && let Ok(request) = serde_json::from_str::<AdmissionRequest>(json)
+    {
+        return Ok((SUPPORTED_VERSIONS[0].to_owned(), request));
     }
     let review: AdmissionReview = serde_json::from_str(json).map_err(ReviewError::Malformed)?;
     let version = if review.api_version.is_empty() { SUPPORTED_VERSIONS[0].to_owned() } else { review.api_version };

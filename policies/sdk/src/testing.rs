@@ -3,7 +3,6 @@
 //! a policy's `evaluate`, or through any host: the caller supplies the evaluation.
 //!
 //! `PALISADE_BLESS=1` rewrites the expected files instead of comparing.
-#![expect(clippy::indexing_slicing, reason = "test-only code on values it has just checked")]
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};

@@ -66,7 +66,6 @@ impl AdmissionPolicy for Hostile {
 
     fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
         match settings.behaviour {
-            Behaviour::Allow => Ok(Verdict::allow()),
             Behaviour::Loop => spin(),
             Behaviour::GrowMemory => hoard(),
             #[expect(clippy::panic, reason = "trapping is this guest's purpose")]
@@ -76,7 +75,7 @@ impl AdmissionPolicy for Hostile {
             Behaviour::Error => Err(PolicyError::Internal("hostile guest cannot decide".into())),
             #[expect(clippy::panic, reason = "trapping is this guest's purpose")]
             Behaviour::TrapOnName if request.name.as_deref() == Some("trap") => panic!("asked to trap"),
-            Behaviour::TrapOnName => Ok(Verdict::allow()),
+            Behaviour::Allow | Behaviour::TrapOnName => Ok(Verdict::allow()),
             Behaviour::Count => {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
                 Ok(Verdict::allow().with_warning(format!("call {calls}")))
