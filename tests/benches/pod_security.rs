@@ -32,13 +32,25 @@ fn evaluation(c: &mut Criterion) {
     let policy = prepared.configure(SETTINGS, None).expect("configure");
     let mut warm = policy.warm();
     let native = pod_security::evaluate(&request, &settings).expect("native verdict");
-    assert!(native.allowed, "the example must be compliant: {}", native.message);
-    assert_eq!(warm.evaluate(&request).expect("wasm verdict"), native, "wasm and native disagree");
+    assert!(
+        native.allowed,
+        "the example must be compliant: {}",
+        native.message
+    );
+    assert_eq!(
+        warm.evaluate(&request).expect("wasm verdict"),
+        native,
+        "wasm and native disagree"
+    );
 
     let mut group = c.benchmark_group("pod-security/evaluate");
-    group.bench_function("native", |b| b.iter(|| pod_security::evaluate(&request, &settings)));
+    group.bench_function("native", |b| {
+        b.iter(|| pod_security::evaluate(&request, &settings))
+    });
     group.bench_function("wasm-warm-instance", |b| b.iter(|| warm.evaluate(&request)));
-    group.bench_function("wasm-fresh-instance", |b| b.iter(|| policy.evaluate(&request)));
+    group.bench_function("wasm-fresh-instance", |b| {
+        b.iter(|| policy.evaluate(&request))
+    });
     group.finish();
 }
 
@@ -46,13 +58,22 @@ fn loading(c: &mut Criterion) {
     let bytes = e2e::read_artefact("pod-security").expect("artefact");
     let cache = tempfile::tempdir().expect("cache dir");
     let uncached = Engine::new(EngineConfig::default()).expect("engine");
-    let cached = Engine::new(EngineConfig { cache_dir: Some(cache.path().to_owned()), ..EngineConfig::default() })
-        .expect("engine");
+    let cached = Engine::new(EngineConfig {
+        cache_dir: Some(cache.path().to_owned()),
+        ..EngineConfig::default()
+    })
+    .expect("engine");
     Prepared::new(&cached, &bytes).expect("fill the cache");
     let mut group = c.benchmark_group("pod-security/load");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
-    group.bench_function("compile", |b| b.iter(|| Prepared::new(&uncached, &bytes).expect("load")));
-    group.bench_function("cached", |b| b.iter(|| Prepared::new(&cached, &bytes).expect("load")));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("compile", |b| {
+        b.iter(|| Prepared::new(&uncached, &bytes).expect("load"))
+    });
+    group.bench_function("cached", |b| {
+        b.iter(|| Prepared::new(&cached, &bytes).expect("load"))
+    });
     group.finish();
 }
 
@@ -70,11 +91,18 @@ fn process(c: &mut Criterion) {
             .args(extra)
             .output()
             .expect("palisade runs");
-        assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
+        assert_eq!(
+            status.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
     };
     run(&[]);
     let mut group = c.benchmark_group("palisade-run/process");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("cached", |b| b.iter(|| run(&[])));
     group.bench_function("no-cache", |b| b.iter(|| run(&["--no-cache"])));
     group.finish();

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 /// The workspace root.
 #[must_use]
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A policy crate of the workspace: a directory of `policies/` (or `tests/guests/`) with a
@@ -56,7 +59,8 @@ pub fn artefact(name: &str) -> PathBuf {
 /// When it has not been built, with the command that builds it.
 pub fn read_artefact(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = artefact(name);
-    std::fs::read(&path).with_context(|| format!("reading {} (build it with `make policies`)", path.display()))
+    std::fs::read(&path)
+        .with_context(|| format!("reading {} (build it with `make policies`)", path.display()))
 }
 
 /// Every policy crate under `policies/` (the SDK is not one).
@@ -69,9 +73,15 @@ pub fn policy_crates() -> anyhow::Result<Vec<PolicyCrate>> {
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         let manifest = path.join("Cargo.toml");
-        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
         if text.contains("[package.metadata.policy]") {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
             crates.push(PolicyCrate { name, dir: path });
         }
     }

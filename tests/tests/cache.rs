@@ -1,12 +1,16 @@
 //! The compiled-module cache: the second load of the same policy is served from disk, and a
 //! damaged entry is replaced rather than trusted.
 
+use palisade_runtime::CacheStatus;
 use palisade_runtime::component::Prepared;
 use palisade_runtime::{Engine, EngineConfig};
-use palisade_runtime::CacheStatus;
 
 fn engine(dir: &std::path::Path) -> Engine {
-    Engine::new(EngineConfig { cache_dir: Some(dir.to_owned()), ..EngineConfig::default() }).expect("engine")
+    Engine::new(EngineConfig {
+        cache_dir: Some(dir.to_owned()),
+        ..EngineConfig::default()
+    })
+    .expect("engine")
 }
 
 #[test]
@@ -27,7 +31,10 @@ fn damaged_entry_is_recompiled() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bytes = e2e::read_artefact("hostile").expect("artefact");
     Prepared::new(&engine(dir.path()), &bytes).expect("first load");
-    let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").map(|e| e.expect("entry").path()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     std::fs::write(&entries[0], b"not a compiled module").expect("damage");
     let again = Prepared::new(&engine(dir.path()), &bytes).expect("load after damage");

@@ -33,7 +33,12 @@ fn named_request(name: &str) -> AdmissionRequest {
 }
 
 fn configured(behaviour: &str) -> palisade_runtime::component::Policy {
-    hostile().configure(&format!(r#"{{"behaviour": "{behaviour}"}}"#), Some(limits())).expect("settings are valid")
+    hostile()
+        .configure(
+            &format!(r#"{{"behaviour": "{behaviour}"}}"#),
+            Some(limits()),
+        )
+        .expect("settings are valid")
 }
 
 fn evaluate(behaviour: &str, limits: Limits) -> Result<palisade_sdk::wire::Verdict, EvalError> {
@@ -44,11 +49,16 @@ fn evaluate(behaviour: &str, limits: Limits) -> Result<palisade_sdk::wire::Verdi
 }
 
 fn limits() -> Limits {
-    Limits { timeout: Duration::from_millis(200), memory: 32 << 20 }
+    Limits {
+        timeout: Duration::from_millis(200),
+        memory: 32 << 20,
+    }
 }
 
 fn wat(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("guests")
+        .join(name);
     wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -62,9 +72,16 @@ fn well_behaved_guest_is_allowed() {
 fn endless_loop_is_interrupted_at_the_deadline() {
     let started = Instant::now();
     let err = evaluate("loop", limits()).expect_err("must not finish");
-    assert!(matches!(err, EvalError::Timeout(t) if t == Duration::from_millis(200)), "{err:?}");
+    assert!(
+        matches!(err, EvalError::Timeout(t) if t == Duration::from_millis(200)),
+        "{err:?}"
+    );
     // Interrupted, not left running: well before ten times its budget.
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -85,7 +102,10 @@ fn panic_is_a_trap_with_the_panic_message() {
     match &err {
         EvalError::Trap { message, backtrace } => {
             assert!(message.contains("unreachable"), "{message}");
-            assert!(message.contains("hostile guest panics on purpose"), "{message}");
+            assert!(
+                message.contains("hostile guest panics on purpose"),
+                "{message}"
+            );
             assert!(backtrace.contains("evaluate"), "{backtrace}");
         }
         other => panic!("expected a trap, got {other:?}"),
@@ -112,9 +132,19 @@ fn policy_error_is_reported_as_such() {
 
 #[test]
 fn host_keeps_serving_after_every_failure() {
-    for behaviour in ["loop", "grow-memory", "trap", "stack-overflow", "empty-reason", "error"] {
+    for behaviour in [
+        "loop",
+        "grow-memory",
+        "trap",
+        "stack-overflow",
+        "empty-reason",
+        "error",
+    ] {
         let _ = evaluate(behaviour, limits());
-        assert!(evaluate("allow", limits()).expect("verdict").allowed, "after {behaviour}");
+        assert!(
+            evaluate("allow", limits()).expect("verdict").allowed,
+            "after {behaviour}"
+        );
     }
 }
 
@@ -129,7 +159,9 @@ fn failure_becomes_a_fail_closed_denial() {
 
 #[test]
 fn unknown_settings_are_rejected_before_any_request() {
-    let err = hostile().configure(r#"{"behavior": "loop"}"#, None).expect_err("typo must be caught");
+    let err = hostile()
+        .configure(r#"{"behavior": "loop"}"#, None)
+        .expect_err("typo must be caught");
     match err {
         LoadError::Settings(e) => assert!(e.message.contains("behavior"), "{e}"),
         other => panic!("expected a settings error, got {other:?}"),
@@ -139,13 +171,26 @@ fn unknown_settings_are_rejected_before_any_request() {
 #[test]
 fn core_module_is_the_wrong_abi() {
     let err = Prepared::new(engine(), &wat("core-module.wat")).expect_err("not a component");
-    assert!(matches!(err, LoadError::WrongAbi { found: Abi::Module, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            LoadError::WrongAbi {
+                found: Abi::Module,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn proxy_wasm_filter_is_named_as_such() {
-    let err = Prepared::new(engine(), &wat("proxy-filter.wat")).expect_err("not an admission policy");
-    assert!(err.to_string().contains("proxy-wasm filter (ABI 0.2.1)"), "{err}");
+    let err =
+        Prepared::new(engine(), &wat("proxy-filter.wat")).expect_err("not an admission policy");
+    assert!(
+        err.to_string().contains("proxy-wasm filter (ABI 0.2.1)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -180,17 +225,32 @@ fn fresh_instances_share_nothing_between_requests() {
 #[test]
 fn warm_instance_keeps_guest_memory_between_requests() {
     let mut warm = configured("count").warm();
-    let seen: Vec<String> = (0..3).map(|_| warm.evaluate(&request()).expect("verdict").warnings.concat()).collect();
+    let seen: Vec<String> = (0..3)
+        .map(|_| {
+            warm.evaluate(&request())
+                .expect("verdict")
+                .warnings
+                .concat()
+        })
+        .collect();
     assert_eq!(seen, ["call 1", "call 2", "call 3"]);
 }
 
 #[test]
 fn warm_instance_is_replaced_after_a_trap() {
     let mut warm = configured("trap-on-name").warm();
-    assert!(warm.evaluate(&named_request("ok")).expect("verdict").allowed);
+    assert!(
+        warm.evaluate(&named_request("ok"))
+            .expect("verdict")
+            .allowed
+    );
     let err = warm.evaluate(&named_request("trap")).expect_err("traps");
     assert!(matches!(err, EvalError::Trap { .. }), "{err:?}");
-    assert!(warm.evaluate(&named_request("ok")).expect("a new instance answers").allowed);
+    assert!(
+        warm.evaluate(&named_request("ok"))
+            .expect("a new instance answers")
+            .allowed
+    );
 }
 
 #[test]

@@ -29,16 +29,21 @@ fn trials() -> anyhow::Result<Vec<Trial>> {
     for policy in policy_crates()? {
         trials.push(completeness(&policy));
         let prepared = match policy.component() {
-            Ok(bytes) => Prepared::new(&engine, &bytes).map(Arc::new).map_err(|e| format!("{:#}", anyhow::Error::from(e))),
+            Ok(bytes) => Prepared::new(&engine, &bytes)
+                .map(Arc::new)
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
             Err(e) => Err(format!("{e:#}")),
         };
         for fixture in load_fixtures(&policy.fixtures())? {
             let prepared = prepared.clone();
-            trials.push(Trial::test(format!("{}::wasm::{}", policy.name, fixture.name), move || {
-                let prepared = prepared.map_err(Failed::from)?;
-                let outcome = evaluate(&prepared, &fixture.settings, &fixture.request);
-                check(&fixture, &outcome).map_err(|e| format!("{e:#}").into())
-            }));
+            trials.push(Trial::test(
+                format!("{}::wasm::{}", policy.name, fixture.name),
+                move || {
+                    let prepared = prepared.map_err(Failed::from)?;
+                    let outcome = evaluate(&prepared, &fixture.settings, &fixture.request);
+                    check(&fixture, &outcome).map_err(|e| format!("{e:#}").into())
+                },
+            ));
         }
     }
     Ok(trials)
@@ -46,7 +51,11 @@ fn trials() -> anyhow::Result<Vec<Trial>> {
 
 /// The outcome as `palisade run` would see it: settings rejected at configure time, then a
 /// verdict or the policy's own error.
-fn evaluate(prepared: &Arc<Prepared>, settings: &str, request: &palisade_sdk::wire::AdmissionRequest) -> Outcome {
+fn evaluate(
+    prepared: &Arc<Prepared>,
+    settings: &str,
+    request: &palisade_sdk::wire::AdmissionRequest,
+) -> Outcome {
     match prepared.configure(settings, None) {
         Err(LoadError::Settings(e)) => Outcome::SettingsError(e.to_string()),
         Err(e) => Outcome::Error(format!("host error: {e}")),
@@ -68,7 +77,12 @@ fn completeness(policy: &PolicyCrate) -> Trial {
             }
         }
         if !policy.component_path().is_file() {
-            return Err(format!("{} has no built artefact at {}", policy.name, policy.component_path().display()).into());
+            return Err(format!(
+                "{} has no built artefact at {}",
+                policy.name,
+                policy.component_path().display()
+            )
+            .into());
         }
         Ok(())
     })

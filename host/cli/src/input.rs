@@ -7,13 +7,16 @@ use std::path::Path;
 
 /// Reads a JSON or YAML file into `T`.
 pub(crate) fn read_document<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse_document(&text, path)
 }
 
 /// Parses JSON or YAML text; `path` names the source in errors and picks the parser.
 pub(crate) fn parse_document<T: DeserializeOwned>(text: &str, path: &Path) -> anyhow::Result<T> {
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
         serde_json::from_str(text).with_context(|| format!("parsing {} as JSON", path.display()))
     } else {

@@ -53,9 +53,21 @@ struct EngineArgs {
 
 impl EngineArgs {
     fn engine(&self) -> anyhow::Result<Engine> {
-        let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
-        let limits = Limits { timeout: Duration::from_millis(self.timeout_ms), memory: self.memory_mib << 20 };
-        Engine::new(EngineConfig { cache_dir, limits, ..EngineConfig::default() }).context("starting the wasm engine")
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(default_cache_dir)
+        };
+        let limits = Limits {
+            timeout: Duration::from_millis(self.timeout_ms),
+            memory: self.memory_mib << 20,
+        };
+        Engine::new(EngineConfig {
+            cache_dir,
+            limits,
+            ..EngineConfig::default()
+        })
+        .context("starting the wasm engine")
     }
 }
 
@@ -70,11 +82,21 @@ fn default_cache_dir() -> Option<PathBuf> {
 fn reference() -> String {
     use clap::CommandFactory;
     let mut root = Cli::command().term_width(100);
-    let mut out = format!("### `palisade`\n\n```text\n{}\n```\n", root.render_long_help().to_string().trim_end());
+    let mut out = format!(
+        "### `palisade`\n\n```text\n{}\n```\n",
+        root.render_long_help().to_string().trim_end()
+    );
     for sub in root.get_subcommands_mut().filter(|s| !s.is_hide_set()) {
         let name = sub.get_name().to_owned();
-        let help = sub.clone().bin_name(format!("palisade {name}")).render_long_help().to_string();
-        out.push_str(&format!("\n### `palisade {name}`\n\n```text\n{}\n```\n", help.trim_end()));
+        let help = sub
+            .clone()
+            .bin_name(format!("palisade {name}"))
+            .render_long_help()
+            .to_string();
+        out.push_str(&format!(
+            "\n### `palisade {name}`\n\n```text\n{}\n```\n",
+            help.trim_end()
+        ));
     }
     out
 }

@@ -41,11 +41,17 @@ pub(crate) enum Format {
 
 pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
     let (api_version, request) = read_request(&args.request)?;
-    let settings = args.settings.as_deref().map(input::read_as_json).transpose()?.unwrap_or_default();
+    let settings = args
+        .settings
+        .as_deref()
+        .map(input::read_as_json)
+        .transpose()?
+        .unwrap_or_default();
     let engine = engine_args.engine()?;
     let module = input::read_module(&args.policy)?;
     let prepared = Arc::new(
-        Prepared::new(&engine, &module).with_context(|| format!("loading policy {}", args.policy.display()))?,
+        Prepared::new(&engine, &module)
+            .with_context(|| format!("loading policy {}", args.policy.display()))?,
     );
     let policy = prepared
         .configure(&settings, None)
@@ -65,18 +71,26 @@ pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<Ex
             (review::policy_error_verdict(&name, &e), 2)
         }
     };
-    print_response(&review::response(&api_version, &request.uid, &verdict), args.output)?;
+    print_response(
+        &review::response(&api_version, &request.uid, &verdict),
+        args.output,
+    )?;
     eprintln!("{}", summary(&name, &verdict));
     Ok(ExitCode::from(code))
 }
 
 /// Reads an AdmissionReview or AdmissionRequest from JSON or YAML.
-pub(crate) fn read_request(path: &Path) -> anyhow::Result<(String, palisade_sdk::wire::AdmissionRequest)> {
+pub(crate) fn read_request(
+    path: &Path,
+) -> anyhow::Result<(String, palisade_sdk::wire::AdmissionRequest)> {
     let json = input::read_as_json(path)?;
     review::parse(&json).with_context(|| format!("reading the request in {}", path.display()))
 }
 
-fn print_response(response: &palisade_sdk::wire::AdmissionReview, format: Format) -> anyhow::Result<()> {
+fn print_response(
+    response: &palisade_sdk::wire::AdmissionReview,
+    format: Format,
+) -> anyhow::Result<()> {
     let text = match format {
         Format::Json => serde_json::to_string_pretty(response)?,
         Format::Yaml => serde_yaml::to_string(response)?,

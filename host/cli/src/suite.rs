@@ -91,10 +91,13 @@ pub(crate) fn test(args: &TestArgs, engine_args: &EngineArgs) -> anyhow::Result<
             None => {
                 let module = input::read_module(&policy_path)
                     .with_context(|| format!("in suite {}", path.display()))?;
-                let prepared = Arc::new(
-                    Prepared::new(&engine, &module)
-                        .with_context(|| format!("loading policy {} of suite {}", policy_path.display(), path.display()))?,
-                );
+                let prepared = Arc::new(Prepared::new(&engine, &module).with_context(|| {
+                    format!(
+                        "loading policy {} of suite {}",
+                        policy_path.display(),
+                        path.display()
+                    )
+                })?);
                 policies.insert(policy_path.clone(), Arc::clone(&prepared));
                 prepared
             }
@@ -102,7 +105,9 @@ pub(crate) fn test(args: &TestArgs, engine_args: &EngineArgs) -> anyhow::Result<
         let suite_name = path.display().to_string();
         for case in &suite.cases {
             let started = Instant::now();
-            let failure = run_case(&prepared, base, suite.settings.as_ref(), case).err().map(|e| format!("{e:#}"));
+            let failure = run_case(&prepared, base, suite.settings.as_ref(), case)
+                .err()
+                .map(|e| format!("{e:#}"));
             let result = CaseResult {
                 suite: suite_name.clone(),
                 name: case.name.clone(),
@@ -122,7 +127,11 @@ pub(crate) fn test(args: &TestArgs, engine_args: &EngineArgs) -> anyhow::Result<
     if let Some(junit) = &args.junit {
         write_junit(junit, &results)?;
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_case(
@@ -132,7 +141,12 @@ fn run_case(
     case: &Case,
 ) -> anyhow::Result<()> {
     let (_, request) = run::read_request(&base.join(&case.request))?;
-    let settings = case.settings.as_ref().or(suite_settings).map(ToString::to_string).unwrap_or_default();
+    let settings = case
+        .settings
+        .as_ref()
+        .or(suite_settings)
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let outcome = prepared
         .configure(&settings, None)
         .map_err(anyhow::Error::from)
@@ -151,7 +165,10 @@ fn check(expect: &Expect, outcome: anyhow::Result<Verdict>) -> anyhow::Result<()
         }
         (Err(e), None) => bail!("the policy failed: {e:#}"),
         (Ok(verdict), Some(wanted)) => {
-            bail!("expected an error containing {wanted:?}, got a verdict: {}", run::summary("policy", &verdict))
+            bail!(
+                "expected an error containing {wanted:?}, got a verdict: {}",
+                run::summary("policy", &verdict)
+            )
         }
         (Ok(verdict), None) => verdict,
     };
@@ -159,19 +176,32 @@ fn check(expect: &Expect, outcome: anyhow::Result<Verdict>) -> anyhow::Result<()
     if let Some(allowed) = expect.allowed
         && verdict.allowed != allowed
     {
-        problems.push(format!("expected allowed={allowed}, got allowed={}", verdict.allowed));
+        problems.push(format!(
+            "expected allowed={allowed}, got allowed={}",
+            verdict.allowed
+        ));
     }
     if let Some(reason) = &expect.reason
         && &verdict.reason != reason
     {
-        problems.push(format!("expected reason {reason:?}, got {:?}", verdict.reason));
+        problems.push(format!(
+            "expected reason {reason:?}, got {:?}",
+            verdict.reason
+        ));
     }
     if let Some(message) = &expect.message
         && !verdict.message.contains(message.as_str())
     {
-        problems.push(format!("expected the message to contain {message:?}, got {:?}", verdict.message));
+        problems.push(format!(
+            "expected the message to contain {message:?}, got {:?}",
+            verdict.message
+        ));
     }
-    if problems.is_empty() { Ok(()) } else { bail!("{}", problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("; "))
+    }
 }
 
 fn write_junit(path: &Path, results: &[CaseResult]) -> anyhow::Result<()> {
@@ -189,7 +219,10 @@ fn write_junit(path: &Path, results: &[CaseResult]) -> anyhow::Result<()> {
         };
         let mut case = TestCase::new(result.name.as_str(), status);
         case.set_time(std::time::Duration::from_secs_f64(result.seconds));
-        suites.entry(result.suite.as_str()).or_insert_with(|| TestSuite::new(result.suite.as_str())).add_test_case(case);
+        suites
+            .entry(result.suite.as_str())
+            .or_insert_with(|| TestSuite::new(result.suite.as_str()))
+            .add_test_case(case);
     }
     report.add_test_suites(suites.into_values());
     let xml = report.to_string().context("rendering the JUnit report")?;

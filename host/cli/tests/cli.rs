@@ -10,8 +10,14 @@ fn root() -> PathBuf {
 }
 
 fn artefact(name: &str) -> PathBuf {
-    let path = root().join("target/policies/wasm32-wasip2/wasm").join(format!("{name}.wasm"));
-    assert!(path.is_file(), "{} is missing: run `make policies`", path.display());
+    let path = root()
+        .join("target/policies/wasm32-wasip2/wasm")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make policies`",
+        path.display()
+    );
     path
 }
 
@@ -22,15 +28,24 @@ fn example(name: &str) -> PathBuf {
 /// The command with its own empty cache, so tests never share state.
 fn palisade(cache: &tempfile::TempDir) -> Command {
     let mut cmd = Command::cargo_bin("palisade").expect("binary");
-    cmd.env("PALISADE_CACHE_DIR", cache.path()).env_remove("PALISADE_LOG");
+    cmd.env("PALISADE_CACHE_DIR", cache.path())
+        .env_remove("PALISADE_LOG");
     cmd
 }
 
 fn run(cache: &tempfile::TempDir, args: &[&str]) -> (i32, Value, String) {
-    let output = palisade(cache).arg("run").args(args).output().expect("runs");
+    let output = palisade(cache)
+        .arg("run")
+        .args(args)
+        .output()
+        .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (output.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&output.stderr).to_string())
+    (
+        output.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
 }
 
 fn path(p: &Path) -> &str {
@@ -42,11 +57,17 @@ fn allowed_request_exits_0_with_the_review_response() {
     let cache = tempfile::tempdir().expect("dir");
     let policy = artefact("pod_security");
     let request = example("restricted-deployment.yaml");
-    let (code, json, stderr) = run(&cache, &["--policy", path(&policy), "--request", path(&request)]);
+    let (code, json, stderr) = run(
+        &cache,
+        &["--policy", path(&policy), "--request", path(&request)],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(json["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(json["kind"], "AdmissionReview");
-    assert_eq!(json["response"]["uid"], "3b4f8a52-6f7e-4d6a-9c1e-7d2b1a0c5e11");
+    assert_eq!(
+        json["response"]["uid"],
+        "3b4f8a52-6f7e-4d6a-9c1e-7d2b1a0c5e11"
+    );
     assert_eq!(json["response"]["allowed"], true);
     assert!(stderr.starts_with("allowed by pod-security"), "{stderr}");
 }
@@ -57,13 +78,27 @@ fn denied_request_exits_1_with_status_and_summary() {
     let policy = artefact("pod_security");
     let request = example("privileged-pod.yaml");
     let settings = example("baseline.yaml");
-    let (code, json, stderr) =
-        run(&cache, &["--policy", path(&policy), "--request", path(&request), "--settings", path(&settings)]);
+    let (code, json, stderr) = run(
+        &cache,
+        &[
+            "--policy",
+            path(&policy),
+            "--request",
+            path(&request),
+            "--settings",
+            path(&settings),
+        ],
+    );
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(json["response"]["allowed"], false);
     assert_eq!(json["response"]["status"]["code"], 403);
-    let message = json["response"]["status"]["message"].as_str().expect("message");
-    assert!(message.contains(r#"container "shell" must not set securityContext.privileged=true"#), "{message}");
+    let message = json["response"]["status"]["message"]
+        .as_str()
+        .expect("message");
+    assert!(
+        message.contains(r#"container "shell" must not set securityContext.privileged=true"#),
+        "{message}"
+    );
     assert!(stderr.starts_with("denied by pod-security"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one summary line: {stderr}");
 }
@@ -74,11 +109,22 @@ fn yaml_output_is_the_same_response() {
     let policy = artefact("pod_security");
     let request = example("baseline-pod.yaml");
     let output = palisade(&cache)
-        .args(["run", "--policy", path(&policy), "--request", path(&request), "--output", "yaml"])
+        .args([
+            "run",
+            "--policy",
+            path(&policy),
+            "--request",
+            path(&request),
+            "--output",
+            "yaml",
+        ])
         .output()
         .expect("runs");
     let yaml: Value = serde_yaml::from_slice(&output.stdout).expect("yaml output");
-    assert_eq!(yaml["response"]["uid"], "1f2e3d4c-5b6a-4789-9abc-def012345678");
+    assert_eq!(
+        yaml["response"]["uid"],
+        "1f2e3d4c-5b6a-4789-9abc-def012345678"
+    );
     assert_eq!(yaml["response"]["allowed"], false);
 }
 
@@ -86,7 +132,15 @@ fn yaml_output_is_the_same_response() {
 fn missing_request_file_is_named() {
     let cache = tempfile::tempdir().expect("dir");
     let policy = artefact("pod_security");
-    let (code, _, stderr) = run(&cache, &["--policy", path(&policy), "--request", "no-such-request.yaml"]);
+    let (code, _, stderr) = run(
+        &cache,
+        &[
+            "--policy",
+            path(&policy),
+            "--request",
+            "no-such-request.yaml",
+        ],
+    );
     assert_eq!(code, 2);
     assert!(stderr.contains("no-such-request.yaml"), "{stderr}");
 }
@@ -97,9 +151,15 @@ fn invalid_yaml_reports_line_and_column() {
     let policy = artefact("pod_security");
     let bad = cache.path().join("bad.yaml");
     std::fs::write(&bad, "request:\n  uid: a\n  kind: [unclosed\n").expect("write");
-    let (code, _, stderr) = run(&cache, &["--policy", path(&policy), "--request", path(&bad)]);
+    let (code, _, stderr) = run(
+        &cache,
+        &["--policy", path(&policy), "--request", path(&bad)],
+    );
     assert_eq!(code, 2);
-    assert!(stderr.contains("bad.yaml") && stderr.contains("line"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("line"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -108,16 +168,25 @@ fn invalid_json_reports_line_and_column() {
     let policy = artefact("pod_security");
     let bad = cache.path().join("bad.json");
     std::fs::write(&bad, "{\n  \"request\": {\"uid\": }\n}\n").expect("write");
-    let (code, _, stderr) = run(&cache, &["--policy", path(&policy), "--request", path(&bad)]);
+    let (code, _, stderr) = run(
+        &cache,
+        &["--policy", path(&policy), "--request", path(&bad)],
+    );
     assert_eq!(code, 2);
-    assert!(stderr.contains("bad.json") && stderr.contains("line 2 column"), "{stderr}");
+    assert!(
+        stderr.contains("bad.json") && stderr.contains("line 2 column"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_wasm_is_refused() {
     let cache = tempfile::tempdir().expect("dir");
     let request = example("baseline-pod.yaml");
-    let (code, _, stderr) = run(&cache, &["--policy", path(&request), "--request", path(&request)]);
+    let (code, _, stderr) = run(
+        &cache,
+        &["--policy", path(&request), "--request", path(&request)],
+    );
     assert_eq!(code, 2);
     assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
 }
@@ -129,7 +198,10 @@ fn a_policy_of_another_abi_is_named() {
     let wasm = wat::parse_file(root().join("tests/guests/proxy-filter.wat")).expect("wat");
     std::fs::write(&filter, wasm).expect("write");
     let request = example("baseline-pod.yaml");
-    let (code, _, stderr) = run(&cache, &["--policy", path(&filter), "--request", path(&request)]);
+    let (code, _, stderr) = run(
+        &cache,
+        &["--policy", path(&filter), "--request", path(&request)],
+    );
     assert_eq!(code, 2);
     assert!(stderr.contains("proxy-wasm filter"), "{stderr}");
 }
@@ -141,10 +213,22 @@ fn invalid_settings_are_an_error_naming_the_setting() {
     let request = example("baseline-pod.yaml");
     let settings = cache.path().join("settings.yaml");
     std::fs::write(&settings, "level: strict\n").expect("write");
-    let (code, _, stderr) =
-        run(&cache, &["--policy", path(&policy), "--request", path(&request), "--settings", path(&settings)]);
+    let (code, _, stderr) = run(
+        &cache,
+        &[
+            "--policy",
+            path(&policy),
+            "--request",
+            path(&request),
+            "--settings",
+            path(&settings),
+        ],
+    );
     assert_eq!(code, 2);
-    assert!(stderr.contains("invalid settings") && stderr.contains("level"), "{stderr}");
+    assert!(
+        stderr.contains("invalid settings") && stderr.contains("level"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -154,8 +238,17 @@ fn trapping_policy_fails_closed_with_exit_2() {
     let request = example("baseline-pod.yaml");
     let settings = cache.path().join("settings.json");
     std::fs::write(&settings, r#"{"behaviour": "trap"}"#).expect("write");
-    let (code, json, _) =
-        run(&cache, &["--policy", path(&policy), "--request", path(&request), "--settings", path(&settings)]);
+    let (code, json, _) = run(
+        &cache,
+        &[
+            "--policy",
+            path(&policy),
+            "--request",
+            path(&request),
+            "--settings",
+            path(&settings),
+        ],
+    );
     assert_eq!(code, 2);
     assert_eq!(json["response"]["allowed"], false);
     assert_eq!(json["response"]["status"]["reason"], "policy-error");
@@ -183,18 +276,34 @@ fn suite_reports_each_case_counts_and_junit() {
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("PASS") && l.ends_with("compliant")), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("FAIL") && l.contains("wrong expectation")), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("PASS") && l.ends_with("compliant")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("wrong expectation")),
+        "{stdout}"
+    );
     assert_eq!(stdout.lines().last(), Some("1 passed, 1 failed"));
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#), "{xml}");
+    assert!(
+        xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#),
+        "{xml}"
+    );
 }
 
 #[test]
 fn bundled_example_suite_passes() {
     let cache = tempfile::tempdir().expect("dir");
     artefact("pod_security");
-    let output = palisade(&cache).args(["test", path(&example("suite.yaml"))]).output().expect("runs");
+    let output = palisade(&cache)
+        .args(["test", path(&example("suite.yaml"))])
+        .output()
+        .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.ends_with("6 passed, 0 failed\n"), "{stdout}");
@@ -207,6 +316,13 @@ fn readme_cli_reference_is_current() {
     let reference = String::from_utf8(output.stdout).expect("utf-8");
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let start = "<!-- cli-reference:start -->\n";
-    let section = readme.split(start).nth(1).and_then(|rest| rest.split("<!-- cli-reference:end -->").next());
-    assert_eq!(section, Some(reference.as_str()), "the README's CLI reference is stale: run `make docs`");
+    let section = readme
+        .split(start)
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- cli-reference:end -->").next());
+    assert_eq!(
+        section,
+        Some(reference.as_str()),
+        "the README's CLI reference is stale: run `make docs`"
+    );
 }

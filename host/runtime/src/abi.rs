@@ -34,11 +34,20 @@ pub enum Abi {
 impl std::fmt::Display for Abi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Admission { version } => write!(f, "Palisade admission component ({ADMISSION_INTERFACE}@{version})"),
+            Self::Admission { version } => write!(
+                f,
+                "Palisade admission component ({ADMISSION_INTERFACE}@{version})"
+            ),
             Self::ProxyWasm { version } => write!(f, "proxy-wasm filter (ABI {version})"),
             Self::Kubewarden => f.write_str("Kubewarden waPC policy"),
-            Self::Component { exports } if exports.is_empty() => f.write_str("component with no exports"),
-            Self::Component { exports } => write!(f, "component of another world (exports {})", exports.join(", ")),
+            Self::Component { exports } if exports.is_empty() => {
+                f.write_str("component with no exports")
+            }
+            Self::Component { exports } => write!(
+                f,
+                "component of another world (exports {})",
+                exports.join(", ")
+            ),
             Self::Module => f.write_str("core WebAssembly module with no policy ABI"),
         }
     }
@@ -92,17 +101,25 @@ impl Abi {
 
 fn classify_component(exports: Vec<String>) -> Abi {
     let policy = exports.iter().find_map(|name| {
-        name.strip_prefix(ADMISSION_INTERFACE).and_then(|rest| rest.strip_prefix('@'))
+        name.strip_prefix(ADMISSION_INTERFACE)
+            .and_then(|rest| rest.strip_prefix('@'))
     });
     match policy {
-        Some(version) => Abi::Admission { version: version.to_owned() },
+        Some(version) => Abi::Admission {
+            version: version.to_owned(),
+        },
         None => Abi::Component { exports },
     }
 }
 
 fn classify_module(exports: &[String]) -> Abi {
-    if let Some(version) = exports.iter().find_map(|n| n.strip_prefix("proxy_abi_version_")) {
-        return Abi::ProxyWasm { version: version.replace('_', ".") };
+    if let Some(version) = exports
+        .iter()
+        .find_map(|n| n.strip_prefix("proxy_abi_version_"))
+    {
+        return Abi::ProxyWasm {
+            version: version.replace('_', "."),
+        };
     }
     if exports.iter().any(|n| n == "__guest_call") {
         return Abi::Kubewarden;
@@ -122,18 +139,35 @@ mod tests {
     #[test]
     fn recognises_proxy_wasm_by_its_version_marker() {
         let abi = detect(r#"(module (func (export "proxy_abi_version_0_2_1")))"#);
-        assert_eq!(abi, Abi::ProxyWasm { version: "0.2.1".into() });
+        assert_eq!(
+            abi,
+            Abi::ProxyWasm {
+                version: "0.2.1".into()
+            }
+        );
     }
 
     #[test]
     fn recognises_kubewarden_by_guest_call() {
-        assert_eq!(detect(r#"(module (func (export "__guest_call") (param i32 i32) (result i32) i32.const 0))"#), Abi::Kubewarden);
+        assert_eq!(
+            detect(
+                r#"(module (func (export "__guest_call") (param i32 i32) (result i32) i32.const 0))"#
+            ),
+            Abi::Kubewarden
+        );
     }
 
     #[test]
     fn recognises_admission_component_version() {
-        let abi = detect(r#"(component (instance $i) (export "palisade:admission/policy@9.1.0" (instance $i)))"#);
-        assert_eq!(abi, Abi::Admission { version: "9.1.0".into() });
+        let abi = detect(
+            r#"(component (instance $i) (export "palisade:admission/policy@9.1.0" (instance $i)))"#,
+        );
+        assert_eq!(
+            abi,
+            Abi::Admission {
+                version: "9.1.0".into()
+            }
+        );
     }
 
     #[test]
@@ -144,6 +178,9 @@ mod tests {
 
     #[test]
     fn rejects_non_wasm_bytes() {
-        assert!(matches!(Abi::detect(b"{\"json\": 1}"), Err(LoadError::NotWasm(_))));
+        assert!(matches!(
+            Abi::detect(b"{\"json\": 1}"),
+            Err(LoadError::NotWasm(_))
+        ));
     }
 }

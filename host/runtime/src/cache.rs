@@ -39,7 +39,8 @@ impl ModuleCache {
         // build; a different build names a different file, and wasmtime re-checks on load.
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        self.dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+        self.dir
+            .join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
     }
 
     /// Loads the component for `bytes` from the cache, or compiles and stores it.
@@ -58,12 +59,18 @@ impl ModuleCache {
             let loaded = unsafe { wasmtime::component::Component::deserialize_file(engine, &path) };
             match loaded {
                 Ok(component) => return Ok((component, CacheStatus::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding an unusable cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding an unusable cache entry")
+                }
             }
         }
-        let component = wasmtime::component::Component::new(engine, bytes).map_err(LoadError::Compile)?;
+        let component =
+            wasmtime::component::Component::new(engine, bytes).map_err(LoadError::Compile)?;
         let serialized = component.serialize().map_err(LoadError::Compile)?;
-        store(&path, &serialized).map_err(|source| LoadError::Cache { path: path.clone(), source })?;
+        store(&path, &serialized).map_err(|source| LoadError::Cache {
+            path: path.clone(),
+            source,
+        })?;
         Ok((component, CacheStatus::Miss))
     }
 }

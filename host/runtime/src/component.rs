@@ -46,7 +46,10 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -80,7 +83,10 @@ pub struct Prepared {
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared").field("name", &self.name).field("digest", &self.digest).finish_non_exhaustive()
+        f.debug_struct("Prepared")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,16 +120,27 @@ impl Prepared {
                 });
             }
             found => {
-                return Err(LoadError::WrongAbi { expected: Abi::Admission { version: WORLD_VERSION.into() }, found });
+                return Err(LoadError::WrongAbi {
+                    expected: Abi::Admission {
+                        version: WORLD_VERSION.into(),
+                    },
+                    found,
+                });
             }
         }
         let (component, cache) = engine.component(bytes)?;
         let mut linker = Linker::<State>::new(engine.wasmtime());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(LoadError::Link)?;
-        bindings::palisade::admission::log::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        bindings::palisade::admission::log::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(LoadError::Link)?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
             .map_err(LoadError::Link)?;
-        let instance_pre = linker.instantiate_pre(&component).map_err(LoadError::Link)?;
-        let pre = AdmissionPolicyPre::new(instance_pre).map_err(|e| LoadError::MissingExport(format!("{e:#}")))?;
+        let pre = AdmissionPolicyPre::new(instance_pre)
+            .map_err(|e| LoadError::MissingExport(format!("{e:#}")))?;
         let mut prepared = Self {
             engine: engine.wasmtime().clone(),
             pre,
@@ -132,12 +149,18 @@ impl Prepared {
             digest: hex::encode(Sha256::digest(bytes)),
             cache,
             default_limits: engine.default_limits(),
-            tick: TickBudget { tick_nanos: engine.tick().as_nanos() },
+            tick: TickBudget {
+                tick_nanos: engine.tick().as_nanos(),
+            },
         };
-        prepared.metadata = prepared.call(prepared.default_limits, |policy, store| {
-            let metadata = policy.palisade_admission_policy().call_metadata(&mut *store)?;
-            Ok(Ok(convert::metadata_from_abi(metadata)))
-        }).map_err(LoadError::Eval)?;
+        prepared.metadata = prepared
+            .call(prepared.default_limits, |policy, store| {
+                let metadata = policy
+                    .palisade_admission_policy()
+                    .call_metadata(&mut *store)?;
+                Ok(Ok(convert::metadata_from_abi(metadata)))
+            })
+            .map_err(LoadError::Eval)?;
         prepared.name = Arc::from(prepared.metadata.name.as_str());
         Ok(prepared)
     }
@@ -166,7 +189,10 @@ impl Prepared {
     /// [`LoadError::Settings`] when the policy rejects them; [`LoadError::Eval`] when the call fails.
     pub fn validate_settings(&self, settings: &str) -> Result<(), LoadError> {
         self.call(self.default_limits, |policy, store| {
-            Ok(policy.palisade_admission_policy().call_validate_settings(&mut *store, settings)?.map_err(|e| EvalError::Settings(convert::settings_error(e))))
+            Ok(policy
+                .palisade_admission_policy()
+                .call_validate_settings(&mut *store, settings)?
+                .map_err(|e| EvalError::Settings(convert::settings_error(e))))
         })
         .map_err(|e| match e {
             EvalError::Settings(s) => LoadError::Settings(s),
@@ -178,7 +204,11 @@ impl Prepared {
     ///
     /// # Errors
     /// As [`validate_settings`](Self::validate_settings).
-    pub fn configure(self: &Arc<Self>, settings: &str, limits: Option<Limits>) -> Result<Policy, LoadError> {
+    pub fn configure(
+        self: &Arc<Self>,
+        settings: &str,
+        limits: Option<Limits>,
+    ) -> Result<Policy, LoadError> {
         self.validate_settings(settings)?;
         Ok(Policy {
             prepared: Arc::clone(self),
@@ -191,10 +221,16 @@ impl Prepared {
     fn call<R>(
         &self,
         limits: Limits,
-        f: impl FnOnce(&bindings::AdmissionPolicy, &mut Store<State>) -> wasmtime::Result<Result<R, EvalError>>,
+        f: impl FnOnce(
+            &bindings::AdmissionPolicy,
+            &mut Store<State>,
+        ) -> wasmtime::Result<Result<R, EvalError>>,
     ) -> Result<R, EvalError> {
         let mut store = self.store(limits);
-        let outcome = self.pre.instantiate(&mut store).and_then(|policy| f(&policy, &mut store));
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|policy| f(&policy, &mut store));
         match outcome {
             Ok(result) => result,
             Err(e) => Err(classify(e, &store, limits)),
@@ -220,19 +256,30 @@ impl Prepared {
 }
 
 fn placeholder_metadata() -> PolicyMetadata {
-    PolicyMetadata { name: String::new(), version: String::new(), description: String::new(), rules: Vec::new(), mutating: false }
+    PolicyMetadata {
+        name: String::new(),
+        version: String::new(),
+        description: String::new(),
+        rules: Vec::new(),
+        mutating: false,
+    }
 }
 
 /// Names what stopped a call: the memory cap, the deadline, or a trap (with the guest's stderr).
 fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> EvalError {
     if let Some(requested) = store.data().cap.refused {
-        return EvalError::MemoryLimit { limit: limits.memory, requested };
+        return EvalError::MemoryLimit {
+            limit: limits.memory,
+            requested,
+        };
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => EvalError::Timeout(limits.timeout),
         Some(_) => {
             // wasmtime adds the backtrace as the outermost context; keep it out of the message.
-            let backtrace = error.downcast_ref::<WasmBacktrace>().map(ToString::to_string);
+            let backtrace = error
+                .downcast_ref::<WasmBacktrace>()
+                .map(ToString::to_string);
             let mut message = error
                 .chain()
                 .skip(usize::from(backtrace.is_some()))
@@ -251,7 +298,10 @@ fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> Eva
                 message.push_str("; guest stderr: ");
                 message.push_str(&stderr);
             }
-            EvalError::Trap { message, backtrace: backtrace.unwrap_or_default() }
+            EvalError::Trap {
+                message,
+                backtrace: backtrace.unwrap_or_default(),
+            }
         }
         None => EvalError::Instantiate(error),
     }
@@ -281,7 +331,10 @@ impl Policy {
     /// A reusable instance of this policy, for hosts that evaluate many requests (see [`Warm`]).
     #[must_use]
     pub fn warm(&self) -> Warm {
-        Warm { policy: self.clone(), live: None }
+        Warm {
+            policy: self.clone(),
+            live: None,
+        }
     }
 
     /// Evaluates one request on a fresh instance.
@@ -320,7 +373,10 @@ pub struct Warm {
 
 impl std::fmt::Debug for Warm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Warm").field("policy", &self.policy).field("live", &self.live.is_some()).finish()
+        f.debug_struct("Warm")
+            .field("policy", &self.policy)
+            .field("live", &self.live.is_some())
+            .finish()
     }
 }
 
@@ -342,7 +398,8 @@ impl Warm {
             Some(live) => live,
             slot @ None => slot.insert(self.policy.start()?),
         };
-        live.store.set_epoch_deadline(prepared.tick.ticks(limits.timeout));
+        live.store
+            .set_epoch_deadline(prepared.tick.ticks(limits.timeout));
         let abi_request = convert::request_to_abi(request);
         let result = live
             .policy
@@ -365,12 +422,23 @@ impl Policy {
     /// Instantiates the policy and creates its evaluator, for [`Warm`].
     fn start(&self) -> Result<Live, EvalError> {
         let mut store = self.prepared.store(self.limits);
-        let started = self.prepared.pre.instantiate(&mut store).and_then(|policy| {
-            let created = policy.palisade_admission_policy().evaluator().call_create(&mut store, &self.settings)?;
-            Ok((policy, created))
-        });
+        let started = self
+            .prepared
+            .pre
+            .instantiate(&mut store)
+            .and_then(|policy| {
+                let created = policy
+                    .palisade_admission_policy()
+                    .evaluator()
+                    .call_create(&mut store, &self.settings)?;
+                Ok((policy, created))
+            });
         match started {
-            Ok((policy, Ok(evaluator))) => Ok(Live { store, policy, evaluator }),
+            Ok((policy, Ok(evaluator))) => Ok(Live {
+                store,
+                policy,
+                evaluator,
+            }),
             Ok((_, Err(e))) => Err(EvalError::Settings(convert::settings_error(e))),
             Err(e) => Err(classify(e, &store, self.limits)),
         }

@@ -23,7 +23,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { cache_dir: None, tick: Duration::from_millis(10), limits: Limits::default() }
+        Self {
+            cache_dir: None,
+            tick: Duration::from_millis(10),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -37,7 +41,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +61,12 @@ impl Engine {
         let inner = wasmtime::Engine::new(&wasm).map_err(LoadError::Compile)?;
         let cache = config.cache_dir.clone().map(ModuleCache::new);
         let ticker = Some(Ticker::start(inner.clone(), config.tick));
-        Ok(Self { inner, cache, config, ticker })
+        Ok(Self {
+            inner,
+            cache,
+            config,
+            ticker,
+        })
     }
 
     /// The underlying wasmtime engine.
@@ -76,7 +87,10 @@ impl Engine {
     }
 
     /// Compiles a component, through the cache when one is configured.
-    pub(crate) fn component(&self, bytes: &[u8]) -> Result<(wasmtime::component::Component, CacheStatus), LoadError> {
+    pub(crate) fn component(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(wasmtime::component::Component, CacheStatus), LoadError> {
         match &self.cache {
             Some(cache) => cache.component(&self.inner, bytes),
             None => wasmtime::component::Component::new(&self.inner, bytes)

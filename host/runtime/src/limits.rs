@@ -14,7 +14,10 @@ pub struct Limits {
 impl Default for Limits {
     /// 1 s and 64 MiB: far above what a policy needs, low enough to contain a runaway guest.
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(1), memory: 64 << 20 }
+        Self {
+            timeout: Duration::from_secs(1),
+            memory: 64 << 20,
+        }
     }
 }
 
@@ -28,12 +31,20 @@ pub(crate) struct MemoryCap {
 
 impl MemoryCap {
     pub(crate) fn new(limit: usize) -> Self {
-        Self { limit, refused: None }
+        Self {
+            limit,
+            refused: None,
+        }
     }
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.refused = Some(desired);
             return Ok(false);
@@ -41,7 +52,12 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // A table element is at least a pointer: bound tables by the same budget.
         Ok(desired.saturating_mul(8) <= self.limit)
     }

@@ -17,7 +17,9 @@ pub enum ReviewError {
     #[error("the AdmissionReview has no request")]
     MissingRequest,
     /// The review's `apiVersion` is not one this host answers.
-    #[error("unsupported AdmissionReview apiVersion {0:?} (expected admission.k8s.io/v1 or v1beta1)")]
+    #[error(
+        "unsupported AdmissionReview apiVersion {0:?} (expected admission.k8s.io/v1 or v1beta1)"
+    )]
     Version(String),
 }
 
@@ -39,7 +41,11 @@ pub fn parse(json: &str) -> Result<(String, AdmissionRequest), ReviewError> {
         return Ok((SUPPORTED_VERSIONS[0].to_owned(), request));
     }
     let review: AdmissionReview = serde_json::from_str(json).map_err(ReviewError::Malformed)?;
-    let version = if review.api_version.is_empty() { SUPPORTED_VERSIONS[0].to_owned() } else { review.api_version };
+    let version = if review.api_version.is_empty() {
+        SUPPORTED_VERSIONS[0].to_owned()
+    } else {
+        review.api_version
+    };
     if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
         return Err(ReviewError::Version(version));
     }
@@ -101,10 +107,13 @@ mod tests {
 
     #[test]
     fn answers_in_the_version_the_review_came_in() {
-        let review = format!(r#"{{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {REQUEST}}}"#);
+        let review = format!(
+            r#"{{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {REQUEST}}}"#
+        );
         let (version, request) = parse(&review).unwrap();
         assert_eq!(version, "admission.k8s.io/v1beta1");
-        let out = serde_json::to_value(response(&version, &request.uid, &Verdict::allow())).unwrap();
+        let out =
+            serde_json::to_value(response(&version, &request.uid, &Verdict::allow())).unwrap();
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
         assert_eq!(out["response"]["uid"], "u-1");
         assert_eq!(out["response"]["allowed"], true);
@@ -119,7 +128,11 @@ mod tests {
 
     #[test]
     fn denial_carries_code_message_and_reason() {
-        let out = response("admission.k8s.io/v1", "u", &Verdict::deny("privileged", "container \"a\" is privileged"));
+        let out = response(
+            "admission.k8s.io/v1",
+            "u",
+            &Verdict::deny("privileged", "container \"a\" is privileged"),
+        );
         let status = out.response.unwrap().status.unwrap();
         assert_eq!(status.code, Some(403));
         assert_eq!(status.reason, "privileged");
@@ -127,16 +140,24 @@ mod tests {
 
     #[test]
     fn patch_is_base64_json_patch() {
-        let verdict = Verdict::allow().with_patch(vec![PatchOperation::Remove { path: "/a".into() }]);
-        let response = response("admission.k8s.io/v1", "u", &verdict).response.unwrap();
+        let verdict =
+            Verdict::allow().with_patch(vec![PatchOperation::Remove { path: "/a".into() }]);
+        let response = response("admission.k8s.io/v1", "u", &verdict)
+            .response
+            .unwrap();
         assert_eq!(response.patch_type.as_deref(), Some("JSONPatch"));
-        let decoded = base64::engine::general_purpose::STANDARD.decode(response.patch.unwrap()).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(response.patch.unwrap())
+            .unwrap();
         assert_eq!(decoded, br#"[{"op":"remove","path":"/a"}]"#);
     }
 
     #[test]
     fn rejects_unknown_versions_and_reports_json_position() {
-        assert!(matches!(parse(r#"{"apiVersion": "v2", "request": {}}"#), Err(ReviewError::Malformed(_) | ReviewError::Version(_))));
+        assert!(matches!(
+            parse(r#"{"apiVersion": "v2", "request": {}}"#),
+            Err(ReviewError::Malformed(_) | ReviewError::Version(_))
+        ));
         let err = parse("{\n  \"request\": [1,\n").unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
     }

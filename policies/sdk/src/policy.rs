@@ -19,7 +19,10 @@ pub trait AdmissionPolicy {
     /// # Errors
     /// [`PolicyError`] when the request cannot be evaluated (for example an object that does not
     /// parse as the kind it claims to be).
-    fn evaluate(request: &AdmissionRequest, settings: &Self::Settings) -> Result<Verdict, PolicyError>;
+    fn evaluate(
+        request: &AdmissionRequest,
+        settings: &Self::Settings,
+    ) -> Result<Verdict, PolicyError>;
 }
 
 /// Why a policy could not decide on a request.

@@ -31,7 +31,8 @@ impl Fixture {
     /// Where this case's expected outcome lives.
     #[must_use]
     pub fn expected_path(&self) -> PathBuf {
-        self.path.with_file_name(format!("{}.expected.json", self.name))
+        self.path
+            .with_file_name(format!("{}.expected.json", self.name))
     }
 }
 
@@ -73,9 +74,10 @@ pub fn load_fixtures(dir: &Path) -> anyhow::Result<Vec<Fixture>> {
 }
 
 fn load_fixture(path: &Path) -> anyhow::Result<Fixture> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading fixture {}", path.display()))?;
-    let file: FixtureFile =
-        serde_yaml::from_str(&text).with_context(|| format!("parsing fixture {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading fixture {}", path.display()))?;
+    let file: FixtureFile = serde_yaml::from_str(&text)
+        .with_context(|| format!("parsing fixture {}", path.display()))?;
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -83,7 +85,12 @@ fn load_fixture(path: &Path) -> anyhow::Result<Fixture> {
         .to_owned();
     let request = complete_request(file.request, &name)
         .with_context(|| format!("building the request of fixture {}", path.display()))?;
-    Ok(Fixture { name, path: path.to_owned(), settings: file.settings.to_string(), request })
+    Ok(Fixture {
+        name,
+        path: path.to_owned(),
+        settings: file.settings.to_string(),
+        request,
+    })
 }
 
 /// Fills in what a fixture may leave out of a request: `uid` (`fixture-<name>`), `operation`
@@ -94,19 +101,41 @@ fn load_fixture(path: &Path) -> anyhow::Result<Fixture> {
 /// # Errors
 /// When the value is not a mapping or the completed request is not a valid `AdmissionRequest`.
 pub fn complete_request(request: Value, name: &str) -> anyhow::Result<AdmissionRequest> {
-    let Value::Object(mut request) = request else { bail!("request must be a mapping") };
+    let Value::Object(mut request) = request else {
+        bail!("request must be a mapping")
+    };
     let object = request.get("object").cloned().unwrap_or(Value::Null);
     let (group, version, kind) = type_of(&object);
     let has_old = request.get("oldObject").is_some_and(|v| !v.is_null());
-    put_default(&mut request, "uid", Value::String(format!("fixture-{name}")));
-    put_default(&mut request, "operation", Value::String(if has_old { "UPDATE" } else { "CREATE" }.into()));
-    put_default(&mut request, "kind", serde_json::json!({"group": group, "version": version, "kind": kind}));
+    put_default(
+        &mut request,
+        "uid",
+        Value::String(format!("fixture-{name}")),
+    );
+    put_default(
+        &mut request,
+        "operation",
+        Value::String(if has_old { "UPDATE" } else { "CREATE" }.into()),
+    );
+    put_default(
+        &mut request,
+        "kind",
+        serde_json::json!({"group": group, "version": version, "kind": kind}),
+    );
     let resource = format!("{}s", kind.to_lowercase());
-    put_default(&mut request, "resource", serde_json::json!({"group": group, "version": version, "resource": resource}));
+    put_default(
+        &mut request,
+        "resource",
+        serde_json::json!({"group": group, "version": version, "resource": resource}),
+    );
     if let Some(ns) = object.pointer("/metadata/namespace").cloned() {
         put_default(&mut request, "namespace", ns);
     }
-    put_default(&mut request, "userInfo", serde_json::json!({"username": "fixture"}));
+    put_default(
+        &mut request,
+        "userInfo",
+        serde_json::json!({"username": "fixture"}),
+    );
     Ok(serde_json::from_value(Value::Object(request))?)
 }
 
@@ -115,9 +144,15 @@ fn put_default(map: &mut Map<String, Value>, key: &str, value: Value) {
 }
 
 fn type_of(object: &Value) -> (String, String, String) {
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1");
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     (group.to_owned(), version.to_owned(), kind.to_owned())
 }
 
@@ -146,7 +181,10 @@ pub fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", expected_path.display()))?;
     } else {
         let expected = std::fs::read_to_string(&expected_path).with_context(|| {
-            format!("reading {} (run `make bless` to create it)", expected_path.display())
+            format!(
+                "reading {} (run `make bless` to create it)",
+                expected_path.display()
+            )
         })?;
         let expected_outcome: Outcome = serde_json::from_str(&expected)
             .with_context(|| format!("parsing {}", expected_path.display()))?;
@@ -155,7 +193,10 @@ pub fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<()> {
                 .unified_diff()
                 .header(&expected_path.display().to_string(), "actual")
                 .to_string();
-            bail!("fixture {} differs from its expected outcome:\n{diff}", fixture.path.display());
+            bail!(
+                "fixture {} differs from its expected outcome:\n{diff}",
+                fixture.path.display()
+            );
         }
     }
     let prefix_ok = match outcome {
@@ -164,7 +205,10 @@ pub fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<()> {
         Outcome::SettingsError(_) | Outcome::Error(_) => fixture.name.starts_with("error-"),
     };
     if !prefix_ok {
-        bail!("fixture {}: the name's prefix does not agree with the outcome {outcome:?}", fixture.path.display());
+        bail!(
+            "fixture {}: the name's prefix does not agree with the outcome {outcome:?}",
+            fixture.path.display()
+        );
     }
     Ok(())
 }
@@ -189,7 +233,10 @@ where
             .collect(),
         Err(e) => {
             let message = format!("{e:#}");
-            vec![libtest_mimic::Trial::test(format!("{label}::load"), move || Err(message.into()))]
+            vec![libtest_mimic::Trial::test(
+                format!("{label}::load"),
+                move || Err(message.into()),
+            )]
         }
     };
     libtest_mimic::run(&args, trials).exit_code()

@@ -26,7 +26,12 @@ pub(super) fn request_to_abi(r: &AdmissionRequest) -> abi::AdmissionRequest {
             username: r.user_info.username.clone(),
             uid: r.user_info.uid.clone(),
             groups: r.user_info.groups.clone(),
-            extra: r.user_info.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            extra: r
+                .user_info
+                .extra
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         },
         object: r.object.as_ref().map(|o| o.get().to_owned()),
         old_object: r.old_object.as_ref().map(|o| o.get().to_owned()),
@@ -36,11 +41,19 @@ pub(super) fn request_to_abi(r: &AdmissionRequest) -> abi::AdmissionRequest {
 }
 
 fn gvk(k: &GroupVersionKind) -> t::GroupVersionKind {
-    t::GroupVersionKind { group: k.group.clone(), version: k.version.clone(), kind: k.kind.clone() }
+    t::GroupVersionKind {
+        group: k.group.clone(),
+        version: k.version.clone(),
+        kind: k.kind.clone(),
+    }
 }
 
 fn gvr(r: &GroupVersionResource) -> t::GroupVersionResource {
-    t::GroupVersionResource { group: r.group.clone(), version: r.version.clone(), resource: r.resource.clone() }
+    t::GroupVersionResource {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        resource: r.resource.clone(),
+    }
 }
 
 fn operation_to_abi(op: Operation) -> t::Operation {
@@ -68,9 +81,15 @@ pub(super) fn verdict_from_abi(v: abi::Verdict) -> Result<Verdict, EvalError> {
         .transpose()
         .map_err(|e| EvalError::BadOutput(format!("the patch is not a JSONPatch: {e}")))?;
     if v.reason.is_empty() {
-        return Err(EvalError::BadOutput("the verdict has an empty reason".into()));
+        return Err(EvalError::BadOutput(
+            "the verdict has an empty reason".into(),
+        ));
     }
-    let mut verdict = if v.allowed { Verdict::allow() } else { Verdict::deny("", "") };
+    let mut verdict = if v.allowed {
+        Verdict::allow()
+    } else {
+        Verdict::deny("", "")
+    };
     verdict.reason = v.reason;
     verdict.message = v.message;
     verdict.code = v.code;

@@ -44,11 +44,19 @@ fn raw(text: Option<String>, field: &str) -> Result<Option<Box<RawValue>>, Polic
 }
 
 fn gvk(k: t::GroupVersionKind) -> GroupVersionKind {
-    GroupVersionKind { group: k.group, version: k.version, kind: k.kind }
+    GroupVersionKind {
+        group: k.group,
+        version: k.version,
+        kind: k.kind,
+    }
 }
 
 fn gvr(r: t::GroupVersionResource) -> GroupVersionResource {
-    GroupVersionResource { group: r.group, version: r.version, resource: r.resource }
+    GroupVersionResource {
+        group: r.group,
+        version: r.version,
+        resource: r.resource,
+    }
 }
 
 fn operation_from_abi(op: t::Operation) -> Operation {
@@ -109,7 +117,10 @@ fn rule_to_abi(r: Rule) -> t::Rule {
 
 impl From<SettingsError> for abi::SettingsError {
     fn from(e: SettingsError) -> Self {
-        Self { path: e.path, message: e.message }
+        Self {
+            path: e.path,
+            message: e.message,
+        }
     }
 }
 

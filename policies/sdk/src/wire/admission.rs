@@ -105,7 +105,10 @@ impl AdmissionRequest {
     }
 }
 
-fn parse_raw<T: DeserializeOwned>(raw: Option<&RawValue>, field: &str) -> Result<Option<T>, PolicyError> {
+fn parse_raw<T: DeserializeOwned>(
+    raw: Option<&RawValue>,
+    field: &str,
+) -> Result<Option<T>, PolicyError> {
     let Some(raw) = raw else { return Ok(None) };
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
     serde_path_to_error::deserialize(&mut deserializer)

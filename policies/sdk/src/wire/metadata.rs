@@ -37,7 +37,12 @@ pub struct Rule {
 impl Rule {
     /// A rule from string slices, for policies' static metadata.
     #[must_use]
-    pub fn new(api_groups: &[&str], api_versions: &[&str], resources: &[&str], operations: &[Operation]) -> Self {
+    pub fn new(
+        api_groups: &[&str],
+        api_versions: &[&str],
+        resources: &[&str],
+        operations: &[Operation],
+    ) -> Self {
         let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
         Self {
             api_groups: owned(api_groups),

@@ -77,7 +77,11 @@ impl Verdict {
 
     /// Adds an audit annotation.
     #[must_use]
-    pub fn with_audit_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_audit_annotation(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         self.audit_annotations.insert(key.into(), value.into());
         self
     }

@@ -74,7 +74,9 @@ impl AdmissionPolicy for Hostile {
             Behaviour::EmptyReason => Ok(Verdict::deny("", "no reason given")),
             Behaviour::Error => Err(PolicyError::Internal("hostile guest cannot decide".into())),
             #[expect(clippy::panic, reason = "trapping is this guest's purpose")]
-            Behaviour::TrapOnName if request.name.as_deref() == Some("trap") => panic!("asked to trap"),
+            Behaviour::TrapOnName if request.name.as_deref() == Some("trap") => {
+                panic!("asked to trap")
+            }
             Behaviour::Allow | Behaviour::TrapOnName => Ok(Verdict::allow()),
             Behaviour::Count => {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
@@ -102,7 +104,11 @@ fn hoard() -> ! {
 #[expect(unconditional_recursion, reason = "overflowing the stack is the point")]
 fn recurse(depth: u64) -> u64 {
     let frame = std::hint::black_box([depth; 64]);
-    frame.iter().copied().fold(0u64, u64::wrapping_add).wrapping_add(recurse(depth.wrapping_add(1)))
+    frame
+        .iter()
+        .copied()
+        .fold(0u64, u64::wrapping_add)
+        .wrapping_add(recurse(depth.wrapping_add(1)))
 }
 
 #[cfg(target_arch = "wasm32")]
