@@ -3,6 +3,7 @@
 
 mod input;
 mod run;
+mod serve;
 mod suite;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run data-driven test suites of policies.
     Test(suite::TestArgs),
+    /// Serve the configured policies as a Kubernetes admission webhook.
+    Serve(serve::ServeArgs),
     /// Print this command's reference in Markdown (the README's CLI section is generated from it).
     #[command(hide = true)]
     Reference,
@@ -49,6 +52,18 @@ struct EngineArgs {
     /// Cap on a policy's memory, in MiB.
     #[arg(long, global = true, default_value_t = 64, value_name = "MIB")]
     memory_mib: usize,
+    /// Log format: JSON lines (the default for `serve`) or text (the default otherwise).
+    #[arg(long, global = true, value_enum, env = "PALISADE_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
 }
 
 impl EngineArgs {
@@ -103,16 +118,30 @@ fn reference() -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let serving = matches!(cli.command, Command::Serve(_));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if serving { "info" } else { "warn" })
+    });
+    let format = cli.engine.log_format.unwrap_or(if serving {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => logs.init(),
+    }
     let result = match &cli.command {
         Command::Run(args) => run::run(args, &cli.engine),
         Command::Test(args) => suite::test(args, &cli.engine),
+        Command::Serve(args) => serve::serve(args, &cli.engine),
         Command::Reference => {
             print!("{}", reference());
             Ok(ExitCode::SUCCESS)

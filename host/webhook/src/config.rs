@@ -1,0 +1,288 @@
+//! The webhook's configuration file (`palisade.yaml`): where to listen, TLS, input limits, the
+//! policies and the policy groups. Validated as a whole before anything is bound or loaded.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::expression::Expression;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Serving certificate and key (PEM files, re-read when they change); required unless the
+    /// server runs with plain HTTP for local use.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Input limits and timeouts.
+    #[serde(default)]
+    pub limits: ServerLimits,
+    /// The policies, each served at `/validate/<id>` and `/mutate/<id>`.
+    pub policies: Vec<PolicyConfig>,
+    /// Groups of policies combined by a boolean expression, served like policies.
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8443))
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA bundle: when set, clients (the API server) must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Input limits and timeouts of the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// Largest request body accepted; larger ones get 413 (the API server's own limit is 3 MiB).
+    pub max_body_bytes: usize,
+    /// Deadline of a whole request, reading included.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Deadline for a client to send its request headers.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Requests evaluated at once; more wait their turn.
+    pub max_concurrency: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 3 << 20,
+            request_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
+            max_concurrency: 1024,
+        }
+    }
+}
+
+/// Whether a policy's denials are enforced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Denials deny.
+    #[default]
+    Protect,
+    /// Denials are allowed, logged and counted.
+    Monitor,
+}
+
+/// What happens when a policy cannot decide (load error, trap, timeout, memory limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum FailurePolicy {
+    /// Deny (fail closed).
+    #[default]
+    Fail,
+    /// Allow, with a warning (fail open).
+    Ignore,
+}
+
+/// One policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The id in URLs, metrics and logs.
+    pub id: String,
+    /// The policy module (.wasm), relative to the configuration file.
+    pub module: PathBuf,
+    /// The policy's settings.
+    #[serde(default)]
+    pub settings: serde_json::Value,
+    /// protect or monitor.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Fail or Ignore.
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    /// Deadline of one evaluation.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Memory cap of one instance, in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: usize,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_memory_mib() -> usize {
+    64
+}
+
+/// A group of policies answered as one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The id in URLs, metrics and logs.
+    pub id: String,
+    /// Boolean expression over member policy ids: `pod-security && (signed || trusted)`;
+    /// a member is `true` when it allows the request.
+    pub expression: String,
+    /// Message of a denial; every member's message follows it.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// protect or monitor.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// A configuration that cannot be used, naming the item.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML of the configuration's shape.
+    #[error("parsing {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What and where (line, column).
+        message: String,
+    },
+    /// The content is inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file; module paths are made relative to
+    /// the file's directory.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, the item and the problem.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for policy in &mut config.policies {
+            policy.module = base.join(&policy.module);
+        }
+        if let Some(tls) = &mut config.tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+            if let Some(ca) = &mut tls.client_ca {
+                *ca = base.join(&*ca);
+            }
+        }
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses configuration text (YAML or JSON) without touching the file system.
+    ///
+    /// # Errors
+    /// The parser's message, with line and column.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks what the parser cannot: unique, URL-safe ids; groups naming known policies;
+    /// timeouts within what the API server allows.
+    ///
+    /// # Errors
+    /// A message naming the offending item.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut ids = BTreeSet::new();
+        if self.policies.is_empty() {
+            return Err("policies: at least one policy is required".into());
+        }
+        for (i, policy) in self.policies.iter().enumerate() {
+            check_id(&policy.id).map_err(|e| format!("policies[{i}].id: {e}"))?;
+            if !ids.insert(policy.id.as_str()) {
+                return Err(format!("policies[{i}].id: {:?} is used twice", policy.id));
+            }
+            // The API server waits at most 30 s for a webhook.
+            if policy.timeout.is_zero() || policy.timeout > Duration::from_secs(30) {
+                return Err(format!(
+                    "policies[{i}].timeout: must be between 1ms and 30s, not {:?}",
+                    policy.timeout
+                ));
+            }
+            if policy.memory_mib == 0 || policy.memory_mib > 4096 {
+                return Err(format!(
+                    "policies[{i}].memoryMib: must be between 1 and 4096, not {}",
+                    policy.memory_mib
+                ));
+            }
+        }
+        let policy_ids: BTreeSet<&str> = self.policies.iter().map(|p| p.id.as_str()).collect();
+        for (i, group) in self.groups.iter().enumerate() {
+            check_id(&group.id).map_err(|e| format!("groups[{i}].id: {e}"))?;
+            if !ids.insert(group.id.as_str()) {
+                return Err(format!(
+                    "groups[{i}].id: {:?} is already a policy or group id",
+                    group.id
+                ));
+            }
+            let expression = Expression::parse(&group.expression)
+                .map_err(|e| format!("groups[{i}].expression: {e}"))?;
+            for member in expression.members() {
+                if !policy_ids.contains(member.as_str()) {
+                    return Err(format!(
+                        "groups[{i}].expression: no policy has the id {member:?}"
+                    ));
+                }
+            }
+        }
+        if self.limits.max_body_bytes == 0 || self.limits.max_concurrency == 0 {
+            return Err("limits: maxBodyBytes and maxConcurrency must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} must be 1-63 characters of a-z, 0-9, '-', '_' or '.'"
+        ))
+    }
+}

@@ -1,0 +1,70 @@
+//! Palisade's Kubernetes admission webhook: configuration, the loaded policy set, the router
+//! and metrics. Never names a wasmtime type: policies are reached through `palisade-runtime`.
+
+pub mod config;
+mod expression;
+mod metrics;
+mod policy_set;
+mod router;
+mod serve;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+pub use config::{Config, ConfigError};
+pub use expression::Expression;
+pub use metrics::Metrics;
+pub use policy_set::{Decision, Outcome, PolicySet, Status};
+pub use router::{ApiError, router};
+pub use serve::{ServeOptions, serve};
+
+/// What every request handler shares: the current policy set (swapped whole on reload),
+/// metrics and server limits.
+pub struct AppState {
+    set: ArcSwap<PolicySet>,
+    /// The metrics registry.
+    pub metrics: Metrics,
+    /// Input limits of the current configuration.
+    pub limits: config::ServerLimits,
+    /// Ready only when every policy loaded.
+    pub strict_ready: bool,
+}
+
+impl AppState {
+    /// State serving `set`.
+    #[must_use]
+    pub fn new(set: PolicySet, limits: config::ServerLimits, strict_ready: bool) -> Self {
+        let metrics = Metrics::default();
+        metrics.policies_failed.set(
+            set.statuses()
+                .iter()
+                .filter(|s| s.status == "error")
+                .count() as i64,
+        );
+        Self {
+            set: ArcSwap::from_pointee(set),
+            metrics,
+            limits,
+            strict_ready,
+        }
+    }
+
+    /// The current policy set.
+    #[must_use]
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.set.load_full()
+    }
+
+    /// Replaces the policy set; requests in flight finish on the set they started with.
+    pub fn replace(&self, set: PolicySet) {
+        self.metrics.policies_failed.set(
+            set.statuses()
+                .iter()
+                .filter(|s| s.status == "error")
+                .count() as i64,
+        );
+        self.set.store(Arc::new(set));
+        self.metrics.reloads.inc();
+    }
+}
