@@ -337,7 +337,9 @@ impl Policy {
         }
     }
 
-    /// Evaluates one request on a fresh instance.
+    /// Evaluates one request on a fresh instance. Blocks the calling thread (WASI host calls
+    /// block on their own runtime): from async code, call it where blocking is allowed
+    /// (`block_in_place`, `spawn_blocking`).
     ///
     /// # Errors
     /// [`EvalError`]: timeout, memory limit, trap, the policy's own error, or an invalid answer.

@@ -32,6 +32,10 @@ struct Ready {
     version: String,
 }
 
+/// Modules prepared during one load, by their bytes.
+#[derive(Default)]
+struct Modules(std::collections::HashMap<Vec<u8>, Arc<Prepared>>);
+
 struct LoadedGroup {
     config: GroupConfig,
     expression: Expression,
@@ -115,10 +119,17 @@ impl PolicySet {
     /// Loads every policy of `config` (failures are recorded, not returned) and its groups.
     #[must_use]
     pub fn load(config: &Config, engine: &Engine) -> Self {
+        // Policies sharing a module (same bytes) share one compiled, pre-instantiated copy.
+        let mut modules = Modules::default();
         let policies = config
             .policies
             .iter()
-            .map(|p| (p.id.clone(), Arc::new(LoadedPolicy::load(p, engine))))
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    Arc::new(LoadedPolicy::load(p, engine, &mut modules)),
+                )
+            })
             .collect();
         let groups = config
             .groups
@@ -244,8 +255,8 @@ impl PolicySet {
 }
 
 impl LoadedPolicy {
-    fn load(config: &PolicyConfig, engine: &Engine) -> Self {
-        let state = Self::prepare(config, engine).map_err(|e| {
+    fn load(config: &PolicyConfig, engine: &Engine, modules: &mut Modules) -> Self {
+        let state = Self::prepare(config, engine, modules).map_err(|e| {
             let message = format!("{e:#}");
             tracing::error!(policy = %config.id, module = %config.module.display(), error = %message, "policy failed to load");
             message
@@ -256,14 +267,25 @@ impl LoadedPolicy {
         }
     }
 
-    fn prepare(config: &PolicyConfig, engine: &Engine) -> anyhow::Result<Ready> {
+    fn prepare(
+        config: &PolicyConfig,
+        engine: &Engine,
+        modules: &mut Modules,
+    ) -> anyhow::Result<Ready> {
         use anyhow::Context;
         let bytes = std::fs::read(&config.module)
             .with_context(|| format!("reading {}", config.module.display()))?;
-        let prepared = Arc::new(
-            Prepared::new(engine, &bytes)
-                .with_context(|| format!("loading {}", config.module.display()))?,
-        );
+        let prepared = match modules.0.get(&bytes) {
+            Some(prepared) => Arc::clone(prepared),
+            None => {
+                let prepared = Arc::new(
+                    Prepared::new(engine, &bytes)
+                        .with_context(|| format!("loading {}", config.module.display()))?,
+                );
+                modules.0.insert(bytes, Arc::clone(&prepared));
+                prepared
+            }
+        };
         let limits = Limits {
             timeout: config.timeout,
             memory: config.memory_mib << 20,

@@ -35,7 +35,7 @@ async fn validate(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    review_request(&state, &id, &body, false)
+    run_policy(move || review_request(&state, &id, &body, false)).await
 }
 
 async fn mutate(
@@ -43,7 +43,21 @@ async fn mutate(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    review_request(&state, &id, &body, true)
+    run_policy(move || review_request(&state, &id, &body, true)).await
+}
+
+/// Runs a request's evaluation where blocking is allowed: in place on a multi-threaded runtime
+/// (the runtime moves other tasks off this worker meanwhile; a policy may run up to its
+/// timeout), on the blocking pool otherwise. WASI host calls block, so never plain inline.
+async fn run_policy<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, ApiError> + Send + 'static,
+) -> Result<R, ApiError> {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    }
 }
 
 fn review_request(
@@ -58,7 +72,7 @@ fn review_request(
         review::parse(text).map_err(|e| state.reject(ApiError::BadRequest(e.to_string())))?;
     let set = state.policies();
     let started = Instant::now();
-    let decision = run_policy(|| set.decide(id, &request, mutating)).ok_or_else(|| {
+    let decision = set.decide(id, &request, mutating).ok_or_else(|| {
         state.reject(ApiError::NotFound(format!(
             "no policy or group has the id {id:?}"
         )))
@@ -103,15 +117,6 @@ fn review_request(
     let response = review::response(&version, &request.uid, &decision.verdict);
     let json = serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
-}
-
-/// Runs a policy evaluation, letting the runtime move other tasks off this worker while it
-/// runs (a policy may take up to its timeout).
-fn run_policy<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 async fn policies(State(state): State<Arc<AppState>>) -> Response {

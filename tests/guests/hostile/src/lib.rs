@@ -1,7 +1,7 @@
 //! A hostile admission policy for the host's containment tests: its settings pick how it
 //! misbehaves when evaluating. Never deploy it.
 
-use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
+use palisade_sdk::wire::{AdmissionRequest, PatchOperation, PolicyMetadata, Verdict};
 use palisade_sdk::{AdmissionPolicy, PolicyError, PolicySettings, SettingsError};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +26,10 @@ pub enum Behaviour {
     Error,
     /// Panics when the request's name is `trap`, allows otherwise.
     TrapOnName,
+    /// Denies everything with reason `hostile-deny`.
+    Deny,
+    /// Allows with a JSONPatch that adds the label `hostile: "true"`.
+    Patch,
     /// Keeps a counter across calls in a global and reports it in the message: shows what an
     /// instance carries from one request to the next.
     Count,
@@ -78,6 +82,11 @@ impl AdmissionPolicy for Hostile {
                 panic!("asked to trap")
             }
             Behaviour::Allow | Behaviour::TrapOnName => Ok(Verdict::allow()),
+            Behaviour::Deny => Ok(Verdict::deny("hostile-deny", "denied on purpose")),
+            Behaviour::Patch => Ok(Verdict::allow().with_patch(vec![PatchOperation::Add {
+                path: "/metadata/labels".into(),
+                value: serde_json::json!({"hostile": "true"}),
+            }])),
             Behaviour::Count => {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
                 Ok(Verdict::allow().with_warning(format!("call {calls}")))
