@@ -1,6 +1,7 @@
 //! The `palisade` command: parses arguments, sets up logging and the engine, and delegates to
 //! one module per subcommand. Exit codes: 0 success/allowed, 1 denied/failed tests, 2 error.
 
+mod deploy;
 mod input;
 mod run;
 mod serve;
@@ -32,6 +33,10 @@ enum Command {
     Test(suite::TestArgs),
     /// Serve the configured policies as a Kubernetes admission webhook.
     Serve(serve::ServeArgs),
+    /// Print the Validating/MutatingWebhookConfiguration for a server configuration.
+    WebhookConfig(deploy::WebhookConfigArgs),
+    /// Create a CA and a serving certificate (and optionally a client certificate) for local use.
+    Cert(deploy::CertArgs),
     /// Print this command's reference in Markdown (the README's CLI section is generated from it).
     #[command(hide = true)]
     Reference,
@@ -142,6 +147,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args, &cli.engine),
         Command::Test(args) => suite::test(args, &cli.engine),
         Command::Serve(args) => serve::serve(args, &cli.engine),
+        Command::WebhookConfig(args) => deploy::webhook_config(args, &cli.engine),
+        Command::Cert(args) => deploy::cert(args),
         Command::Reference => {
             print!("{}", reference());
             Ok(ExitCode::SUCCESS)

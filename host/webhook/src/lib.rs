@@ -3,6 +3,7 @@
 
 pub mod config;
 mod expression;
+pub mod manifests;
 mod metrics;
 mod policy_set;
 mod router;

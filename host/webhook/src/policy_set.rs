@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use palisade_runtime::component::{Policy, Prepared, Warm};
 use palisade_runtime::{Engine, EvalError, Limits};
-use palisade_sdk::wire::{AdmissionRequest, Verdict};
+use palisade_sdk::wire::{AdmissionRequest, Rule, Verdict};
 use serde::Serialize;
 
 use crate::config::{Config, FailurePolicy, GroupConfig, Mode, PolicyConfig};
@@ -179,6 +179,34 @@ impl PolicySet {
             expression: Some(g.config.expression.clone()),
         });
         policies.chain(groups).collect()
+    }
+
+    /// What each policy and group wants to see: `(id, rules, mutating)`; a group's rules are
+    /// its members' rules together. Policies that did not load are left out.
+    #[must_use]
+    pub fn webhook_rules(&self) -> Vec<(String, Vec<Rule>, bool)> {
+        let mut out: Vec<(String, Vec<Rule>, bool)> = self
+            .policies
+            .iter()
+            .filter_map(|(id, p)| p.state.as_ref().ok().map(|r| {
+                let metadata = r.policy.prepared().metadata();
+                (id.clone(), metadata.rules.clone(), metadata.mutating)
+            }))
+            .collect();
+        for (id, group) in &self.groups {
+            let mut rules: Vec<Rule> = Vec::new();
+            for member in group.expression.members() {
+                if let Some(Ok(ready)) = self.policies.get(&member).map(|p| p.state.as_ref()) {
+                    for rule in &ready.policy.prepared().metadata().rules {
+                        if !rules.contains(rule) {
+                            rules.push(rule.clone());
+                        }
+                    }
+                }
+            }
+            out.push((id.clone(), rules, false));
+        }
+        out
     }
 
     /// Decides `request` with the policy or group `id`; `None` when there is no such id.
