@@ -10,7 +10,10 @@ use base64::Engine as _;
 use clap::Args;
 use palisade_webhook::manifests::{Endpoint, WebhookOptions, webhook_configurations};
 use palisade_webhook::{Config, PolicySet};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 
 use crate::EngineArgs;
 
@@ -43,12 +46,19 @@ pub(crate) struct WebhookConfigArgs {
     timeout_seconds: u8,
 }
 
-pub(crate) fn webhook_config(args: &WebhookConfigArgs, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn webhook_config(
+    args: &WebhookConfigArgs,
+    engine_args: &EngineArgs,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let engine = engine_args.engine()?;
     let set = PolicySet::load(&config, &engine);
     if let Some(failed) = set.statuses().into_iter().find(|s| s.status == "error") {
-        bail!("policy {} does not load, so its rules are unknown: {}", failed.id, failed.error.unwrap_or_default());
+        bail!(
+            "policy {} does not load, so its rules are unknown: {}",
+            failed.id,
+            failed.error.unwrap_or_default()
+        );
     }
     let ca_bundle = match &args.ca_bundle {
         Some(path) => {
@@ -59,7 +69,11 @@ pub(crate) fn webhook_config(args: &WebhookConfigArgs, engine_args: &EngineArgs)
     };
     let endpoint = match &args.url {
         Some(url) => Endpoint::Url(url.clone()),
-        None => Endpoint::Service { name: args.service_name.clone(), namespace: args.namespace.clone(), port: args.service_port },
+        None => Endpoint::Service {
+            name: args.service_name.clone(),
+            namespace: args.namespace.clone(),
+            port: args.service_port,
+        },
     };
     let options = WebhookOptions {
         name: args.name.clone(),
@@ -98,14 +112,21 @@ pub(crate) struct CertArgs {
 }
 
 pub(crate) fn cert(args: &CertArgs) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let now = time_now();
     let until = now + time::Duration::days(i64::from(args.days));
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "palisade local CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "palisade local CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     ca_params.not_before = now;
     ca_params.not_after = until;
     let ca_key = KeyPair::generate()?;
@@ -115,7 +136,10 @@ pub(crate) fn cert(args: &CertArgs) -> anyhow::Result<ExitCode> {
     let mut names: Vec<String> = args.dns.clone();
     names.extend(args.ip.iter().map(ToString::to_string));
     let mut server = CertificateParams::new(names)?;
-    server.distinguished_name.push(DnType::CommonName, args.dns.first().map_or("palisade", String::as_str));
+    server.distinguished_name.push(
+        DnType::CommonName,
+        args.dns.first().map_or("palisade", String::as_str),
+    );
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     server.not_before = now;
     server.not_after = until;
@@ -129,7 +153,9 @@ pub(crate) fn cert(args: &CertArgs) -> anyhow::Result<ExitCode> {
     ];
     if args.client {
         let mut client = CertificateParams::new(Vec::<String>::new())?;
-        client.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
         client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         client.not_before = now;
         client.not_after = until;
@@ -141,7 +167,11 @@ pub(crate) fn cert(args: &CertArgs) -> anyhow::Result<ExitCode> {
     for (name, pem) in &files {
         write_new(&args.out.join(name), pem, args.force)?;
     }
-    eprintln!("wrote {} to {}", files.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "), args.out.display());
+    eprintln!(
+        "wrote {} to {}",
+        files.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -153,7 +183,8 @@ fn write_new(path: &Path, content: &str, force: bool) -> anyhow::Result<()> {
     #[cfg(unix)]
     if path.extension().is_some_and(|e| e == "key") {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).with_context(|| format!("restricting {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
     }
     Ok(())
 }

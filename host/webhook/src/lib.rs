@@ -18,7 +18,7 @@ pub use expression::Expression;
 pub use metrics::Metrics;
 pub use policy_set::{Decision, Outcome, PolicySet, Status};
 pub use router::{ApiError, router};
-pub use serve::{ServeOptions, serve};
+pub use serve::{ServeOptions, Server, serve};
 
 /// What every request handler shares: the current policy set (swapped whole on reload),
 /// metrics and server limits.

@@ -41,7 +41,11 @@ pub struct WebhookOptions {
 /// The ValidatingWebhookConfiguration (every policy and group) and, when any policy mutates,
 /// the MutatingWebhookConfiguration (mutating policies only).
 #[must_use]
-pub fn webhook_configurations(config: &Config, set: &PolicySet, options: &WebhookOptions) -> Vec<Value> {
+pub fn webhook_configurations(
+    config: &Config,
+    set: &PolicySet,
+    options: &WebhookOptions,
+) -> Vec<Value> {
     let rules = set.webhook_rules();
     let failure = |id: &str| {
         let policy = config.policies.iter().find(|p| p.id == id);
@@ -52,10 +56,16 @@ pub fn webhook_configurations(config: &Config, set: &PolicySet, options: &Webhoo
     };
     let webhook = |id: &str, rules: &[palisade_sdk::wire::Rule], endpoint: &str| {
         let mut client = match &options.endpoint {
-            Endpoint::Service { name, namespace, port } => json!({
+            Endpoint::Service {
+                name,
+                namespace,
+                port,
+            } => json!({
                 "service": {"name": name, "namespace": namespace, "path": format!("/{endpoint}/{id}"), "port": port}
             }),
-            Endpoint::Url(url) => json!({"url": format!("{}/{endpoint}/{id}", url.trim_end_matches('/'))}),
+            Endpoint::Url(url) => {
+                json!({"url": format!("{}/{endpoint}/{id}", url.trim_end_matches('/'))})
+            }
         };
         if let Some(ca) = &options.ca_bundle {
             client["caBundle"] = json!(ca);
@@ -78,7 +88,11 @@ pub fn webhook_configurations(config: &Config, set: &PolicySet, options: &Webhoo
         })
     };
     let metadata = json!({"name": options.name, "labels": {"app.kubernetes.io/name": "palisade"}});
-    let validating: Vec<Value> = rules.iter().filter(|(_, r, _)| !r.is_empty()).map(|(id, r, _)| webhook(id, r, "validate")).collect();
+    let validating: Vec<Value> = rules
+        .iter()
+        .filter(|(_, r, _)| !r.is_empty())
+        .map(|(id, r, _)| webhook(id, r, "validate"))
+        .collect();
     let mut out = vec![json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",

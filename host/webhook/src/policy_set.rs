@@ -188,10 +188,12 @@ impl PolicySet {
         let mut out: Vec<(String, Vec<Rule>, bool)> = self
             .policies
             .iter()
-            .filter_map(|(id, p)| p.state.as_ref().ok().map(|r| {
-                let metadata = r.policy.prepared().metadata();
-                (id.clone(), metadata.rules.clone(), metadata.mutating)
-            }))
+            .filter_map(|(id, p)| {
+                p.state.as_ref().ok().map(|r| {
+                    let metadata = r.policy.prepared().metadata();
+                    (id.clone(), metadata.rules.clone(), metadata.mutating)
+                })
+            })
             .collect();
         for (id, group) in &self.groups {
             let mut rules: Vec<Rule> = Vec::new();

@@ -44,42 +44,104 @@ pub struct ServeOptions {
 /// An invalid configuration or TLS material, or an address that cannot be bound; all are
 /// checked before the server starts listening.
 pub async fn serve(options: ServeOptions, engine: Engine) -> anyhow::Result<()> {
-    let config = Config::load(&options.config)?;
-    let tls = match (&config.tls, options.insecure_http) {
-        (_, true) => None,
-        (Some(tls), false) => Some(TlsState::load(tls)?),
-        (None, false) => bail!(
-            "{}: tls is required (cert and key files); use --insecure-http only for local testing",
-            options.config.display()
-        ),
-    };
-    let engine = Arc::new(engine);
-    let set = {
-        let (config, engine) = (config.clone(), Arc::clone(&engine));
-        tokio::task::spawn_blocking(move || PolicySet::load(&config, &engine)).await?
-    };
-    let state = Arc::new(AppState::new(
-        set,
-        config.limits.clone(),
-        options.strict_ready,
-    ));
-    let listener = TcpListener::bind(config.listen)
+    Server::bind(options, engine)
+        .await?
+        .run_until(shutdown_signal())
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(address = %config.listen, tls = tls.is_some(), policies = config.policies.len(), "palisade webhook listening");
+}
 
-    let watcher = Watcher::new(&options.config, &config);
-    let reload = tokio::spawn(reload_loop(
-        options.clone(),
-        config.clone(),
-        Arc::clone(&state),
-        Arc::clone(&engine),
-        tls.clone(),
-        watcher,
-    ));
-    let result = accept_loop(listener, &config, Arc::clone(&state), tls).await;
-    reload.abort();
-    result
+/// A bound, not yet running webhook server.
+pub struct Server {
+    options: ServeOptions,
+    config: Config,
+    state: Arc<AppState>,
+    engine: Arc<Engine>,
+    tls: Option<TlsState>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Validates the configuration and TLS material, loads the policies, then binds.
+    ///
+    /// # Errors
+    /// As [`serve`].
+    pub async fn bind(options: ServeOptions, engine: Engine) -> anyhow::Result<Self> {
+        let config = Config::load(&options.config)?;
+        let tls = match (&config.tls, options.insecure_http) {
+            (_, true) => None,
+            (Some(tls), false) => Some(TlsState::load(tls)?),
+            (None, false) => bail!(
+                "{}: tls is required (cert and key files); use --insecure-http only for local testing",
+                options.config.display()
+            ),
+        };
+        let engine = Arc::new(engine);
+        let set = {
+            let (config, engine) = (config.clone(), Arc::clone(&engine));
+            tokio::task::spawn_blocking(move || PolicySet::load(&config, &engine)).await?
+        };
+        let state = Arc::new(AppState::new(
+            set,
+            config.limits.clone(),
+            options.strict_ready,
+        ));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Self {
+            options,
+            config,
+            state,
+            engine,
+            tls,
+            listener,
+        })
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    /// When the socket cannot tell.
+    pub fn local_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The state the handlers share (policy set, metrics).
+    #[must_use]
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let Self {
+            options,
+            config,
+            state,
+            engine,
+            tls,
+            listener,
+        } = self;
+        tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), policies = config.policies.len(), "palisade webhook listening");
+        let watcher = Watcher::new(&options.config, &config);
+        let reload = tokio::spawn(reload_loop(
+            options.clone(),
+            config.clone(),
+            Arc::clone(&state),
+            engine,
+            tls.clone(),
+            watcher,
+        ));
+        let result = accept_loop(listener, &config, state, tls, shutdown).await;
+        reload.abort();
+        result
+    }
 }
 
 async fn accept_loop(
@@ -87,6 +149,7 @@ async fn accept_loop(
     config: &Config,
     state: Arc<AppState>,
     tls: Option<TlsState>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let limits = &config.limits;
     let app = router(state).layer(
@@ -101,7 +164,7 @@ async fn accept_loop(
     );
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config));
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     let header_timeout = limits.header_timeout;
     loop {
         let (stream, peer) = tokio::select! {

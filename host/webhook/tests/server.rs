@@ -1,0 +1,376 @@
+//! The server over real sockets on 127.0.0.1: HTTPS with and without client certificates,
+//! certificate rotation, configuration reload under load, bad reloads, graceful shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use palisade_runtime::{Engine, EngineConfig};
+use palisade_webhook::{ServeOptions, Server};
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use serde_json::{Value, json};
+
+fn hostile() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/policies/wasm32-wasip2/wasm/hostile.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make policies`",
+        path.display()
+    );
+    path
+}
+
+/// A CA with a serving certificate for 127.0.0.1 and a client certificate.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client: String,
+}
+
+fn pki() -> Pki {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("key");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca, ca_key);
+    let server_key = KeyPair::generate().expect("key");
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("params");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer).expect("server cert");
+    let client_key = KeyPair::generate().expect("key");
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("params");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer).expect("client cert");
+    Pki {
+        ca: ca_cert.pem(),
+        server_cert: server_cert.pem(),
+        server_key: server_key.serialize_pem(),
+        client: format!("{}{}", client_cert.pem(), client_key.serialize_pem()),
+    }
+}
+
+fn write_pki(dir: &Path, pki: &Pki) {
+    std::fs::write(dir.join("ca.crt"), &pki.ca).expect("write");
+    // Written to a temporary name and renamed, as Kubernetes swaps secret files.
+    for (name, content) in [("tls.crt", &pki.server_cert), ("tls.key", &pki.server_key)] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).expect("write");
+        std::fs::rename(&tmp, dir.join(name)).expect("rename");
+    }
+}
+
+fn config(behaviour: &str, client_ca: bool) -> String {
+    let client_ca = if client_ca { ", clientCa: ca.crt" } else { "" };
+    format!(
+        "listen: 127.0.0.1:0\ntls: {{cert: tls.crt, key: tls.key{client_ca}}}\npolicies:\n  - id: pod\n    module: {}\n    settings: {{behaviour: {behaviour}}}\n",
+        hostile().display()
+    )
+}
+
+fn write_config(dir: &Path, text: &str) {
+    let tmp = dir.join(".palisade.yaml.tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, dir.join("palisade.yaml")).expect("rename");
+}
+
+async fn start(
+    dir: &Path,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let options = ServeOptions {
+        config: dir.join("palisade.yaml"),
+        insecure_http: false,
+        strict_ready: false,
+        watch_interval: Duration::from_millis(100),
+    };
+    let engine = Engine::new(EngineConfig::default()).expect("engine");
+    let server = Server::bind(options, engine).await.expect("binds");
+    let url = format!(
+        "https://127.0.0.1:{}",
+        server.local_addr().expect("address").port()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (url, stop, task)
+}
+
+fn client(ca: &str, identity: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
+        .timeout(Duration::from_secs(5));
+    if let Some(identity) = identity {
+        builder =
+            builder.identity(reqwest::Identity::from_pem(identity.as_bytes()).expect("identity"));
+    }
+    builder.build().expect("client")
+}
+
+fn review(uid: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}, "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}}
+        }
+    })
+}
+
+async fn validate(client: &reqwest::Client, url: &str, uid: &str) -> reqwest::Result<Value> {
+    client
+        .post(format!("{url}/validate/pod"))
+        .json(&review(uid))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_admission_review_with_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    write_config(&config("allow", true));
+    let (url, stop, task) = start(dir.path()).await;
+
+    let answer = validate(&client(&pki.ca, Some(&pki.client)), &url, "uid-1")
+        .await
+        .expect("answered");
+    assert_eq!(answer["response"]["uid"], "uid-1");
+    assert_eq!(answer["response"]["allowed"], true);
+    let refused = validate(&client(&pki.ca, None), &url, "uid-2").await;
+    assert!(
+        refused.is_err(),
+        "a client without a certificate must be refused: {refused:?}"
+    );
+
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_certificate_is_served_without_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (old, new) = (pki(), pki());
+    write_pki(dir.path(), &old);
+    write_config(&config("allow", false));
+    let (url, stop, task) = start(dir.path()).await;
+
+    assert!(
+        validate(&client(&old.ca, None), &url, "before")
+            .await
+            .is_ok()
+    );
+    assert!(
+        validate(&client(&new.ca, None), &url, "not-yet")
+            .await
+            .is_err(),
+        "new CA cannot verify the old certificate"
+    );
+    write_pki(dir.path(), &new);
+    let mut rotated = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A new client each time: a fresh TLS handshake.
+        if validate(&client(&new.ca, None), &url, "after")
+            .await
+            .is_ok()
+        {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "the new certificate was never served");
+
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_load_fails_no_request() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    write_config(&config("allow", false));
+    let (url, stop, task) = start(dir.path()).await;
+
+    let client = client(&pki.ca, None);
+    let running = Arc::new(AtomicBool::new(true));
+    let (allowed, denied, failed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        let (client, url, running) = (client.clone(), url.clone(), Arc::clone(&running));
+        let (allowed, denied, failed) = (
+            Arc::clone(&allowed),
+            Arc::clone(&denied),
+            Arc::clone(&failed),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while running.load(Ordering::Relaxed) {
+                n += 1;
+                match validate(&client, &url, &format!("w{worker}-{n}")).await {
+                    Ok(answer) if answer["response"]["uid"] == format!("w{worker}-{n}") => {
+                        let counter = if answer["response"]["allowed"] == true {
+                            &allowed
+                        } else {
+                            &denied
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    write_config(&config("deny", false));
+    let mut switched = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if denied.load(Ordering::Relaxed) > 50 {
+            switched = true;
+            break;
+        }
+    }
+    running.store(false, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    assert!(switched, "the new configuration never took effect");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the reload"
+    );
+    assert!(
+        allowed.load(Ordering::Relaxed) > 50,
+        "too little load before the reload"
+    );
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("palisade_config_reloads_total 1"),
+        "{metrics}"
+    );
+
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_reload_keeps_the_previous_configuration() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    write_config(&config("allow", false));
+    let (url, stop, task) = start(dir.path()).await;
+    let client = client(&pki.ca, None);
+
+    write_config("policies: [{id: pod, module: no-such.wasm}]\n");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    write_config("policies: [{id: pod, mdule: typo.wasm}]\n");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let answer = validate(&client, &url, "still")
+        .await
+        .expect("still served");
+    assert_eq!(answer["response"]["allowed"], true);
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("palisade_config_reload_failures_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("palisade_config_reloads_total 0"),
+        "{metrics}"
+    );
+
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_requests_in_flight() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    // A policy that runs for its whole 400 ms timeout, then fails closed.
+    let text = config("loop", false).replace("    settings", "    timeout: 400ms\n    settings");
+    write_config(&text);
+    let (url, stop, task) = start(dir.path()).await;
+    let client = client(&pki.ca, None);
+
+    let in_flight = tokio::spawn(async move { validate(&client, &url, "slow").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).expect("stop");
+    let answer = in_flight
+        .await
+        .expect("join")
+        .expect("answered despite the shutdown");
+    assert_eq!(answer["response"]["allowed"], false);
+    assert!(
+        answer["response"]["status"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("(timeout)")
+    );
+    task.await.expect("join").expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn plain_http_needs_the_explicit_flag() {
+    let dir = tempfile::tempdir().expect("dir");
+    write_config(&format!(
+        "listen: 127.0.0.1:0\npolicies: [{{id: pod, module: {}}}]\n",
+        hostile().display()
+    ));
+    let options = ServeOptions {
+        config: dir.path().join("palisade.yaml"),
+        insecure_http: false,
+        strict_ready: false,
+        watch_interval: Duration::from_millis(100),
+    };
+    let engine = Engine::new(EngineConfig::default()).expect("engine");
+    let err = Server::bind(options, engine)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("tls is required") && err.contains("--insecure-http"),
+        "{err}"
+    );
+}
