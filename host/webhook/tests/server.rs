@@ -144,7 +144,7 @@ async fn https_admission_review_with_a_client_certificate() {
     let dir = tempfile::tempdir().expect("dir");
     let pki = pki();
     write_pki(dir.path(), &pki);
-    write_config(&config("allow", true));
+    write_config(dir.path(), &config("allow", true));
     let (url, stop, task) = start(dir.path()).await;
 
     let answer = validate(&client(&pki.ca, Some(&pki.client)), &url, "uid-1")
@@ -167,7 +167,7 @@ async fn rotated_certificate_is_served_without_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let (old, new) = (pki(), pki());
     write_pki(dir.path(), &old);
-    write_config(&config("allow", false));
+    write_config(dir.path(), &config("allow", false));
     let (url, stop, task) = start(dir.path()).await;
 
     assert!(
@@ -205,7 +205,7 @@ async fn reload_under_load_fails_no_request() {
     let dir = tempfile::tempdir().expect("dir");
     let pki = pki();
     write_pki(dir.path(), &pki);
-    write_config(&config("allow", false));
+    write_config(dir.path(), &config("allow", false));
     let (url, stop, task) = start(dir.path()).await;
 
     let client = client(&pki.ca, None);
@@ -244,7 +244,7 @@ async fn reload_under_load_fails_no_request() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    write_config(&config("deny", false));
+    write_config(dir.path(), &config("deny", false));
     let mut switched = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -289,13 +289,13 @@ async fn invalid_reload_keeps_the_previous_configuration() {
     let dir = tempfile::tempdir().expect("dir");
     let pki = pki();
     write_pki(dir.path(), &pki);
-    write_config(&config("allow", false));
+    write_config(dir.path(), &config("allow", false));
     let (url, stop, task) = start(dir.path()).await;
     let client = client(&pki.ca, None);
 
-    write_config("policies: [{id: pod, module: no-such.wasm}]\n");
+    write_config(dir.path(), "policies: [{id: pod, module: no-such.wasm}]\n");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    write_config("policies: [{id: pod, mdule: typo.wasm}]\n");
+    write_config(dir.path(), "policies: [{id: pod, mdule: typo.wasm}]\n");
     tokio::time::sleep(Duration::from_millis(600)).await;
     let answer = validate(&client, &url, "still")
         .await
@@ -329,7 +329,7 @@ async fn shutdown_finishes_requests_in_flight() {
     write_pki(dir.path(), &pki);
     // A policy that runs for its whole 400 ms timeout, then fails closed.
     let text = config("loop", false).replace("    settings", "    timeout: 400ms\n    settings");
-    write_config(&text);
+    write_config(dir.path(), &text);
     let (url, stop, task) = start(dir.path()).await;
     let client = client(&pki.ca, None);
 
@@ -353,7 +353,7 @@ async fn shutdown_finishes_requests_in_flight() {
 #[tokio::test]
 async fn plain_http_needs_the_explicit_flag() {
     let dir = tempfile::tempdir().expect("dir");
-    write_config(&format!(
+    write_config(dir.path(), &format!(
         "listen: 127.0.0.1:0\npolicies: [{{id: pod, module: {}}}]\n",
         hostile().display()
     ));
