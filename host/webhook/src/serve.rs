@@ -58,6 +58,7 @@ pub struct Server {
     engine: Arc<Engine>,
     tls: Option<TlsState>,
     listener: TcpListener,
+    watcher: Watcher,
 }
 
 impl Server {
@@ -66,7 +67,12 @@ impl Server {
     /// # Errors
     /// As [`serve`].
     pub async fn bind(options: ServeOptions, engine: Engine) -> anyhow::Result<Self> {
+        // File times are taken before each file is read, so a change made while the server
+        // starts is seen as a change, never taken as the baseline.
+        let config_seen = modified(&options.config);
         let config = Config::load(&options.config)?;
+        let mut watcher = Watcher::new(&options.config, &config);
+        watcher.seen.insert(options.config.clone(), config_seen);
         let tls = match (&config.tls, options.insecure_http) {
             (_, true) => None,
             (Some(tls), false) => Some(TlsState::load(tls)?),
@@ -95,6 +101,7 @@ impl Server {
             engine,
             tls,
             listener,
+            watcher,
         })
     }
 
@@ -127,9 +134,9 @@ impl Server {
             engine,
             tls,
             listener,
+            watcher,
         } = self;
         tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), policies = config.policies.len(), "palisade webhook listening");
-        let watcher = Watcher::new(&options.config, &config);
         let reload = tokio::spawn(reload_loop(
             options.clone(),
             config.clone(),

@@ -103,6 +103,42 @@ async fn start(
     (url, stop, task)
 }
 
+/// Waits up to 15 s for the metrics to count `n` failed reloads; returns the metrics text.
+async fn reload_failures(client: &reqwest::Client, url: &str, n: usize) -> String {
+    let wanted = format!("palisade_config_reload_failures_total {n}\n");
+    let mut last = String::new();
+    for _ in 0..150 {
+        last = client
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if last.contains(&wanted) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts: Vec<&str> = last
+        .lines()
+        .filter(|l| l.starts_with("palisade_config"))
+        .collect();
+    panic!("expected {n} failed reloads, metrics say {counts:?}");
+}
+
+/// Polls `condition` every 50 ms for up to 15 s.
+async fn eventually(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..300 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 fn client(ca: &str, identity: Option<&str>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
@@ -183,7 +219,7 @@ async fn rotated_certificate_is_served_without_restart() {
     );
     write_pki(dir.path(), &new);
     let mut rotated = false;
-    for _ in 0..50 {
+    for _ in 0..150 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         // A new client each time: a fresh TLS handshake.
         if validate(&client(&new.ca, None), &url, "after")
@@ -243,16 +279,13 @@ async fn reload_under_load_fails_no_request() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Load first, whatever the machine's speed; then reload while it runs.
+    assert!(
+        eventually(|| allowed.load(Ordering::Relaxed) > 50).await,
+        "no load before the reload"
+    );
     write_config(dir.path(), &config("deny", false));
-    let mut switched = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if denied.load(Ordering::Relaxed) > 50 {
-            switched = true;
-            break;
-        }
-    }
+    let switched = eventually(|| denied.load(Ordering::Relaxed) > 50).await;
     running.store(false, Ordering::Relaxed);
     for worker in workers {
         worker.await.expect("worker");
@@ -294,25 +327,13 @@ async fn invalid_reload_keeps_the_previous_configuration() {
     let client = client(&pki.ca, None);
 
     write_config(dir.path(), "policies: [{id: pod, module: no-such.wasm}]\n");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    reload_failures(&client, &url, 1).await;
     write_config(dir.path(), "policies: [{id: pod, mdule: typo.wasm}]\n");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let metrics = reload_failures(&client, &url, 2).await;
     let answer = validate(&client, &url, "still")
         .await
         .expect("still served");
     assert_eq!(answer["response"]["allowed"], true);
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("palisade_config_reload_failures_total 2"),
-        "{metrics}"
-    );
     assert!(
         metrics.contains("palisade_config_reloads_total 0"),
         "{metrics}"
@@ -353,10 +374,13 @@ async fn shutdown_finishes_requests_in_flight() {
 #[tokio::test]
 async fn plain_http_needs_the_explicit_flag() {
     let dir = tempfile::tempdir().expect("dir");
-    write_config(dir.path(), &format!(
-        "listen: 127.0.0.1:0\npolicies: [{{id: pod, module: {}}}]\n",
-        hostile().display()
-    ));
+    write_config(
+        dir.path(),
+        &format!(
+            "listen: 127.0.0.1:0\npolicies: [{{id: pod, module: {}}}]\n",
+            hostile().display()
+        ),
+    );
     let options = ServeOptions {
         config: dir.path().join("palisade.yaml"),
         insecure_http: false,
