@@ -13,7 +13,7 @@ POD_SECURITY := $(POLICY_DIR)/wasm32-wasip2/wasm/pod_security.wasm
 # Crates that declare [package.metadata.policy], with the target each is built for.
 POLICY_CRATES = $(shell $(CARGO) metadata --format-version 1 --no-deps --offline 2>/dev/null | python3 -c 'import json,sys; [print(p["name"]+"@"+p["metadata"]["policy"]["target"]) for p in json.load(sys.stdin)["packages"] if (p.get("metadata") or {}).get("policy")]')
 
-.PHONY: all toolchain policies build test e2e run bench bless fmt lint docs ci clean
+.PHONY: all toolchain policies build test run bench bench-webhook bless fmt lint docs ci clean
 
 all: build
 
@@ -49,6 +49,10 @@ run: build
 ## bench: criterion benchmarks: pod-security native vs wasm, load cold vs cached, `palisade run` process
 bench: build
 	$(CARGO) bench --locked --workspace --bench pod_security
+
+## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted
+bench-webhook: build
+	@bash tests/benches/webhook.sh $(PALISADE) $(POD_SECURITY)
 
 ## bless: rewrite every fixture's expected file from the native evaluation (review the diff!)
 bless:
