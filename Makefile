@@ -42,9 +42,9 @@ build: policies
 test: build
 	$(CARGO) test --locked --release --workspace
 
-## run: build and run the CLI demo on the bundled example requests
+## run: build, run the CLI demo, then serve the webhook on https://127.0.0.1:8443 (Ctrl-C stops)
 run: build
-	@bash policies/pod-security/examples/demo.sh $(PALISADE) $(POD_SECURITY)
+	@bash host/webhook/examples/run.sh $(PALISADE) $(POD_SECURITY)
 
 ## bench: criterion benchmarks: pod-security native vs wasm, load cold vs cached, `palisade run` process
 bench: build

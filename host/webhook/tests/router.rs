@@ -313,3 +313,12 @@ async fn unknown_policy_is_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().expect("error").contains("nope"));
 }
+
+#[test]
+fn bundled_example_configuration_is_valid() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/palisade.yaml");
+    let config = Config::load(&path).expect("the example `make run` serves is valid");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
+    assert!(config.tls.is_some());
+    assert!(config.policies.iter().any(|p| p.id == "pod-security"));
+}

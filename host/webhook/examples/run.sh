@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make run`: the CLI demo, then the admission webhook on https://127.0.0.1:8443 with the
+# bundled configuration and a freshly generated local certificate. Ctrl-C stops it.
+set -euo pipefail
+palisade=$1 policy=$2
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+
+bash "$root/policies/pod-security/examples/demo.sh" "$palisade" "$policy" || true
+
+tls="$root/target/run/tls"
+if [[ ! -f $tls/tls.crt ]]; then
+  mkdir -p "$tls"
+  "$palisade" cert --out "$tls" --dns localhost --ip 127.0.0.1
+fi
+cat <<MSG
+
+Starting the admission webhook on https://127.0.0.1:8443 (Ctrl-C to stop). In another shell:
+
+  curl --cacert target/run/tls/ca.crt -H 'Content-Type: application/json' \\
+    --data-binary @tests/benches/pod-create-review.json \\
+    https://127.0.0.1:8443/validate/pod-security
+
+  curl --cacert target/run/tls/ca.crt https://127.0.0.1:8443/policies
+  curl --cacert target/run/tls/ca.crt https://127.0.0.1:8443/metrics
+
+MSG
+exec "$palisade" serve --config "$here/palisade.yaml" --log-format text
