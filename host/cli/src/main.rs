@@ -101,7 +101,11 @@ fn default_cache_dir() -> Option<PathBuf> {
 /// The Markdown reference of every visible command, from the same definitions clap parses with.
 fn reference() -> String {
     use clap::CommandFactory;
-    let mut root = Cli::command().term_width(100);
+    // Environment values would make the text depend on who runs it.
+    let mut root = Cli::command()
+        .term_width(100)
+        .mut_args(|a| a.hide_env_values(true))
+        .mut_subcommands(|c| c.mut_args(|a| a.hide_env_values(true)));
     let mut out = format!(
         "### `palisade`\n\n```text\n{}\n```\n",
         root.render_long_help().to_string().trim_end()
