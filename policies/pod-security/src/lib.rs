@@ -7,12 +7,31 @@
     clippy::arithmetic_side_effects
 )]
 
-use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
+use palisade_sdk::wire::{AdmissionRequest, Operation, PolicyMetadata, Rule, Verdict};
 use palisade_sdk::{AdmissionPolicy, PolicyError};
 
+mod checks;
+mod exemption;
+mod level;
+mod model;
+mod resource;
 mod settings;
+mod update;
+mod version;
+mod workload;
 
-pub use settings::Settings;
+pub use exemption::EXEMPT_ANNOTATION;
+pub use level::Level;
+pub use settings::{Exemptions, Settings};
+pub use version::{NEWEST_MINOR, Version, VersionError};
+
+use model::Pod;
+use resource::Target;
+
+/// Audit annotation with the `<level>:<version>` a request was evaluated against (PSA's
+/// `pod-security.kubernetes.io/enforce-policy`). The API server prefixes audit annotation keys
+/// with the webhook's name, so keys carry no prefix of their own.
+pub const ENFORCE_POLICY_ANNOTATION: &str = "enforce-policy";
 
 /// The Pod Security Standards policy, as exported to every ABI.
 pub struct PodSecurity;
@@ -21,7 +40,33 @@ impl AdmissionPolicy for PodSecurity {
     type Settings = Settings;
 
     fn metadata() -> PolicyMetadata {
-        todo!("helper fills in")
+        let operations = [Operation::Create, Operation::Update];
+        PolicyMetadata {
+            name: env!("CARGO_PKG_NAME").to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: env!("CARGO_PKG_DESCRIPTION").to_owned(),
+            rules: vec![
+                Rule::new(
+                    &[""],
+                    &["v1"],
+                    &[
+                        "pods",
+                        "pods/ephemeralcontainers",
+                        "replicationcontrollers",
+                        "podtemplates",
+                    ],
+                    &operations,
+                ),
+                Rule::new(
+                    &["apps"],
+                    &["v1"],
+                    &["deployments", "replicasets", "statefulsets", "daemonsets"],
+                    &operations,
+                ),
+                Rule::new(&["batch"], &["v1"], &["jobs", "cronjobs"], &operations),
+            ],
+            mutating: false,
+        }
     }
 
     fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
@@ -29,13 +74,125 @@ impl AdmissionPolicy for PodSecurity {
     }
 }
 
-/// Evaluates one admission request against the configured Pod Security Standard.
+/// Evaluates one admission request against the configured Pod Security Standard, in PSA's order:
+/// operation and resource, namespace and user exemptions, the `privileged` level, insignificant
+/// pod updates, runtime-class exemption, then every check of the level and version.
 ///
 /// # Errors
-/// [`PolicyError::InvalidRequest`] when the object does not parse as the kind it claims to be.
+/// [`PolicyError::InvalidRequest`] when the object (or, for a pod UPDATE, the old object) is
+/// missing or does not parse as the kind it claims to be.
 pub fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
-    todo!("helper fills in")
+    let operation = match request.operation {
+        Operation::Create | Operation::Update => request.operation,
+        Operation::Delete => return Ok(not_checked("DELETE")),
+        Operation::Connect => return Ok(not_checked("CONNECT")),
+    };
+    let workload = match resource::classify(request) {
+        Target::NotApplicable(why) => return Ok(Verdict::not_applicable(why)),
+        Target::Pod => None,
+        Target::Workload(workload) => Some(workload),
+    };
+    if let Some(verdict) = exemption::by_request(request, &settings.exemptions) {
+        return Ok(verdict);
+    }
+    if settings.level == Level::Privileged {
+        // PSA reports a privileged policy as `privileged:latest`, whatever the version.
+        return Ok(Verdict {
+            message: "the privileged level allows every pod".to_owned(),
+            ..Verdict::allow()
+        }
+        .with_audit_annotation(ENFORCE_POLICY_ANNOTATION, "privileged:latest"));
+    }
+    let pod = match workload {
+        Some(workload) => match workload.pod_template(request)? {
+            Some(pod) => pod,
+            None => {
+                return Ok(Verdict::not_applicable(
+                    "the replication controller has no pod template (spec.template)",
+                ));
+            }
+        },
+        None => {
+            let pod: Pod = required(request.object()?, "object")?;
+            if operation == Operation::Update {
+                let old: Pod = required(request.old_object()?, "oldObject")?;
+                if !update::is_significant(&pod.spec, &old.spec) {
+                    return Ok(Verdict::not_applicable(
+                        "the update changes no container image and adds no ephemeral container, \
+                         and no other field pod security reads can change",
+                    ));
+                }
+            }
+            pod
+        }
+    };
+    if let Some(verdict) = exemption::by_runtime_class(&pod.spec, &settings.exemptions) {
+        return Ok(verdict);
+    }
+    let policy = format!("{}:{}", settings.level, settings.version);
+    let failures = checks::evaluate(settings.level, settings.version.effective_minor(), &pod);
+    let verdict = match failures.first() {
+        None => Verdict::allow(),
+        Some(first) => Verdict::deny(
+            first.check,
+            format!(
+                "violates PodSecurity {policy:?}: {}",
+                checks::describe(&failures)
+            ),
+        ),
+    };
+    Ok(verdict.with_audit_annotation(ENFORCE_POLICY_ANNOTATION, policy))
+}
+
+fn not_checked(operation: &str) -> Verdict {
+    Verdict::not_applicable(format!(
+        "{operation} requests are not checked: pod security applies to CREATE and UPDATE"
+    ))
+}
+
+fn required(object: Option<Pod>, field: &str) -> Result<Pod, PolicyError> {
+    object.ok_or_else(|| PolicyError::InvalidRequest(format!("the request has no {field}")))
 }
 
 #[cfg(target_arch = "wasm32")]
 palisade_sdk::export_admission!(PodSecurity);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_names_the_crate_and_every_resource_psa_checks() {
+        let metadata = PodSecurity::metadata();
+        assert_eq!(metadata.name, "pod-security");
+        assert!(!metadata.mutating);
+        let resources: Vec<String> = metadata
+            .rules
+            .iter()
+            .flat_map(|rule| {
+                rule.resources.iter().flat_map(move |resource| {
+                    rule.api_groups
+                        .iter()
+                        .map(move |group| format!("{group}/{resource}"))
+                })
+            })
+            .collect();
+        for expected in [
+            "/pods",
+            "/pods/ephemeralcontainers",
+            "/replicationcontrollers",
+            "/podtemplates",
+            "apps/deployments",
+            "apps/replicasets",
+            "apps/statefulsets",
+            "apps/daemonsets",
+            "batch/jobs",
+            "batch/cronjobs",
+        ] {
+            assert!(resources.iter().any(|r| r == expected), "{expected}");
+        }
+        for rule in &metadata.rules {
+            assert_eq!(rule.operations, [Operation::Create, Operation::Update]);
+        }
+    }
+}

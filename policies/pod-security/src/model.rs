@@ -17,63 +17,63 @@ where
 /// A Pod, or a `PodTemplateSpec` (the same two fields): what the Pod Security Standards evaluate.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Pod {
+pub(crate) struct Pod {
     /// `metadata`: only the annotations matter to the checks.
     #[serde(deserialize_with = "null_as_default")]
-    pub metadata: ObjectMeta,
+    pub(crate) metadata: ObjectMeta,
     /// `spec`: the pod specification.
     #[serde(deserialize_with = "null_as_default")]
-    pub spec: PodSpec,
+    pub(crate) spec: PodSpec,
 }
 
 /// `metav1.ObjectMeta`, reduced to what the checks read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct ObjectMeta {
+pub(crate) struct ObjectMeta {
     /// `metadata.annotations`: read for the AppArmor and (before v1.19) seccomp annotations.
     #[serde(deserialize_with = "null_as_default")]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
 /// `core/v1` `PodSpec`, reduced to what the checks and the exemptions read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct PodSpec {
+pub(crate) struct PodSpec {
     /// `spec.volumes`.
     #[serde(deserialize_with = "null_as_default")]
-    pub volumes: Vec<Volume>,
+    pub(crate) volumes: Vec<Volume>,
     /// `spec.initContainers`.
     #[serde(deserialize_with = "null_as_default")]
-    pub init_containers: Vec<Container>,
+    pub(crate) init_containers: Vec<Container>,
     /// `spec.containers`.
     #[serde(deserialize_with = "null_as_default")]
-    pub containers: Vec<Container>,
+    pub(crate) containers: Vec<Container>,
     /// `spec.ephemeralContainers` (`EphemeralContainerCommon` has the container fields read here).
     #[serde(deserialize_with = "null_as_default")]
-    pub ephemeral_containers: Vec<Container>,
+    pub(crate) ephemeral_containers: Vec<Container>,
     /// `spec.hostNetwork`.
     #[serde(deserialize_with = "null_as_default")]
-    pub host_network: bool,
+    pub(crate) host_network: bool,
     /// `spec.hostPID`.
     #[serde(rename = "hostPID", deserialize_with = "null_as_default")]
-    pub host_pid: bool,
+    pub(crate) host_pid: bool,
     /// `spec.hostIPC`.
     #[serde(rename = "hostIPC", deserialize_with = "null_as_default")]
-    pub host_ipc: bool,
+    pub(crate) host_ipc: bool,
     /// `spec.hostUsers`: `false` puts the pod in a user namespace.
-    pub host_users: Option<bool>,
+    pub(crate) host_users: Option<bool>,
     /// `spec.securityContext`.
-    pub security_context: Option<PodSecurityContext>,
+    pub(crate) security_context: Option<PodSecurityContext>,
     /// `spec.runtimeClassName`: matched against the runtime-class exemptions.
-    pub runtime_class_name: Option<String>,
+    pub(crate) runtime_class_name: Option<String>,
     /// `spec.os`.
-    pub os: Option<PodOs>,
+    pub(crate) os: Option<PodOs>,
 }
 
 impl PodSpec {
     /// Every container in PSA's visiting order: init containers, containers, ephemeral containers
     /// (`policy/visitor.go`).
-    pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
+    pub(crate) fn all_containers(&self) -> impl Iterator<Item = &Container> {
         self.init_containers
             .iter()
             .chain(&self.containers)
@@ -82,14 +82,14 @@ impl PodSpec {
 
     /// Whether `spec.os.name` is `windows`, which relaxes some restricted checks from v1.25.
     #[must_use]
-    pub fn is_windows(&self) -> bool {
+    pub(crate) fn is_windows(&self) -> bool {
         self.os.as_ref().is_some_and(|os| os.name == "windows")
     }
 
     /// Whether the pod runs in a user namespace (`spec.hostUsers: false`), which relaxes some
     /// checks from v1.35 (PSA `relaxPolicyForUserNamespacePod`).
     #[must_use]
-    pub fn in_user_namespace(&self) -> bool {
+    pub(crate) fn in_user_namespace(&self) -> bool {
         self.host_users == Some(false)
     }
 }
@@ -97,161 +97,161 @@ impl PodSpec {
 /// `core/v1` `PodOS`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct PodOs {
+pub(crate) struct PodOs {
     /// `spec.os.name`: `linux` or `windows`.
     #[serde(deserialize_with = "null_as_default")]
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// `core/v1` `PodSecurityContext`, reduced to what the checks read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct PodSecurityContext {
+pub(crate) struct PodSecurityContext {
     /// `spec.securityContext.runAsNonRoot`.
-    pub run_as_non_root: Option<bool>,
+    pub(crate) run_as_non_root: Option<bool>,
     /// `spec.securityContext.runAsUser`.
-    pub run_as_user: Option<i64>,
+    pub(crate) run_as_user: Option<i64>,
     /// `spec.securityContext.seLinuxOptions`.
     #[serde(rename = "seLinuxOptions")]
-    pub se_linux_options: Option<SeLinuxOptions>,
+    pub(crate) se_linux_options: Option<SeLinuxOptions>,
     /// `spec.securityContext.seccompProfile`.
-    pub seccomp_profile: Option<Profile>,
+    pub(crate) seccomp_profile: Option<Profile>,
     /// `spec.securityContext.appArmorProfile`.
-    pub app_armor_profile: Option<Profile>,
+    pub(crate) app_armor_profile: Option<Profile>,
     /// `spec.securityContext.sysctls`.
     #[serde(deserialize_with = "null_as_default")]
-    pub sysctls: Vec<Sysctl>,
+    pub(crate) sysctls: Vec<Sysctl>,
     /// `spec.securityContext.windowsOptions`.
-    pub windows_options: Option<WindowsOptions>,
+    pub(crate) windows_options: Option<WindowsOptions>,
 }
 
 /// `core/v1` `Container` (and `EphemeralContainerCommon`), reduced to what the checks read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Container {
+pub(crate) struct Container {
     /// `name`: named in every message.
     #[serde(deserialize_with = "null_as_default")]
-    pub name: String,
+    pub(crate) name: String,
     /// `image`: an UPDATE that changes it is re-evaluated.
     #[serde(deserialize_with = "null_as_default")]
-    pub image: String,
+    pub(crate) image: String,
     /// `ports`.
     #[serde(deserialize_with = "null_as_default")]
-    pub ports: Vec<ContainerPort>,
+    pub(crate) ports: Vec<ContainerPort>,
     /// `securityContext`.
-    pub security_context: Option<SecurityContext>,
+    pub(crate) security_context: Option<SecurityContext>,
     /// `livenessProbe`.
-    pub liveness_probe: Option<Handler>,
+    pub(crate) liveness_probe: Option<Handler>,
     /// `readinessProbe`.
-    pub readiness_probe: Option<Handler>,
+    pub(crate) readiness_probe: Option<Handler>,
     /// `startupProbe`.
-    pub startup_probe: Option<Handler>,
+    pub(crate) startup_probe: Option<Handler>,
     /// `lifecycle`.
-    pub lifecycle: Option<Lifecycle>,
+    pub(crate) lifecycle: Option<Lifecycle>,
 }
 
 /// `core/v1` `ContainerPort`, reduced to `hostPort`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct ContainerPort {
+pub(crate) struct ContainerPort {
     /// `ports[*].hostPort`: 0 when unset.
     #[serde(deserialize_with = "null_as_default")]
-    pub host_port: i32,
+    pub(crate) host_port: i32,
 }
 
 /// `core/v1` `SecurityContext` (container level), reduced to what the checks read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct SecurityContext {
+pub(crate) struct SecurityContext {
     /// `securityContext.privileged`.
-    pub privileged: Option<bool>,
+    pub(crate) privileged: Option<bool>,
     /// `securityContext.allowPrivilegeEscalation`.
-    pub allow_privilege_escalation: Option<bool>,
+    pub(crate) allow_privilege_escalation: Option<bool>,
     /// `securityContext.capabilities`.
-    pub capabilities: Option<Capabilities>,
+    pub(crate) capabilities: Option<Capabilities>,
     /// `securityContext.procMount`: `Default` or `Unmasked`.
-    pub proc_mount: Option<String>,
+    pub(crate) proc_mount: Option<String>,
     /// `securityContext.runAsNonRoot`.
-    pub run_as_non_root: Option<bool>,
+    pub(crate) run_as_non_root: Option<bool>,
     /// `securityContext.runAsUser`.
-    pub run_as_user: Option<i64>,
+    pub(crate) run_as_user: Option<i64>,
     /// `securityContext.seLinuxOptions`.
     #[serde(rename = "seLinuxOptions")]
-    pub se_linux_options: Option<SeLinuxOptions>,
+    pub(crate) se_linux_options: Option<SeLinuxOptions>,
     /// `securityContext.seccompProfile`.
-    pub seccomp_profile: Option<Profile>,
+    pub(crate) seccomp_profile: Option<Profile>,
     /// `securityContext.appArmorProfile`.
-    pub app_armor_profile: Option<Profile>,
+    pub(crate) app_armor_profile: Option<Profile>,
     /// `securityContext.windowsOptions`.
-    pub windows_options: Option<WindowsOptions>,
+    pub(crate) windows_options: Option<WindowsOptions>,
 }
 
 /// `core/v1` `Capabilities`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     /// `capabilities.add`.
     #[serde(deserialize_with = "null_as_default")]
-    pub add: Vec<String>,
+    pub(crate) add: Vec<String>,
     /// `capabilities.drop`.
     #[serde(deserialize_with = "null_as_default")]
-    pub drop: Vec<String>,
+    pub(crate) drop: Vec<String>,
 }
 
 /// `core/v1` `SeccompProfile` or `AppArmorProfile`, reduced to `type`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// `type`: `RuntimeDefault`, `Localhost` or `Unconfined`; empty when missing.
     #[serde(rename = "type", deserialize_with = "null_as_default")]
-    pub kind: String,
+    pub(crate) kind: String,
 }
 
 /// `core/v1` `SELinuxOptions`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct SeLinuxOptions {
+pub(crate) struct SeLinuxOptions {
     /// `seLinuxOptions.user`.
     #[serde(deserialize_with = "null_as_default")]
-    pub user: String,
+    pub(crate) user: String,
     /// `seLinuxOptions.role`.
     #[serde(deserialize_with = "null_as_default")]
-    pub role: String,
+    pub(crate) role: String,
     /// `seLinuxOptions.type`.
     #[serde(rename = "type", deserialize_with = "null_as_default")]
-    pub kind: String,
+    pub(crate) kind: String,
 }
 
 /// `core/v1` `Sysctl`, reduced to `name`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Sysctl {
+pub(crate) struct Sysctl {
     /// `sysctls[*].name`.
     #[serde(deserialize_with = "null_as_default")]
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// `core/v1` `WindowsSecurityContextOptions`, reduced to `hostProcess`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct WindowsOptions {
+pub(crate) struct WindowsOptions {
     /// `windowsOptions.hostProcess`.
-    pub host_process: Option<bool>,
+    pub(crate) host_process: Option<bool>,
 }
 
 /// A `core/v1` `Probe` or `LifecycleHandler`: both carry `httpGet` and `tcpSocket` with a `host`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Handler {
+pub(crate) struct Handler {
     /// `httpGet`.
-    pub http_get: Option<HostAction>,
+    pub(crate) http_get: Option<HostAction>,
     /// `tcpSocket`.
-    pub tcp_socket: Option<HostAction>,
+    pub(crate) tcp_socket: Option<HostAction>,
 }
 
 impl Handler {
     /// The non-empty `host` values of `httpGet` and `tcpSocket`, in that order.
-    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = &str> {
         [self.http_get.as_ref(), self.tcp_socket.as_ref()]
             .into_iter()
             .flatten()
@@ -263,68 +263,97 @@ impl Handler {
 /// `core/v1` `HTTPGetAction` or `TCPSocketAction`, reduced to `host`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct HostAction {
+pub(crate) struct HostAction {
     /// `host`: empty when unset.
     #[serde(deserialize_with = "null_as_default")]
-    pub host: String,
+    pub(crate) host: String,
 }
 
 /// `core/v1` `Lifecycle`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     /// `lifecycle.postStart`.
-    pub post_start: Option<Handler>,
+    pub(crate) post_start: Option<Handler>,
     /// `lifecycle.preStop`.
-    pub pre_stop: Option<Handler>,
+    pub(crate) pre_stop: Option<Handler>,
 }
 
 /// A present, non-null volume source; its content does not matter to the checks.
-pub type Source = Option<serde::de::IgnoredAny>;
+pub(crate) type Source = Option<serde::de::IgnoredAny>;
 
 /// `core/v1` `Volume`: its name and which source (`VolumeSource`, inlined) is set.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-#[expect(
-    missing_docs,
-    reason = "each source field is the `VolumeSource` member of the same JSON name"
-)]
-pub struct Volume {
+pub(crate) struct Volume {
     /// `volumes[*].name`.
     #[serde(deserialize_with = "null_as_default")]
-    pub name: String,
-    pub host_path: Source,
-    pub empty_dir: Source,
-    pub gce_persistent_disk: Source,
-    pub aws_elastic_block_store: Source,
-    pub git_repo: Source,
-    pub secret: Source,
-    pub nfs: Source,
-    pub iscsi: Source,
-    pub glusterfs: Source,
-    pub persistent_volume_claim: Source,
-    pub rbd: Source,
-    pub flex_volume: Source,
-    pub cinder: Source,
-    pub cephfs: Source,
-    pub flocker: Source,
+    pub(crate) name: String,
+    /// `volumes[*].hostPath`.
+    pub(crate) host_path: Source,
+    /// `volumes[*].emptyDir`.
+    pub(crate) empty_dir: Source,
+    /// `volumes[*].gcePersistentDisk`.
+    pub(crate) gce_persistent_disk: Source,
+    /// `volumes[*].awsElasticBlockStore`.
+    pub(crate) aws_elastic_block_store: Source,
+    /// `volumes[*].gitRepo`.
+    pub(crate) git_repo: Source,
+    /// `volumes[*].secret`.
+    pub(crate) secret: Source,
+    /// `volumes[*].nfs`.
+    pub(crate) nfs: Source,
+    /// `volumes[*].iscsi`.
+    pub(crate) iscsi: Source,
+    /// `volumes[*].glusterfs`.
+    pub(crate) glusterfs: Source,
+    /// `volumes[*].persistentVolumeClaim`.
+    pub(crate) persistent_volume_claim: Source,
+    /// `volumes[*].rbd`.
+    pub(crate) rbd: Source,
+    /// `volumes[*].flexVolume`.
+    pub(crate) flex_volume: Source,
+    /// `volumes[*].cinder`.
+    pub(crate) cinder: Source,
+    /// `volumes[*].cephfs`.
+    pub(crate) cephfs: Source,
+    /// `volumes[*].flocker`.
+    pub(crate) flocker: Source,
+    /// `volumes[*].downwardAPI`.
     #[serde(rename = "downwardAPI")]
-    pub downward_api: Source,
-    pub fc: Source,
-    pub azure_file: Source,
-    pub config_map: Source,
-    pub vsphere_volume: Source,
-    pub quobyte: Source,
-    pub azure_disk: Source,
-    pub photon_persistent_disk: Source,
-    pub projected: Source,
-    pub portworx_volume: Source,
+    pub(crate) downward_api: Source,
+    /// `volumes[*].fc`.
+    pub(crate) fc: Source,
+    /// `volumes[*].azureFile`.
+    pub(crate) azure_file: Source,
+    /// `volumes[*].configMap`.
+    pub(crate) config_map: Source,
+    /// `volumes[*].vsphereVolume`.
+    pub(crate) vsphere_volume: Source,
+    /// `volumes[*].quobyte`.
+    pub(crate) quobyte: Source,
+    /// `volumes[*].azureDisk`.
+    pub(crate) azure_disk: Source,
+    /// `volumes[*].photonPersistentDisk`.
+    pub(crate) photon_persistent_disk: Source,
+    /// `volumes[*].projected`.
+    pub(crate) projected: Source,
+    /// `volumes[*].portworxVolume`.
+    pub(crate) portworx_volume: Source,
+    /// `volumes[*].scaleIO`.
     #[serde(rename = "scaleIO")]
-    pub scale_io: Source,
-    pub storageos: Source,
-    pub csi: Source,
-    pub ephemeral: Source,
-    pub image: Source,
+    pub(crate) scale_io: Source,
+    /// `volumes[*].storageos`.
+    pub(crate) storageos: Source,
+    /// `volumes[*].csi`.
+    pub(crate) csi: Source,
+    /// `volumes[*].ephemeral`.
+    pub(crate) ephemeral: Source,
+    /// `volumes[*].image`.
+    pub(crate) image: Source,
+    /// Any other member: a volume source this model does not know.
+    #[serde(flatten)]
+    pub(crate) other: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[cfg(test)]

@@ -104,14 +104,31 @@ mod tests {
         assert_eq!("latest".parse::<Version>().unwrap(), Version::Latest);
         assert_eq!("v1.0".parse::<Version>().unwrap(), Version::Minor(0));
         assert_eq!("v1.25".parse::<Version>().unwrap(), Version::Minor(25));
-        assert_eq!("v1.10000".parse::<Version>().unwrap(), Version::Minor(10000));
+        assert_eq!(
+            "v1.10000".parse::<Version>().unwrap(),
+            Version::Minor(10000)
+        );
     }
 
     #[test]
     fn rejects_what_psa_rejects() {
         for bad in [
-            "", "Latest", "v1", "v1.", "1.25", "v2.0", "v1.025", "v1.00", "v1.-1", "v1.2a",
-            "v1.2 ", " v1.2", "v1.2\n", "v1.25.0", "v1.+3", "v1.99999999999999999999",
+            "",
+            "Latest",
+            "v1",
+            "v1.",
+            "1.25",
+            "v2.0",
+            "v1.025",
+            "v1.00",
+            "v1.-1",
+            "v1.2a",
+            "v1.2 ",
+            " v1.2",
+            "v1.2\n",
+            "v1.25.0",
+            "v1.+3",
+            "v1.99999999999999999999",
         ] {
             let err = bad.parse::<Version>().unwrap_err();
             assert_eq!(err.value, bad);

@@ -128,3 +128,45 @@ pub(super) fn policy_error(e: abi::PolicyError) -> PolicyError {
         abi::PolicyError::Internal(m) => PolicyError::Internal(m),
     }
 }
+
+/// A Kubernetes qualified name without prefix: what the API server accepts after prefixing an
+/// audit annotation key with `<webhook name>/` (apimachinery `IsQualifiedName`).
+fn is_annotation_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let edge = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && edge(bytes.first())
+        && edge(bytes.last())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_annotation_key;
+
+    #[test]
+    fn annotation_keys_are_unprefixed_qualified_names() {
+        for good in [
+            "exempt",
+            "enforce-policy",
+            "pod-security.monitor-denied",
+            "a",
+            "A_1",
+        ] {
+            assert!(is_annotation_key(good), "{good}");
+        }
+        for bad in [
+            "",
+            "pod-security.kubernetes.io/exempt",
+            "-x",
+            "x.",
+            "a b",
+            &"x".repeat(64),
+        ] {
+            assert!(!is_annotation_key(bad), "{bad}");
+        }
+    }
+}
