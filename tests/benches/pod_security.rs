@@ -1,6 +1,10 @@
 //! pod-security on a realistic Deployment (3 containers, restricted, compliant):
 //! native `evaluate` vs the same policy in wasm (warm instance, and fresh instance per call),
 //! policy load cold (compile) vs cached, and `palisade run` as a whole process.
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::process::Command;
 use std::sync::Arc;

@@ -85,6 +85,16 @@ pub(super) fn verdict_from_abi(v: abi::Verdict) -> Result<Verdict, EvalError> {
             "the verdict has an empty reason".into(),
         ));
     }
+    if let Some((key, _)) = v
+        .audit_annotations
+        .iter()
+        .find(|(k, _)| !is_annotation_key(k))
+    {
+        return Err(EvalError::BadOutput(format!(
+            "audit annotation key {key:?} is not a name of at most 63 characters \
+             (letters, digits, '-', '_', '.'; no prefix: the API server adds the webhook's name)"
+        )));
+    }
     let mut verdict = if v.allowed {
         Verdict::allow()
     } else {
