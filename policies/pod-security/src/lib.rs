@@ -7,13 +7,16 @@
     clippy::arithmetic_side_effects
 )]
 
-use palisade_sdk::wire::{AdmissionRequest, Operation, PolicyMetadata, Rule, Verdict};
+use palisade_sdk::wire::{
+    AdmissionRequest, Operation, PatchOperation, PolicyMetadata, Rule, Verdict,
+};
 use palisade_sdk::{AdmissionPolicy, PolicyError};
 
 mod checks;
 mod exemption;
 mod level;
 mod model;
+mod mutate;
 mod resource;
 mod settings;
 mod update;
@@ -65,7 +68,8 @@ impl AdmissionPolicy for PodSecurity {
                 ),
                 Rule::new(&["batch"], &["v1"], &["jobs", "cronjobs"], &operations),
             ],
-            mutating: false,
+            // With the `mutate` setting the policy returns a JSONPatch.
+            mutating: true,
         }
     }
 
@@ -74,14 +78,62 @@ impl AdmissionPolicy for PodSecurity {
     }
 }
 
-/// Evaluates one admission request against the configured Pod Security Standard, in PSA's order:
+/// Evaluates one admission request against the configured Pod Security Standard; with the
+/// `mutate` setting, on the object completed with the restricted defaults it lacks (the patch
+/// comes with an allowed verdict; a denial lists what the defaults could not fix).
+///
+/// # Errors
+/// As [`enforce`].
+pub fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
+    let verdict = enforce(request, settings)?;
+    if !settings.mutate || matches!(verdict.reason.as_str(), "exempt" | "not-applicable") {
+        return Ok(verdict);
+    }
+    // A pod's containers cannot change after creation; workload templates can.
+    let pointer = match resource::classify(request) {
+        Target::Pod if request.operation == Operation::Create => "/spec",
+        Target::Workload(workload) => workload.spec_pointer(),
+        Target::Pod | Target::NotApplicable(_) => return Ok(verdict),
+    };
+    let Some(mut object) = request.object::<serde_json::Value>()? else {
+        return Ok(verdict);
+    };
+    let patch = mutate::add_defaults(&mut object, pointer);
+    if patch.is_empty() {
+        return Ok(verdict);
+    }
+    let raw = serde_json::value::RawValue::from_string(object.to_string())
+        .map_err(|e| PolicyError::Internal(format!("re-serializing the patched object: {e}")))?;
+    let patched = AdmissionRequest {
+        object: Some(raw),
+        ..request.clone()
+    };
+    let after = enforce(&patched, settings)?;
+    if !after.allowed {
+        return Ok(after);
+    }
+    let added: Vec<&str> = patch
+        .iter()
+        .filter_map(|op| match op {
+            PatchOperation::Add { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    let warning = format!(
+        "pod-security added the restricted defaults at {}",
+        added.join(", ")
+    );
+    Ok(after.with_warning(warning).with_patch(patch))
+}
+
+/// Enforces the configured Pod Security Standard on the request as it is, in PSA's order:
 /// operation and resource, namespace and user exemptions, the `privileged` level, insignificant
 /// pod updates, runtime-class exemption, then every check of the level and version.
 ///
 /// # Errors
 /// [`PolicyError::InvalidRequest`] when the object (or, for a pod UPDATE, the old object) is
 /// missing or does not parse as the kind it claims to be.
-pub fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
+pub fn enforce(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
     let operation = match request.operation {
         Operation::Create | Operation::Update => request.operation,
         Operation::Delete => return Ok(not_checked("DELETE")),
@@ -165,7 +217,7 @@ mod tests {
     fn metadata_names_the_crate_and_every_resource_psa_checks() {
         let metadata = PodSecurity::metadata();
         assert_eq!(metadata.name, "pod-security");
-        assert!(!metadata.mutating);
+        assert!(metadata.mutating);
         let resources: Vec<String> = metadata
             .rules
             .iter()

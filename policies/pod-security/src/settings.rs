@@ -22,6 +22,12 @@ pub struct Settings {
     /// Requests that are allowed without evaluation.
     #[serde(default)]
     pub exemptions: Exemptions,
+    /// Add the restricted defaults a pod template lacks (containers: `allowPrivilegeEscalation:
+    /// false`, `capabilities.drop: [ALL]`; pod: `runAsNonRoot: true`, `seccompProfile:
+    /// RuntimeDefault`) as a JSONPatch, then enforce the level on the patched object. Only with
+    /// `level: restricted`; served at `/mutate/<id>`.
+    #[serde(default)]
+    pub mutate: bool,
 }
 
 /// PSA's exemptions (`PodSecurityExemptions`): exact matches, no patterns.
@@ -44,6 +50,15 @@ impl PolicySettings for Settings {
     /// usernames, namespaces that are DNS-1123 labels, runtime classes that are DNS-1123
     /// subdomains, and no duplicates. (The level and version are checked while parsing.)
     fn validate(&self) -> Result<(), SettingsError> {
+        if self.mutate && self.level != Level::Restricted {
+            return Err(SettingsError::new(
+                "mutate",
+                format!(
+                    "adds the restricted defaults, so it needs level restricted, not {}",
+                    self.level
+                ),
+            ));
+        }
         check_list("exemptions.usernames", &self.exemptions.usernames, |_| None)?;
         check_list("exemptions.namespaces", &self.exemptions.namespaces, |ns| {
             (!is_dns1123_label(ns)).then_some(

@@ -44,6 +44,20 @@ impl Workload {
         })
     }
 
+    /// JSON Pointer of the pod spec inside the workload object.
+    pub(crate) fn spec_pointer(self) -> &'static str {
+        match self {
+            Self::CronJob => "/spec/jobTemplate/spec/template/spec",
+            Self::PodTemplate => "/template/spec",
+            Self::Deployment
+            | Self::ReplicaSet
+            | Self::StatefulSet
+            | Self::DaemonSet
+            | Self::Job
+            | Self::ReplicationController => "/spec/template/spec",
+        }
+    }
+
     /// The pod template of the request's object: metadata (whose annotations count as the pod's)
     /// and spec. `None` only for a ReplicationController without `spec.template`, which PSA
     /// skips; the other kinds hold the template by value, so a missing one is an empty pod.
