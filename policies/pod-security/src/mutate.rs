@@ -153,6 +153,10 @@ fn add(
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "tests index JSON they have just built"
+)]
 mod tests {
     use super::*;
 
