@@ -2,6 +2,7 @@
 //! stderr. Uses the pod-security policy and its bundled example requests.
 
 use assert_cmd::Command;
+use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -325,4 +326,134 @@ fn readme_cli_reference_is_current() {
         Some(reference.as_str()),
         "the README's CLI reference is stale: run `make docs`"
     );
+}
+
+#[test]
+fn webhook_config_routes_each_policy_with_its_rules() {
+    let cache = tempfile::tempdir().expect("dir");
+    let policy = artefact("pod_security");
+    let config = cache.path().join("palisade.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "policies:\n  - {{id: pod-security, module: {}, failurePolicy: Ignore}}\n",
+            path(&policy)
+        ),
+    )
+    .expect("write");
+    let ca = cache.path().join("ca.crt");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    let output = palisade(&cache)
+        .args([
+            "webhook-config",
+            "--config",
+            path(&config),
+            "--ca-bundle",
+            path(&ca),
+            "--namespace",
+            "security",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("yaml document"))
+        .collect();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration"
+        ]
+    );
+    let webhook = &objects[0]["webhooks"][0];
+    assert_eq!(webhook["name"], "pod-security.palisade.dev");
+    assert_eq!(
+        webhook["clientConfig"]["service"]["path"],
+        "/validate/pod-security"
+    );
+    assert_eq!(webhook["clientConfig"]["service"]["namespace"], "security");
+    assert_eq!(webhook["failurePolicy"], "Ignore");
+    assert_eq!(webhook["sideEffects"], "None");
+    assert_eq!(
+        webhook["admissionReviewVersions"],
+        serde_json::json!(["v1", "v1beta1"])
+    );
+    let ca_bundle = webhook["clientConfig"]["caBundle"]
+        .as_str()
+        .expect("caBundle");
+    assert!(
+        ca_bundle.starts_with("LS0tLS1CRUdJTi"),
+        "base64 of the PEM: {ca_bundle}"
+    );
+    let resources: Vec<&str> = webhook["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .flat_map(|r| {
+            r["resources"]
+                .as_array()
+                .expect("resources")
+                .iter()
+                .map(|v| v.as_str().expect("resource"))
+        })
+        .collect();
+    for expected in ["pods", "deployments", "cronjobs"] {
+        assert!(resources.contains(&expected), "{resources:?}");
+    }
+    assert_eq!(
+        objects[1]["webhooks"][0]["clientConfig"]["service"]["path"],
+        "/mutate/pod-security"
+    );
+    let excluded = &webhook["namespaceSelector"]["matchExpressions"][0]["values"];
+    assert_eq!(*excluded, serde_json::json!(["security", "kube-system"]));
+}
+
+#[test]
+fn cert_writes_a_ca_and_a_serving_pair_and_keeps_existing_files() {
+    let cache = tempfile::tempdir().expect("dir");
+    let out = cache.path().join("tls");
+    let run = |extra: &[&str]| {
+        palisade(&cache)
+            .args(["cert", "--out", path(&out), "--client"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    assert_eq!(run(&[]).status.code(), Some(0));
+    for file in ["ca.crt", "tls.crt", "tls.key", "client.crt", "client.key"] {
+        let text = std::fs::read_to_string(out.join(file)).expect(file);
+        assert!(text.starts_with("-----BEGIN "), "{file} is PEM");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("tls.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "private keys are readable by their owner only"
+        );
+    }
+    let again = run(&[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(run(&["--force"]).status.code(), Some(0));
 }
