@@ -1,15 +1,16 @@
-//! Every policy's fixtures through its compiled component in the host: the verdicts must equal
-//! the expected files the native runs produce. Plus completeness: each policy has allow and
-//! deny cases and a built artefact.
+//! Every admission policy's fixtures through its compiled component in the host: the verdicts
+//! must equal the expected files the native runs produce. Plus completeness, for every policy
+//! whatever its ABI: allow and deny cases and a built artefact for its declared target.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use e2e::{PolicyCrate, policy_crates};
+use e2e::{ADMISSION_COMPONENT, PolicyCrate, policy_crates};
 use libtest_mimic::{Arguments, Failed, Trial};
 use palisade_runtime::component::Prepared;
 use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
-use palisade_sdk::testing::{Outcome, check, load_fixtures};
+use palisade_sdk::testing::{Outcome, check, fixture_paths, load_fixtures};
+use palisade_sdk::wire::AdmissionRequest;
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
@@ -28,13 +29,17 @@ fn trials() -> anyhow::Result<Vec<Trial>> {
     let mut trials = Vec::new();
     for policy in policy_crates()? {
         trials.push(completeness(&policy));
-        let prepared = match policy.component() {
+        // Only components run here: proxy filters need the proxy-wasm host.
+        if !policy.exports(ADMISSION_COMPONENT) {
+            continue;
+        }
+        let prepared = match policy.artefact() {
             Ok(bytes) => Prepared::new(&engine, &bytes)
                 .map(Arc::new)
                 .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
             Err(e) => Err(format!("{e:#}")),
         };
-        for fixture in load_fixtures(&policy.fixtures())? {
+        for fixture in load_fixtures::<AdmissionRequest>(&policy.fixtures())? {
             let prepared = prepared.clone();
             trials.push(Trial::test(
                 format!("{}::wasm::{}", policy.name, fixture.name),
@@ -51,11 +56,7 @@ fn trials() -> anyhow::Result<Vec<Trial>> {
 
 /// The outcome as `palisade run` would see it: settings rejected at configure time, then a
 /// verdict or the policy's own error.
-fn evaluate(
-    prepared: &Arc<Prepared>,
-    settings: &str,
-    request: &palisade_sdk::wire::AdmissionRequest,
-) -> Outcome {
+fn evaluate(prepared: &Arc<Prepared>, settings: &str, request: &AdmissionRequest) -> Outcome {
     match prepared.configure(settings, None) {
         Err(LoadError::Settings(e)) => Outcome::SettingsError(e.to_string()),
         Err(e) => Outcome::Error(format!("host error: {e}")),
@@ -70,17 +71,23 @@ fn evaluate(
 fn completeness(policy: &PolicyCrate) -> Trial {
     let policy = policy.clone();
     Trial::test(format!("{}::complete", policy.name), move || {
-        let fixtures = load_fixtures(&policy.fixtures()).map_err(|e| format!("{e:#}"))?;
+        let names: Vec<String> = fixture_paths(&policy.fixtures())
+            .map_err(|e| format!("{e:#}"))?
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect();
         for prefix in ["allow-", "deny-"] {
-            if !fixtures.iter().any(|f| f.name.starts_with(prefix)) {
+            if !names.iter().any(|name| name.starts_with(prefix)) {
                 return Err(format!("{} has no {prefix} fixture", policy.name).into());
             }
         }
-        if !policy.component_path().is_file() {
+        let artefact = policy.artefact_path();
+        if !artefact.is_file() {
             return Err(format!(
-                "{} has no built artefact at {}",
+                "{} has no built artefact at {} (built for {})",
                 policy.name,
-                policy.component_path().display()
+                artefact.display(),
+                policy.target
             )
             .into());
         }

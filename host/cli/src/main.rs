@@ -3,6 +3,10 @@
 
 mod deploy;
 mod input;
+mod istio;
+mod package;
+mod proxy;
+mod push;
 mod run;
 mod serve;
 mod suite;
@@ -37,6 +41,12 @@ enum Command {
     WebhookConfig(deploy::WebhookConfigArgs),
     /// Create a CA and a serving certificate (and optionally a client certificate) for local use.
     Cert(deploy::CertArgs),
+    /// Package a proxy-wasm filter as OCI images (compat and wasm variants) in an image layout.
+    Package(package::PackageArgs),
+    /// Push a proxy-wasm filter (or an image of a layout) to a registry.
+    Push(push::PushArgs),
+    /// Print the Istio WasmPlugin (or EnvoyFilter) that loads a proxy-wasm filter.
+    Istio(istio::IstioArgs),
     /// Print this command's reference in Markdown (the README's CLI section is generated from it).
     #[command(hide = true)]
     Reference,
@@ -153,6 +163,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args, &cli.engine),
         Command::WebhookConfig(args) => deploy::webhook_config(args, &cli.engine),
         Command::Cert(args) => deploy::cert(args),
+        Command::Package(args) => package::package(args),
+        Command::Push(args) => push::push(args),
+        Command::Istio(args) => istio::istio(args),
         Command::Reference => {
             print!("{}", reference());
             Ok(ExitCode::SUCCESS)

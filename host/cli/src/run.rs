@@ -8,20 +8,33 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use palisade_runtime::component::Prepared;
+use palisade_runtime::proxy_wasm::{Filter, RunOptions};
 use palisade_runtime::review;
 use palisade_sdk::wire::Verdict;
 
-use crate::{EngineArgs, input};
+use crate::{EngineArgs, input, proxy};
 
 /// Arguments of `palisade run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The policy module (a Palisade admission component, .wasm).
+    /// The policy module: a Palisade admission component, or a proxy-wasm filter with `--http`.
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
     /// The AdmissionReview (or bare AdmissionRequest) to evaluate, JSON or YAML.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "http",
+        conflicts_with = "http"
+    )]
+    request: Option<PathBuf>,
+    /// A proxy scenario (plugin configuration, connection, clusters, requests, time advances),
+    /// YAML or JSON, run through the filter as Envoy would; prints the report as JSON.
     #[arg(long, value_name = "FILE")]
-    request: PathBuf,
+    http: Option<PathBuf>,
+    /// With `--http`: print every callback and hostcall with its status to stderr.
+    #[arg(long, requires = "http")]
+    trace: bool,
     /// The policy's settings, JSON or YAML [default: the policy's defaults].
     #[arg(long, value_name = "FILE")]
     settings: Option<PathBuf>,
@@ -40,7 +53,13 @@ pub(crate) enum Format {
 }
 
 pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
-    let (api_version, request) = read_request(&args.request)?;
+    if let Some(scenario) = &args.http {
+        return run_http(args, scenario, engine_args);
+    }
+    let Some(request_path) = &args.request else {
+        anyhow::bail!("give --request (an AdmissionReview) or --http (a proxy scenario)");
+    };
+    let (api_version, request) = read_request(request_path)?;
     let settings = args
         .settings
         .as_deref()
@@ -77,6 +96,37 @@ pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<Ex
     )?;
     eprintln!("{}", summary(&name, &verdict));
     Ok(ExitCode::from(code))
+}
+
+/// `palisade run --http`: one scenario through a proxy-wasm filter. Exit code 0 when the plugin
+/// was accepted, 1 when Envoy would have rejected it (start or configure failed).
+fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
+    let scenario = proxy::read_scenario(scenario)?;
+    let engine = engine_args.engine()?;
+    let module = input::read_module(&args.policy)?;
+    let filter = Filter::new(&engine, &module)
+        .with_context(|| format!("loading filter {}", args.policy.display()))?;
+    let options = RunOptions {
+        limits: engine.default_limits(),
+        trace: args.trace,
+    };
+    let (report, trace) = palisade_runtime::proxy_wasm::run(&filter, &scenario, options);
+    for line in trace {
+        eprintln!("{line}");
+    }
+    let text = match args.output {
+        Format::Json => serde_json::to_string_pretty(&report)?,
+        Format::Yaml => serde_yaml::to_string(&report)?,
+    };
+    println!("{}", text.trim_end());
+    for request in &report.requests {
+        eprintln!("{}", proxy::summary(request));
+    }
+    if let Some(reason) = &report.rejected {
+        eprintln!("plugin rejected: {reason}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads an AdmissionReview or AdmissionRequest from JSON or YAML.

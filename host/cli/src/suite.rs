@@ -1,6 +1,7 @@
 //! `palisade test`: data-driven suites. A suite names a policy, default settings and cases
-//! (a request file and what to expect); each case prints a pass/fail line, the run ends with
-//! `N passed, N failed`, and `--junit` writes a JUnit XML report for CI.
+//! (an AdmissionReview file, or for a proxy-wasm filter a proxy scenario, and what to expect);
+//! each case prints a pass/fail line, the run ends with `N passed, N failed`, and `--junit`
+//! writes a JUnit XML report for CI.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +11,13 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use palisade_runtime::Abi;
 use palisade_runtime::component::Prepared;
+use palisade_runtime::proxy_wasm::{Filter, Report, RunOptions};
 use palisade_sdk::wire::Verdict;
 use serde::Deserialize;
 
-use crate::{EngineArgs, input, run};
+use crate::{EngineArgs, input, proxy, run};
 
 /// Arguments of `palisade test`.
 #[derive(Debug, Args)]
@@ -44,8 +47,13 @@ struct Suite {
 #[serde(deny_unknown_fields)]
 struct Case {
     name: String,
-    /// AdmissionReview or AdmissionRequest file, relative to the suite file.
-    request: PathBuf,
+    /// AdmissionReview or AdmissionRequest file, relative to the suite file (admission policies).
+    #[serde(default)]
+    request: Option<PathBuf>,
+    /// Proxy scenario file, relative to the suite file (proxy-wasm filters); the settings, when
+    /// given, replace its plugin configuration.
+    #[serde(default)]
+    scenario: Option<PathBuf>,
     #[serde(default)]
     settings: Option<serde_json::Value>,
     expect: Expect,
@@ -66,6 +74,44 @@ struct Expect {
     /// A substring of the error: the case expects the policy to fail (settings or evaluation).
     #[serde(default)]
     error: Option<String>,
+    /// Proxy: whether the plugin must be accepted (a substring of the rejection otherwise:
+    /// use `error`).
+    #[serde(default)]
+    accepted: Option<bool>,
+    /// Proxy: what must hold of each request of the scenario, in order.
+    #[serde(default)]
+    requests: Option<Vec<ExpectRequest>>,
+}
+
+/// What a proxy scenario's request must show.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExpectRequest {
+    /// `upstream`, `local-reply`, `reset`, `fail-closed`, `fail-open` or `pending`.
+    #[serde(default)]
+    outcome: Option<String>,
+    /// The status the client got.
+    #[serde(default)]
+    status: Option<u16>,
+    /// Headers the filter must have added to the request sent upstream.
+    #[serde(default)]
+    headers_added: Option<BTreeMap<String, String>>,
+    /// Headers the filter must have removed from the request.
+    #[serde(default)]
+    headers_removed: Option<Vec<String>>,
+    /// Headers the client's response must carry.
+    #[serde(default)]
+    response_headers: Option<BTreeMap<String, String>>,
+    /// A substring of the body the client got.
+    #[serde(default)]
+    body: Option<String>,
+}
+
+/// A suite's policy, by ABI.
+#[derive(Clone)]
+enum Loaded {
+    Admission(Arc<Prepared>),
+    Proxy(Arc<Filter>),
 }
 
 struct CaseResult {
@@ -77,7 +123,7 @@ struct CaseResult {
 
 pub(crate) fn test(args: &TestArgs, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
     let engine = engine_args.engine()?;
-    let mut policies: BTreeMap<PathBuf, Arc<Prepared>> = BTreeMap::new();
+    let mut policies: BTreeMap<PathBuf, Loaded> = BTreeMap::new();
     let mut results = Vec::new();
     for path in &args.suites {
         let suite: Suite = input::read_document(path)?;
@@ -87,25 +133,34 @@ pub(crate) fn test(args: &TestArgs, engine_args: &EngineArgs) -> anyhow::Result<
         let base = path.parent().unwrap_or(Path::new("."));
         let policy_path = base.join(&suite.policy);
         let prepared = match policies.get(&policy_path) {
-            Some(p) => Arc::clone(p),
+            Some(p) => p.clone(),
             None => {
                 let module = input::read_module(&policy_path)
                     .with_context(|| format!("in suite {}", path.display()))?;
-                let prepared = Arc::new(Prepared::new(&engine, &module).with_context(|| {
+                let loading = || {
                     format!(
                         "loading policy {} of suite {}",
                         policy_path.display(),
                         path.display()
                     )
-                })?);
-                policies.insert(policy_path.clone(), Arc::clone(&prepared));
-                prepared
+                };
+                let loaded = match Abi::detect(&module).with_context(loading)? {
+                    Abi::ProxyWasm { .. } => Loaded::Proxy(Arc::new(
+                        Filter::new(&engine, &module).with_context(loading)?,
+                    )),
+                    _ => Loaded::Admission(Arc::new(
+                        Prepared::new(&engine, &module).with_context(loading)?,
+                    )),
+                };
+                policies.insert(policy_path.clone(), loaded.clone());
+                loaded
             }
         };
         let suite_name = path.display().to_string();
         for case in &suite.cases {
             let started = Instant::now();
-            let failure = run_case(&prepared, base, suite.settings.as_ref(), case)
+            let limits = engine.default_limits();
+            let failure = run_case(&prepared, base, suite.settings.as_ref(), case, limits)
                 .err()
                 .map(|e| format!("{e:#}"));
             let result = CaseResult {
@@ -135,12 +190,37 @@ pub(crate) fn test(args: &TestArgs, engine_args: &EngineArgs) -> anyhow::Result<
 }
 
 fn run_case(
-    prepared: &Arc<Prepared>,
+    loaded: &Loaded,
     base: &Path,
     suite_settings: Option<&serde_json::Value>,
     case: &Case,
+    limits: palisade_runtime::Limits,
 ) -> anyhow::Result<()> {
-    let (_, request) = run::read_request(&base.join(&case.request))?;
+    let prepared = match (loaded, &case.request, &case.scenario) {
+        (Loaded::Admission(prepared), Some(_), None) => prepared,
+        (Loaded::Proxy(filter), None, Some(scenario)) => {
+            let mut scenario = proxy::read_scenario(&base.join(scenario))?;
+            if let Some(settings) = case.settings.as_ref().or(suite_settings) {
+                scenario.plugin.configuration = Some(settings.clone());
+            }
+            let options = RunOptions {
+                limits,
+                trace: false,
+            };
+            let (report, _) = palisade_runtime::proxy_wasm::run(filter, &scenario, options);
+            return check_proxy(&case.expect, &report);
+        }
+        (Loaded::Admission(_), _, _) => {
+            bail!("an admission policy's case needs `request` (and no `scenario`)")
+        }
+        (Loaded::Proxy(_), _, _) => {
+            bail!("a proxy filter's case needs `scenario` (and no `request`)")
+        }
+    };
+    let Some(request) = &case.request else {
+        bail!("the case needs `request`");
+    };
+    let (_, request) = run::read_request(&base.join(request))?;
     let settings = case
         .settings
         .as_ref()
@@ -196,6 +276,91 @@ fn check(expect: &Expect, outcome: anyhow::Result<Verdict>) -> anyhow::Result<()
             "expected the message to contain {message:?}, got {:?}",
             verdict.message
         ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("; "))
+    }
+}
+
+/// Checks a proxy scenario's report against the expectations.
+fn check_proxy(expect: &Expect, report: &Report) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    match (&report.rejected, &expect.error) {
+        (Some(reason), Some(wanted)) if reason.contains(wanted.as_str()) => return Ok(()),
+        (Some(reason), Some(wanted)) => {
+            bail!("expected the plugin to be rejected with {wanted:?}, got: {reason}")
+        }
+        (None, Some(wanted)) => {
+            bail!("expected the plugin to be rejected with {wanted:?}, it was accepted")
+        }
+        (Some(reason), None) if expect.accepted != Some(false) => {
+            bail!("the plugin was rejected: {reason}")
+        }
+        _ => {}
+    }
+    if let Some(accepted) = expect.accepted
+        && accepted != report.accepted
+    {
+        problems.push(format!(
+            "expected accepted={accepted}, got {}",
+            report.accepted
+        ));
+    }
+    for (i, wanted) in expect.requests.iter().flatten().enumerate() {
+        let Some(got) = report.requests.get(i) else {
+            problems.push(format!(
+                "request {}: the scenario has no such request",
+                i + 1
+            ));
+            continue;
+        };
+        let label = &got.name;
+        if let Some(outcome) = &wanted.outcome
+            && &got.outcome != outcome
+        {
+            problems.push(format!(
+                "{label}: expected outcome {outcome}, got {}",
+                got.outcome
+            ));
+        }
+        let response = got.response.as_ref();
+        if let Some(status) = wanted.status
+            && response.map(|r| r.status) != Some(status)
+        {
+            problems.push(format!(
+                "{label}: expected status {status}, got {}",
+                response.map_or("no response".into(), |r| r.status.to_string())
+            ));
+        }
+        if let Some(body) = &wanted.body
+            && !response.is_some_and(|r| r.body.contains(body.as_str()))
+        {
+            problems.push(format!(
+                "{label}: expected the response body to contain {body:?}"
+            ));
+        }
+        for (name, value) in wanted.response_headers.iter().flatten() {
+            if response.and_then(|r| r.headers.get(name)) != Some(value.as_str()) {
+                problems.push(format!("{label}: expected response header {name}: {value}"));
+            }
+        }
+        let upstream = got.upstream.as_ref();
+        for (name, value) in wanted.headers_added.iter().flatten() {
+            let added = upstream
+                .is_some_and(|u| u.headers_added.iter().any(|(k, v)| k == name && v == value));
+            if !added {
+                problems.push(format!(
+                    "{label}: expected the request to gain {name}: {value}"
+                ));
+            }
+        }
+        for name in wanted.headers_removed.iter().flatten() {
+            if !upstream.is_some_and(|u| u.headers_removed.iter().any(|(k, _)| k == name)) {
+                problems.push(format!("{label}: expected the request to lose {name}"));
+            }
+        }
     }
     if problems.is_empty() {
         Ok(())

@@ -43,35 +43,78 @@ impl ModuleCache {
             .join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
     }
 
-    /// Loads the component for `bytes` from the cache, or compiles and stores it.
-    pub(crate) fn component(
+    /// Loads the compiled artefact for `bytes` from the cache, or compiles and stores it.
+    pub(crate) fn load<A: Artefact>(
         &self,
         engine: &wasmtime::Engine,
         bytes: &[u8],
-    ) -> Result<(wasmtime::component::Component, CacheStatus), LoadError> {
+    ) -> Result<(A, CacheStatus), LoadError> {
         let path = self.entry(engine, bytes);
         if path.is_file() {
-            // SAFETY: the file is one this cache wrote (named by the SHA-256 of its source and
-            // the engine's compatibility hash, written to a temporary name and renamed into
-            // place, so never seen half-written); wasmtime checks its header and engine
-            // compatibility before use. The cache directory must not be writable by others.
-            #[expect(unsafe_code, reason = "loading our own precompiled artefact")]
-            let loaded = unsafe { wasmtime::component::Component::deserialize_file(engine, &path) };
-            match loaded {
-                Ok(component) => return Ok((component, CacheStatus::Hit)),
+            match A::deserialize_file(engine, &path) {
+                Ok(artefact) => return Ok((artefact, CacheStatus::Hit)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "discarding an unusable cache entry")
                 }
             }
         }
-        let component =
-            wasmtime::component::Component::new(engine, bytes).map_err(LoadError::Compile)?;
-        let serialized = component.serialize().map_err(LoadError::Compile)?;
+        let artefact = A::compile(engine, bytes).map_err(LoadError::Compile)?;
+        let serialized = artefact.serialize().map_err(LoadError::Compile)?;
         store(&path, &serialized).map_err(|source| LoadError::Cache {
             path: path.clone(),
             source,
         })?;
-        Ok((component, CacheStatus::Miss))
+        Ok((artefact, CacheStatus::Miss))
+    }
+}
+
+/// What the cache stores: a compiled component or core module.
+pub(crate) trait Artefact: Sized {
+    /// Compiles `bytes` with Cranelift.
+    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    /// The native artefact to store.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// Loads an artefact this cache stored.
+    fn deserialize_file(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Self>;
+}
+
+impl Artefact for wasmtime::component::Component {
+    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Self::new(engine, bytes)
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Self::serialize(self)
+    }
+
+    fn deserialize_file(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: the file is one this cache wrote (named by the SHA-256 of its source and the
+        // engine's compatibility hash, written to a temporary name and renamed into place, so
+        // never seen half-written); wasmtime checks its header and engine compatibility before
+        // use. The cache directory must not be writable by others.
+        #[expect(unsafe_code, reason = "loading our own precompiled artefact")]
+        unsafe {
+            Self::deserialize_file(engine, path)
+        }
+    }
+}
+
+impl Artefact for wasmtime::Module {
+    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Self::new(engine, bytes)
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Self::serialize(self)
+    }
+
+    fn deserialize_file(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: as for components above: only files this cache wrote atomically, checked by
+        // wasmtime for format and engine compatibility.
+        #[expect(unsafe_code, reason = "loading our own precompiled artefact")]
+        unsafe {
+            Self::deserialize_file(engine, path)
+        }
     }
 }
 

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use sha2::{Digest, Sha256};
+use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Store, Trap, WasmBacktrace};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::abi::Abi;
 use crate::cache::CacheStatus;
-use crate::limits::MemoryCap;
+use crate::limits::{MemoryCap, TickBudget};
 use crate::{Engine, EvalError, Limits, LoadError};
 
 mod bindings {
@@ -79,6 +79,8 @@ pub struct Prepared {
     cache: CacheStatus,
     default_limits: Limits,
     tick: TickBudget,
+    /// Keeps deadlines firing for as long as the policy can run.
+    _ticker: Arc<crate::engine::Ticker>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -87,19 +89,6 @@ impl std::fmt::Debug for Prepared {
             .field("name", &self.name)
             .field("digest", &self.digest)
             .finish_non_exhaustive()
-    }
-}
-
-/// Converts a wall-clock timeout into epoch ticks for this engine.
-#[derive(Debug, Clone, Copy)]
-struct TickBudget {
-    tick_nanos: u128,
-}
-
-impl TickBudget {
-    fn ticks(self, timeout: std::time::Duration) -> u64 {
-        let ticks = timeout.as_nanos().div_ceil(self.tick_nanos.max(1));
-        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
     }
 }
 
@@ -128,7 +117,7 @@ impl Prepared {
                 });
             }
         }
-        let (component, cache) = engine.component(bytes)?;
+        let (component, cache) = engine.compile::<wasmtime::component::Component>(bytes)?;
         let mut linker = Linker::<State>::new(engine.wasmtime());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(LoadError::Link)?;
         bindings::palisade::admission::log::add_to_linker::<State, HasSelf<State>>(
@@ -152,6 +141,7 @@ impl Prepared {
             tick: TickBudget {
                 tick_nanos: engine.tick().as_nanos(),
             },
+            _ticker: engine.ticker(),
         };
         prepared.metadata = prepared
             .call(prepared.default_limits, |policy, store| {
@@ -267,44 +257,15 @@ fn placeholder_metadata() -> PolicyMetadata {
 
 /// Names what stopped a call: the memory cap, the deadline, or a trap (with the guest's stderr).
 fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> EvalError {
-    if let Some(requested) = store.data().cap.refused {
-        return EvalError::MemoryLimit {
-            limit: limits.memory,
-            requested,
-        };
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => EvalError::Timeout(limits.timeout),
-        Some(_) => {
-            // wasmtime adds the backtrace as the outermost context; keep it out of the message.
-            let backtrace = error
-                .downcast_ref::<WasmBacktrace>()
-                .map(ToString::to_string);
-            let mut message = error
-                .chain()
-                .skip(usize::from(backtrace.is_some()))
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(": ");
-            // A Rust guest's panic message, without the hint about RUST_BACKTRACE.
-            let stderr = String::from_utf8_lossy(&store.data().stderr.contents())
-                .lines()
-                .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
-                .collect::<Vec<_>>()
-                .join(" ")
-                .trim()
-                .to_owned();
-            if !stderr.is_empty() {
-                message.push_str("; guest stderr: ");
-                message.push_str(&stderr);
-            }
-            EvalError::Trap {
-                message,
-                backtrace: backtrace.unwrap_or_default(),
-            }
-        }
-        None => EvalError::Instantiate(error),
-    }
+    // A Rust guest's panic message, without the hint about RUST_BACKTRACE.
+    let stderr = String::from_utf8_lossy(&store.data().stderr.contents())
+        .lines()
+        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_owned();
+    crate::error::classify(error, store.data().cap.refused, limits, &stderr)
 }
 
 /// A prepared policy bound to validated settings and limits: what a host evaluates requests with.

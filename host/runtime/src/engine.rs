@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::cache::{CacheStatus, ModuleCache};
+use crate::cache::{Artefact, CacheStatus, ModuleCache};
 use crate::{Limits, LoadError};
 
 /// How to build an [`Engine`].
@@ -36,7 +36,7 @@ pub struct Engine {
     inner: wasmtime::Engine,
     cache: Option<ModuleCache>,
     config: EngineConfig,
-    ticker: Option<Ticker>,
+    ticker: Arc<Ticker>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -60,7 +60,7 @@ impl Engine {
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
         let inner = wasmtime::Engine::new(&wasm).map_err(LoadError::Compile)?;
         let cache = config.cache_dir.clone().map(ModuleCache::new);
-        let ticker = Some(Ticker::start(inner.clone(), config.tick));
+        let ticker = Arc::new(Ticker::start(inner.clone(), config.tick));
         Ok(Self {
             inner,
             cache,
@@ -81,37 +81,33 @@ impl Engine {
         self.config.limits
     }
 
+    /// A handle that keeps the epoch ticker running while held.
+    pub(crate) fn ticker(&self) -> Arc<Ticker> {
+        Arc::clone(&self.ticker)
+    }
+
     /// How often the epoch advances.
     pub(crate) fn tick(&self) -> Duration {
         self.config.tick
     }
 
-    /// Compiles a component, through the cache when one is configured.
-    pub(crate) fn component(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(wasmtime::component::Component, CacheStatus), LoadError> {
+    /// Compiles a component or core module, through the cache when one is configured.
+    pub(crate) fn compile<A: Artefact>(&self, bytes: &[u8]) -> Result<(A, CacheStatus), LoadError> {
         match &self.cache {
-            Some(cache) => cache.component(&self.inner, bytes),
-            None => wasmtime::component::Component::new(&self.inner, bytes)
-                .map(|c| (c, CacheStatus::Disabled))
+            Some(cache) => cache.load(&self.inner, bytes),
+            None => A::compile(&self.inner, bytes)
+                .map(|a| (a, CacheStatus::Disabled))
                 .map_err(LoadError::Compile),
         }
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if let Some(ticker) = self.ticker.take() {
-            ticker.stop();
-        }
-    }
-}
-
-/// Advances the engine's epoch every tick until stopped.
-struct Ticker {
+/// Advances the engine's epoch every tick until the last holder drops it. Whatever runs guest
+/// code holds one (see [`Engine::ticker`]), so deadlines keep firing even after the `Engine`
+/// value itself is gone.
+pub(crate) struct Ticker {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Ticker {
@@ -131,13 +127,20 @@ impl Ticker {
                 tracing::error!(error = %e, "cannot start the epoch ticker thread");
                 std::process::abort()
             });
-        Self { stop, thread }
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
+}
 
-    fn stop(self) {
+impl Drop for Ticker {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // The thread only sleeps and bumps a counter; a join error would mean it panicked,
-        // which leaves nothing to clean up.
-        let _ = self.thread.join();
+        if let Some(thread) = self.thread.take() {
+            // The thread only sleeps and bumps a counter; a join error would mean it panicked,
+            // which leaves nothing to clean up.
+            let _ = thread.join();
+        }
     }
 }

@@ -106,3 +106,44 @@ impl EvalError {
         }
     }
 }
+
+/// Names what stopped a guest call: the memory cap (when the limiter refused a growth), the
+/// deadline (an epoch interrupt), or a trap, whose message gets `guest_output` (what the guest
+/// said before dying: a Rust panic message) and whose backtrace is kept apart for logs.
+pub(crate) fn classify(
+    error: wasmtime::Error,
+    refused: Option<usize>,
+    limits: crate::Limits,
+    guest_output: &str,
+) -> EvalError {
+    if let Some(requested) = refused {
+        return EvalError::MemoryLimit {
+            limit: limits.memory,
+            requested,
+        };
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => EvalError::Timeout(limits.timeout),
+        Some(_) => {
+            // wasmtime adds the backtrace as the outermost context; keep it out of the message.
+            let backtrace = error
+                .downcast_ref::<wasmtime::WasmBacktrace>()
+                .map(ToString::to_string);
+            let mut message = error
+                .chain()
+                .skip(usize::from(backtrace.is_some()))
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+            if !guest_output.is_empty() {
+                message.push_str("; guest stderr: ");
+                message.push_str(guest_output);
+            }
+            EvalError::Trap {
+                message,
+                backtrace: backtrace.unwrap_or_default(),
+            }
+        }
+        None => EvalError::Instantiate(error),
+    }
+}

@@ -8,6 +8,7 @@ pub mod component;
 mod engine;
 mod error;
 mod limits;
+pub mod proxy_wasm;
 pub mod review;
 
 pub use abi::Abi;

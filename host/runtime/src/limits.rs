@@ -62,3 +62,17 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         Ok(desired.saturating_mul(8) <= self.limit)
     }
 }
+
+/// Converts a wall-clock timeout into epoch ticks for an engine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TickBudget {
+    pub(crate) tick_nanos: u128,
+}
+
+impl TickBudget {
+    /// The epoch deadline for `timeout`: whole ticks, rounded up, plus the tick in progress.
+    pub(crate) fn ticks(self, timeout: Duration) -> u64 {
+        let ticks = timeout.as_nanos().div_ceil(self.tick_nanos.max(1));
+        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+    }
+}

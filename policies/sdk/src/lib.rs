@@ -1,5 +1,6 @@
 //! Palisade's guest SDK: the [`wire`] types every host and policy share, the [`AdmissionPolicy`]
-//! trait a policy implements, settings parsing, and one export macro per ABI (behind features).
+//! and [`HttpPolicy`] traits a policy implements, settings parsing, and one export macro per ABI
+//! (behind features).
 //! Without features this crate needs serde and serde_json only and builds for native and wasm.
 #![deny(
     clippy::unwrap_used,
@@ -16,10 +17,14 @@ extern crate self as palisade_sdk;
 #[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
 pub mod admission_component;
 mod policy;
+#[cfg(any(test, all(feature = "proxy-wasm", target_arch = "wasm32")))]
+mod property;
+#[cfg(all(feature = "proxy-wasm", target_arch = "wasm32"))]
+pub mod proxy_filter;
 mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
 
-pub use policy::{AdmissionPolicy, PolicyError};
+pub use policy::{AdmissionPolicy, HttpPolicy, PolicyError};
 pub use settings::{PolicySettings, SettingsError, parse_settings};

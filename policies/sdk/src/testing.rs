@@ -1,33 +1,90 @@
 //! The fixture runner: one `<case>.yaml` (settings + request) and one `<case>.expected.json`
-//! (the outcome) per test, discovered at run time, so adding a file adds a test. Natively through
-//! a policy's `evaluate`, or through any host: the caller supplies the evaluation.
+//! (the outcome) per test, discovered at run time, so adding a file adds a test. One runner for
+//! every kind of policy (admission requests and verdicts, HTTP requests and verdicts), natively
+//! through a policy's `evaluate` or through any host: the caller supplies the evaluation.
 //!
 //! `PALISADE_BLESS=1` rewrites the expected files instead of comparing.
 
 use anyhow::{Context, bail};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::wire::{AdmissionRequest, Verdict};
-use crate::{AdmissionPolicy, parse_settings};
+use crate::wire::{AdmissionRequest, HttpRequest, HttpVerdict, Verdict};
+use crate::{AdmissionPolicy, HttpPolicy, PolicyError, PolicySettings, parse_settings};
 
-/// One fixture: a named case with settings and a complete admission request.
+/// A request type fixtures carry, built from the `request` mapping of a `<case>.yaml`.
+pub trait FixtureRequest: Sized {
+    /// Builds the request of the case `name` from its mapping.
+    ///
+    /// # Errors
+    /// When the mapping is not a valid request of this type.
+    fn from_fixture(request: Value, name: &str) -> anyhow::Result<Self>;
+}
+
+/// Admission requests are completed with defaults first (see [`complete_request`]).
+impl FixtureRequest for AdmissionRequest {
+    fn from_fixture(request: Value, name: &str) -> anyhow::Result<Self> {
+        complete_request(request, name)
+    }
+}
+
+/// HTTP requests take the wire type's defaults; header names must be as Envoy gives them:
+/// lower-case, with the pseudo-headers in their own fields.
+impl FixtureRequest for HttpRequest {
+    fn from_fixture(request: Value, _name: &str) -> anyhow::Result<Self> {
+        let request: Self = serde_path_to_error::deserialize(request)?;
+        if let Some((name, _)) = request
+            .headers
+            .iter()
+            .find(|(n, _)| n.starts_with(':') || n.bytes().any(|b| b.is_ascii_uppercase()))
+        {
+            bail!(
+                "header {name:?}: names are lower-case, and pseudo-headers are the fields \
+                 method, path, authority and scheme"
+            );
+        }
+        Ok(request)
+    }
+}
+
+/// A verdict type fixtures expect: what `allow-` and `deny-` cases are checked against.
+pub trait FixtureVerdict: Serialize + DeserializeOwned + PartialEq + Debug {
+    /// Whether the verdict lets the request through.
+    fn is_allowed(&self) -> bool;
+}
+
+impl FixtureVerdict for Verdict {
+    fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+}
+
+impl FixtureVerdict for HttpVerdict {
+    fn is_allowed(&self) -> bool {
+        HttpVerdict::is_allowed(self)
+    }
+}
+
+/// One fixture: a named case with settings and a complete request (an admission request
+/// unless said otherwise).
 #[derive(Debug, Clone)]
-pub struct Fixture {
+pub struct Fixture<R = AdmissionRequest> {
     /// The case name: the file name without `.yaml`.
     pub name: String,
     /// The `<case>.yaml` file.
     pub path: PathBuf,
     /// The policy settings as JSON text (`null` when the fixture has none).
     pub settings: String,
-    /// The admission request, completed with defaults (see [`complete_request`]).
-    pub request: AdmissionRequest,
+    /// The request, built by [`FixtureRequest::from_fixture`].
+    pub request: R,
 }
 
-impl Fixture {
+impl<R> Fixture<R> {
     /// Where this case's expected outcome lives.
     #[must_use]
     pub fn expected_path(&self) -> PathBuf {
@@ -36,12 +93,13 @@ impl Fixture {
     }
 }
 
-/// What evaluating a fixture produced: the content of a `<case>.expected.json`.
+/// What evaluating a fixture produced: the content of a `<case>.expected.json` (an admission
+/// verdict unless said otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Outcome {
+pub enum Outcome<V = Verdict> {
     /// The policy decided.
-    Verdict(Verdict),
+    Verdict(V),
     /// The settings were rejected (by `validate-settings`).
     SettingsError(String),
     /// The policy could not decide.
@@ -59,21 +117,32 @@ struct FixtureFile {
     request: Value,
 }
 
-/// Loads every `*.yaml` fixture of `dir`, sorted by name.
+/// Every `*.yaml` fixture file of `dir`, sorted by name.
 ///
 /// # Errors
-/// When the directory cannot be read or a fixture does not parse.
-pub fn load_fixtures(dir: &Path) -> anyhow::Result<Vec<Fixture>> {
+/// When the directory cannot be read.
+pub fn fixture_paths(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading fixture directory {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     paths.sort();
-    paths.iter().map(|p| load_fixture(p)).collect()
+    Ok(paths)
 }
 
-fn load_fixture(path: &Path) -> anyhow::Result<Fixture> {
+/// Loads every `*.yaml` fixture of `dir`, sorted by name, with requests of type `R`.
+///
+/// # Errors
+/// When the directory cannot be read or a fixture does not parse.
+pub fn load_fixtures<R: FixtureRequest>(dir: &Path) -> anyhow::Result<Vec<Fixture<R>>> {
+    fixture_paths(dir)?
+        .iter()
+        .map(|p| load_fixture(p))
+        .collect()
+}
+
+fn load_fixture<R: FixtureRequest>(path: &Path) -> anyhow::Result<Fixture<R>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading fixture {}", path.display()))?;
     let file: FixtureFile = serde_yaml::from_str(&text)
@@ -83,7 +152,7 @@ fn load_fixture(path: &Path) -> anyhow::Result<Fixture> {
         .and_then(|s| s.to_str())
         .with_context(|| format!("fixture name of {}", path.display()))?
         .to_owned();
-    let request = complete_request(file.request, &name)
+    let request = R::from_fixture(file.request, &name)
         .with_context(|| format!("building the request of fixture {}", path.display()))?;
     Ok(Fixture {
         name,
@@ -156,12 +225,33 @@ fn type_of(object: &Value) -> (String, String, String) {
     (group.to_owned(), version.to_owned(), kind.to_owned())
 }
 
-/// Evaluates a fixture natively through `P`: settings parsed and validated first, as hosts do.
+/// Evaluates a fixture natively through the admission policy `P`: settings parsed and
+/// validated first, as hosts do.
 #[must_use]
 pub fn evaluate_natively<P: AdmissionPolicy>(fixture: &Fixture) -> Outcome {
-    match parse_settings::<P::Settings>(&fixture.settings) {
+    decide(&fixture.settings, |settings| {
+        P::evaluate(&fixture.request, settings)
+    })
+}
+
+/// Evaluates a fixture natively through the HTTP policy `P`: settings parsed and validated
+/// first, as the proxy-wasm adapter does in `on_configure`.
+#[must_use]
+pub fn evaluate_http_natively<P: HttpPolicy>(
+    fixture: &Fixture<HttpRequest>,
+) -> Outcome<HttpVerdict> {
+    decide(&fixture.settings, |settings| {
+        P::evaluate(&fixture.request, settings)
+    })
+}
+
+fn decide<S: PolicySettings, V>(
+    settings: &str,
+    evaluate: impl FnOnce(&S) -> Result<V, PolicyError>,
+) -> Outcome<V> {
+    match parse_settings::<S>(settings) {
         Err(e) => Outcome::SettingsError(e.to_string()),
-        Ok(settings) => match P::evaluate(&fixture.request, &settings) {
+        Ok(settings) => match evaluate(&settings) {
             Ok(verdict) => Outcome::Verdict(verdict),
             Err(e) => Outcome::Error(e.to_string()),
         },
@@ -173,7 +263,10 @@ pub fn evaluate_natively<P: AdmissionPolicy>(fixture: &Fixture) -> Outcome {
 ///
 /// # Errors
 /// A message naming the fixture, with a line diff of expected and actual outcomes.
-pub fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<()> {
+pub fn check<R, V: FixtureVerdict>(
+    fixture: &Fixture<R>,
+    outcome: &Outcome<V>,
+) -> anyhow::Result<()> {
     let actual = format!("{}\n", serde_json::to_string_pretty(outcome)?);
     let expected_path = fixture.expected_path();
     if std::env::var_os("PALISADE_BLESS").is_some() {
@@ -186,7 +279,7 @@ pub fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<()> {
                 expected_path.display()
             )
         })?;
-        let expected_outcome: Outcome = serde_json::from_str(&expected)
+        let expected_outcome: Outcome<V> = serde_json::from_str(&expected)
             .with_context(|| format!("parsing {}", expected_path.display()))?;
         if &expected_outcome != outcome {
             let diff = similar::TextDiff::from_lines(&expected, &actual)
@@ -200,7 +293,7 @@ pub fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<()> {
         }
     }
     let prefix_ok = match outcome {
-        Outcome::Verdict(v) if v.allowed => fixture.name.starts_with("allow-"),
+        Outcome::Verdict(v) if v.is_allowed() => fixture.name.starts_with("allow-"),
         Outcome::Verdict(_) => fixture.name.starts_with("deny-"),
         Outcome::SettingsError(_) | Outcome::Error(_) => fixture.name.starts_with("error-"),
     };
@@ -214,10 +307,13 @@ pub fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<()> {
 }
 
 /// Runs every fixture of `dir` as a libtest-mimic test named `<label>::<case>`, evaluated by
-/// `evaluate`, and returns the process exit code.
-pub fn run_fixtures<F>(label: &str, dir: &Path, evaluate: F) -> ExitCode
+/// `evaluate` (for example [`evaluate_natively`] or [`evaluate_http_natively`]), and returns
+/// the process exit code.
+pub fn run_fixtures<R, V, F>(label: &str, dir: &Path, evaluate: F) -> ExitCode
 where
-    F: Fn(&Fixture) -> Outcome + Send + Sync + 'static,
+    R: FixtureRequest + Send + 'static,
+    V: FixtureVerdict,
+    F: Fn(&Fixture<R>) -> Outcome<V> + Send + Sync + 'static,
 {
     let args = libtest_mimic::Arguments::from_args();
     let evaluate = Arc::new(evaluate);

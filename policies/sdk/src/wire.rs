@@ -1,7 +1,9 @@
 //! The data that crosses every boundary: Kubernetes AdmissionReview v1 requests and responses,
-//! policy verdicts and policy metadata. Serde only; no ABI and no IO here.
+//! policy verdicts and policy metadata, HTTP requests and verdicts of proxy filters. Serde only;
+//! no ABI and no IO here.
 
 mod admission;
+mod http;
 mod metadata;
 mod verdict;
 
@@ -9,5 +11,6 @@ pub use admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, GroupVersionResource,
     Operation, Status, UserInfo,
 };
+pub use http::{Connection, HeaderChange, HttpRequest, HttpVerdict, Nonce, NonceError};
 pub use metadata::{PolicyMetadata, Rule};
 pub use verdict::{PatchOperation, Verdict};

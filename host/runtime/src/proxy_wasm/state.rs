@@ -1,0 +1,307 @@
+//! The per-VM host state every hostcall reads and writes (the wasmtime `Store` data): contexts,
+//! the HTTP streams in flight with what Envoy exposes of them at this moment, the root context's
+//! callouts and timers, and the actions a callback asked for, which Envoy defers until the VM
+//! call returns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use wasmtime::{Memory, TypedFunc};
+
+use super::header_map::HeaderMap;
+use super::properties::{Connection, Node, PluginIdentity};
+use super::shared::{LogLine, Shared};
+use super::types::{LogLevel, MetricType, Status, StreamType};
+use crate::limits::MemoryCap;
+
+/// Static facts about the plugin every VM of it shares.
+#[derive(Debug)]
+pub(crate) struct PluginInfo {
+    pub(crate) identity: PluginIdentity,
+    pub(crate) vm_configuration: Vec<u8>,
+    pub(crate) plugin_configuration: Vec<u8>,
+    pub(crate) environment: Vec<(String, String)>,
+    pub(crate) node: Node,
+    pub(crate) connection: Connection,
+    /// Upstream clusters that exist (callouts to others get BAD_ARGUMENT, as in Envoy).
+    pub(crate) clusters: Vec<String>,
+    /// Envoy's `wasm` logger level, returned by `proxy_get_log_level`.
+    pub(crate) log_level: LogLevel,
+    /// Wall-clock time at virtual time 0, nanoseconds since the Unix epoch.
+    pub(crate) epoch_nanos: u64,
+}
+
+/// Where a VM is in its life, for cpp-host's restriction on start-up hostcalls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// `_initialize`/`main` run: only `proxy_log` and WASI are allowed (V8 traps on the rest).
+    Initializing,
+    /// Root context start and configure: the plugin configuration buffer is readable.
+    Configuring,
+    /// Serving streams and timers.
+    Running,
+}
+
+/// A local reply asked for with `proxy_send_local_response`, sent when the callback returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LocalReply {
+    pub(crate) status: u32,
+    pub(crate) details: String,
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) grpc_status: Option<u32>,
+}
+
+/// One HTTP stream as the filter sees it.
+#[derive(Debug, Default)]
+pub(crate) struct Stream {
+    pub(crate) request_headers: HeaderMap,
+    pub(crate) request_trailers: HeaderMap,
+    pub(crate) response_headers: HeaderMap,
+    pub(crate) response_trailers: HeaderMap,
+    /// Which maps Envoy currently holds a pointer to (it drops them on Continue).
+    pub(crate) live_request_headers: bool,
+    pub(crate) live_request_trailers: bool,
+    pub(crate) live_response_headers: bool,
+    pub(crate) live_response_trailers: bool,
+    /// Whether a trailers map may be created from the last body callback.
+    pub(crate) may_add_request_trailers: bool,
+    pub(crate) may_add_response_trailers: bool,
+    /// The body bytes Envoy presents to the current callback (buffered so far + this chunk).
+    pub(crate) request_body: Vec<u8>,
+    pub(crate) response_body: Vec<u8>,
+    pub(crate) live_request_body: bool,
+    pub(crate) live_response_body: bool,
+    /// During `proxy_on_log` the maps are read-only access-log copies.
+    pub(crate) access_log: bool,
+    /// Filter state written by `proxy_set_property` (key = the NUL-joined path).
+    pub(crate) filter_state: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Actions deferred until the callback returns.
+    pub(crate) local_reply: Option<LocalReply>,
+    pub(crate) continue_request: bool,
+    pub(crate) continue_response: bool,
+    pub(crate) reset: bool,
+    /// Attributes for properties.
+    pub(crate) protocol: String,
+    pub(crate) start_nanos: u64,
+    pub(crate) response_code_details: Option<String>,
+    pub(crate) request_size: Option<u64>,
+    pub(crate) response_size: Option<u64>,
+}
+
+/// A callout the module started; the proxy answers it from the scenario.
+#[derive(Debug, Clone)]
+pub(crate) struct Callout {
+    pub(crate) token: u32,
+    pub(crate) kind: CalloutKind,
+    pub(crate) cluster: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) timeout_ms: u64,
+}
+
+/// HTTP call, or gRPC unary call (service, method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CalloutKind {
+    Http,
+    Grpc { service: String, method: String },
+}
+
+/// The answer being delivered to `proxy_on_http_call_response` / `proxy_on_grpc_*`.
+#[derive(Debug, Default)]
+pub(crate) struct CalloutAnswer {
+    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) trailers: Option<HeaderMap>,
+    pub(crate) body: Option<Vec<u8>>,
+    pub(crate) grpc_initial: Option<HeaderMap>,
+    pub(crate) grpc_trailing: Option<HeaderMap>,
+}
+
+/// Everything one VM's hostcalls touch.
+pub(crate) struct VmState {
+    pub(crate) label: String,
+    pub(crate) index: usize,
+    pub(crate) plugin: Arc<PluginInfo>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cap: MemoryCap,
+    pub(crate) phase: Phase,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) allocate: Option<TypedFunc<i32, i32>>,
+    /// The context whose callback is running, and the one hostcalls act on.
+    pub(crate) current: u32,
+    pub(crate) effective: u32,
+    pub(crate) root: u32,
+    pub(crate) next_context: u32,
+    /// Stream contexts by id.
+    pub(crate) streams: HashMap<u32, Stream>,
+    /// `proxy_done` was called by the root context.
+    pub(crate) done: bool,
+    pub(crate) tick_period_ms: u64,
+    pub(crate) callouts: Vec<Callout>,
+    /// Which context issued each pending callout (the SDK routes the answer itself).
+    pub(crate) pending: BTreeMap<u32, u32>,
+    /// The same for gRPC calls (a token space of its own, as in Envoy).
+    pub(crate) pending_grpc: BTreeMap<u32, u32>,
+    /// gRPC calls cancelled by the module since the proxy last looked.
+    pub(crate) cancelled: Vec<u32>,
+    pub(crate) next_http_token: u32,
+    pub(crate) next_grpc_token: u32,
+    pub(crate) answer: CalloutAnswer,
+    /// `proxy_get_status` answer.
+    pub(crate) status: (u32, String),
+    pub(crate) metric_ids: HashMap<String, u32>,
+    pub(crate) metric_names: HashMap<u32, String>,
+    pub(crate) next_metric: u32,
+    pub(crate) foreign_args: Option<Vec<u8>>,
+    pub(crate) trace: bool,
+    /// Callbacks made on this VM since the proxy last looked (`name(args)`).
+    pub(crate) callback_log: Vec<String>,
+    pub(crate) hostcalls: u64,
+    /// State of the deterministic `random_get`.
+    pub(crate) random: u64,
+}
+
+impl VmState {
+    pub(crate) fn new(
+        label: String,
+        index: usize,
+        plugin: Arc<PluginInfo>,
+        shared: Arc<Shared>,
+        memory_limit: usize,
+        trace: bool,
+    ) -> Self {
+        Self {
+            label,
+            index,
+            plugin,
+            shared,
+            cap: MemoryCap::new(memory_limit),
+            phase: Phase::Initializing,
+            memory: None,
+            allocate: None,
+            current: 0,
+            effective: 0,
+            root: 0,
+            next_context: 1,
+            streams: HashMap::new(),
+            done: false,
+            tick_period_ms: 0,
+            callouts: Vec::new(),
+            pending: BTreeMap::new(),
+            pending_grpc: BTreeMap::new(),
+            cancelled: Vec::new(),
+            next_http_token: 1,
+            next_grpc_token: 1,
+            answer: CalloutAnswer::default(),
+            status: (0, String::new()),
+            metric_ids: HashMap::new(),
+            metric_names: HashMap::new(),
+            next_metric: 0,
+            foreign_args: None,
+            trace,
+            callback_log: Vec::new(),
+            hostcalls: 0,
+            random: 0x9e37_79b9_7f4a_7c15 ^ (index as u64).wrapping_add(1),
+        }
+    }
+
+    /// Allocates the next context id (per VM, from 1, never reused).
+    pub(crate) fn allocate_context(&mut self) -> u32 {
+        let id = self.next_context;
+        self.next_context = self.next_context.saturating_add(1);
+        id
+    }
+
+    /// The stream the effective context is, if it is one.
+    pub(crate) fn stream(&mut self) -> Option<&mut Stream> {
+        self.streams.get_mut(&self.effective)
+    }
+
+    /// Appends a log line under this VM's label.
+    pub(crate) fn log(&self, level: LogLevel, message: String) {
+        self.shared.log(LogLine {
+            vm: self.label.clone(),
+            level,
+            message,
+        });
+    }
+
+    /// Counts a hostcall and refuses what V8 refuses during start-up.
+    pub(crate) fn enter(&mut self, name: &str) -> wasmtime::Result<()> {
+        self.hostcalls = self.hostcalls.saturating_add(1);
+        if self.phase == Phase::Initializing && name != "proxy_log" {
+            return Err(wasmtime::Error::msg(format!(
+                "restricted_callback: {name} was called while the module was initialising \
+                 (only proxy_log and WASI may be called from _initialize/main)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records a hostcall in the trace when tracing.
+    pub(crate) fn traced(&mut self, name: &str, args: &[i64], status: Status) {
+        if self.trace {
+            let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+            self.shared.trace(format!(
+                "{} ctx={} {name}({}) -> {}",
+                self.label,
+                self.effective,
+                args.join(", "),
+                status.name()
+            ));
+        }
+    }
+
+    /// Notes a callback the host made.
+    pub(crate) fn trace_callback(&mut self, name: &str, args: &[i64]) {
+        let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+        let call = format!("{name}({})", args.join(", "));
+        if self.trace {
+            self.shared.trace(format!("{} => {call}", self.label));
+        }
+        self.callback_log.push(call);
+    }
+
+    /// Defines (or finds) a metric id with the type in the low two bits, as Envoy numbers them.
+    pub(crate) fn metric_id(&mut self, name: &str, kind: MetricType) -> u32 {
+        let key = format!("{kind:?}/{name}");
+        if let Some(id) = self.metric_ids.get(&key) {
+            return *id;
+        }
+        let id = self.next_metric << 2 | kind as u32;
+        self.next_metric = self.next_metric.saturating_add(1);
+        self.metric_ids.insert(key, id);
+        self.metric_names.insert(id, name.to_owned());
+        id
+    }
+
+    /// Whether a stream type can be continued or closed in the current context.
+    pub(crate) fn stream_control(&mut self, kind: StreamType, close: bool) -> Status {
+        let Some(stream) = self.stream() else {
+            // Envoy's root context has no decoder callbacks: the call does nothing.
+            return match kind {
+                StreamType::Request | StreamType::Response => Status::Ok,
+                StreamType::Downstream | StreamType::Upstream => Status::BadArgument,
+            };
+        };
+        match (kind, close) {
+            (StreamType::Request, false) => {
+                stream.continue_request = true;
+                stream.live_request_headers = false;
+                stream.live_request_body = false;
+                stream.live_request_trailers = false;
+                Status::Ok
+            }
+            (StreamType::Response, false) => {
+                stream.continue_response = true;
+                Status::Ok
+            }
+            (StreamType::Request | StreamType::Response, true) => {
+                stream.reset = true;
+                Status::Ok
+            }
+            (StreamType::Downstream | StreamType::Upstream, false) => Status::Unimplemented,
+            (StreamType::Downstream | StreamType::Upstream, true) => Status::BadArgument,
+        }
+    }
+}

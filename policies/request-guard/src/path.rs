@@ -1,0 +1,174 @@
+//! Request path normalisation before matching, as Istio's default (`BASE`: Envoy's
+//! `normalize_path`, RFC 3986 section 6.2.2) plus `MERGE_SLASHES`, so that spelling a path
+//! differently cannot bypass a rule.
+
+/// The forms of `path` that rules are matched against: query and fragment cut off, escapes of
+/// unreserved characters decoded and the others' hex digits upper-cased (RFC 3986 6.2.2.1 and
+/// 6.2.2.2; `%2F` and `%5C` stay encoded), `\` read as `/` (as Envoy's `normalize_path` does),
+/// dot segments removed (RFC 3986 5.2.4) and runs of `/` merged. A path that does not start
+/// with `/` is read as if it did.
+///
+/// The first form removes dot segments before merging slashes (Envoy's order); when the path
+/// has empty segments a backend that merges first resolves it differently
+/// (`/a//../b` is `/a/b` one way, `/b` the other), so that form follows when it differs.
+///
+/// ```
+/// use request_guard::normalise;
+/// assert_eq!(normalise("/a/./b/../c?x=/admin#f"), vec!["/a/c"]);
+/// assert_eq!(normalise("/%61dmin/%2e%2e/%7Euser%2f"), vec!["/~user%2F"]);
+/// assert_eq!(normalise("\\admin\\x"), vec!["/admin/x"]);
+/// assert_eq!(normalise("/a//../admin"), vec!["/a/admin", "/admin"]);
+/// ```
+#[must_use]
+pub fn normalise(path: &str) -> Vec<String> {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let decoded = decode_unreserved(path).replace('\\', "/");
+    let envoy = merge_slashes(&remove_dot_segments(&decoded));
+    if !decoded.contains("//") {
+        return vec![envoy];
+    }
+    let merged_first = remove_dot_segments(&merge_slashes(&decoded));
+    if merged_first == envoy {
+        vec![envoy]
+    } else {
+        vec![envoy, merged_first]
+    }
+}
+
+/// Decodes `%XX` escapes of unreserved characters (ALPHA, DIGIT, `-`, `.`, `_`, `~`; RFC 3986
+/// 2.3) and upper-cases the hex digits of every other escape; a `%` without two hex digits
+/// stays as it is.
+fn decode_unreserved(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut ahead = chars.clone();
+        let Some((high, low, byte)) = ahead
+            .next()
+            .zip(ahead.next())
+            .and_then(|(high, low)| Some((high, low, hex_byte(high, low)?)))
+        else {
+            out.push('%');
+            continue;
+        };
+        chars = ahead;
+        let decoded = char::from(byte);
+        if decoded.is_ascii_alphanumeric() || matches!(decoded, '-' | '.' | '_' | '~') {
+            out.push(decoded);
+        } else {
+            out.push('%');
+            out.push(high.to_ascii_uppercase());
+            out.push(low.to_ascii_uppercase());
+        }
+    }
+    out
+}
+
+/// The byte two hex digits spell, if both are hex digits.
+fn hex_byte(high: char, low: char) -> Option<u8> {
+    if !high.is_ascii_hexdigit() || !low.is_ascii_hexdigit() {
+        return None;
+    }
+    u8::from_str_radix(&format!("{high}{low}"), 16).ok()
+}
+
+/// RFC 3986 5.2.4 on an absolute path, segment by segment: `.` is dropped, `..` drops the
+/// segment before it (never above the root), and a final `.` or `..` leaves a trailing `/`.
+fn remove_dot_segments(path: &str) -> String {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in rest.split('/') {
+        trailing_slash = matches!(segment, "." | "..");
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    out.push('/');
+    out.push_str(&segments.join("/"));
+    if trailing_slash && !segments.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Replaces every run of `/` with one.
+fn merge_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c != '/' || !out.ends_with('/') {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_dot_segments_as_rfc_3986_examples() {
+        // RFC 3986 5.2.4's own examples, and its edge cases at the root.
+        assert_eq!(remove_dot_segments("/a/b/c/./../../g"), "/a/g");
+        assert_eq!(remove_dot_segments("/mid/content=5/../6"), "/mid/6");
+        assert_eq!(remove_dot_segments("/.."), "/");
+        assert_eq!(remove_dot_segments("/../../x"), "/x");
+        assert_eq!(remove_dot_segments("/a/."), "/a/");
+        assert_eq!(remove_dot_segments("/a/b/.."), "/a/");
+        assert_eq!(remove_dot_segments("/"), "/");
+        assert_eq!(remove_dot_segments("/a/"), "/a/");
+        assert_eq!(remove_dot_segments("/a//."), "/a//");
+        assert_eq!(remove_dot_segments("/a/..//b"), "//b");
+        assert_eq!(remove_dot_segments("/a..b/.c/..."), "/a..b/.c/...");
+    }
+
+    #[test]
+    fn decodes_only_unreserved_escapes() {
+        assert_eq!(decode_unreserved("%41%7a%30%2D%2e%5F%7e"), "Az0-._~");
+        assert_eq!(
+            decode_unreserved("%2f%5c%25%3F%c3%a9"),
+            "%2F%5C%25%3F%C3%A9"
+        );
+        assert_eq!(decode_unreserved("%"), "%");
+        assert_eq!(decode_unreserved("%4"), "%4");
+        assert_eq!(decode_unreserved("%zz%+1"), "%zz%+1");
+        assert_eq!(decode_unreserved("%2541"), "%2541");
+        assert_eq!(decode_unreserved("é%é1"), "é%é1");
+    }
+
+    #[test]
+    fn merges_runs_of_slashes() {
+        assert_eq!(merge_slashes("///a//b/"), "/a/b/");
+    }
+
+    #[test]
+    fn cuts_query_and_fragment() {
+        assert_eq!(normalise("/x?a=/../admin"), vec!["/x"]);
+        assert_eq!(normalise("/x#/../admin"), vec!["/x"]);
+        assert_eq!(normalise("?q"), vec!["/"]);
+    }
+
+    #[test]
+    fn relative_and_empty_paths_are_read_from_the_root() {
+        assert_eq!(normalise(""), vec!["/"]);
+        assert_eq!(normalise("admin/../x"), vec!["/x"]);
+        assert_eq!(normalise("*"), vec!["/*"]);
+    }
+
+    #[test]
+    fn both_orders_when_empty_segments_meet_dot_segments() {
+        assert_eq!(normalise("//admin"), vec!["/admin"]);
+        assert_eq!(normalise("/admin//../x"), vec!["/admin/x", "/x"]);
+        assert_eq!(normalise("/a/..//admin"), vec!["/admin"]);
+    }
+}

@@ -1,0 +1,220 @@
+//! The adapter that exports an [`HttpPolicy`] as a proxy-wasm ABI 0.2.1 HTTP filter (Envoy,
+//! Istio; built for wasm32-wasip1). Only this module names the `proxy-wasm` crate; it calls the
+//! SDK's `hostcalls` directly, because its trait helpers `unwrap` statuses a host may return.
+
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+
+use crate::property::connection_from_properties;
+use crate::wire::{HeaderChange, HttpRequest, HttpVerdict, Nonce};
+use crate::{HttpPolicy, PolicyError, parse_settings};
+
+#[doc(hidden)]
+pub use proxy_wasm;
+
+/// Status of the local reply when the policy could not decide (fail closed).
+const POLICY_ERROR_STATUS: u16 = 403;
+/// Body of that reply; the error itself goes to the proxy's log, not to the client.
+const POLICY_ERROR_BODY: &str = "policy error\n";
+
+/// Registers the policy `P` with the proxy-wasm SDK; called from the module's `_initialize`
+/// by [`export_proxy_wasm!`](crate::export_proxy_wasm).
+#[doc(hidden)]
+pub fn start<P: HttpPolicy + 'static>() {
+    // Denials are logged at debug level with their reason, since the SDK's local reply carries
+    // no response code details; the proxy filters by its own level too.
+    proxy_wasm::set_log_level(LogLevel::Debug);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::<P>::new()) });
+}
+
+/// The root context: parses the plugin configuration once and hands it to every stream.
+struct Root<P: HttpPolicy> {
+    settings: Option<Rc<P::Settings>>,
+}
+
+impl<P: HttpPolicy> Root<P> {
+    fn new() -> Self {
+        Self { settings: None }
+    }
+}
+
+impl<P: HttpPolicy> Context for Root<P> {}
+
+impl<P: HttpPolicy + 'static> RootContext for Root<P> {
+    /// Parses the plugin configuration (JSON; empty means the defaults). On error it logs the
+    /// setting's path and returns false, so Envoy rejects the plugin (FailState ConfigureFailed).
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        self.settings = None;
+        let text = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(bytes) => String::from_utf8(bytes.unwrap_or_default()),
+            Err(status) => {
+                log::error!("reading the plugin configuration failed with status {status:?}");
+                return false;
+            }
+        };
+        let text = match text {
+            Ok(text) => text,
+            Err(e) => {
+                log::error!("the plugin configuration is not UTF-8 text: {e}");
+                return false;
+            }
+        };
+        match parse_settings::<P::Settings>(&text) {
+            Ok(settings) => {
+                self.settings = Some(Rc::new(settings));
+                true
+            }
+            Err(e) => {
+                log::error!("invalid plugin configuration: {e}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream::<P> {
+            settings: self.settings.clone(),
+            response_headers: Vec::new(),
+            policy: PhantomData,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One HTTP stream: decides at the request headers, applies response changes later.
+struct Stream<P: HttpPolicy> {
+    /// `None` when the plugin was never configured successfully: every request fails closed.
+    settings: Option<Rc<P::Settings>>,
+    /// The verdict's response header changes, kept for `on_http_response_headers`.
+    response_headers: Vec<HeaderChange>,
+    policy: PhantomData<P>,
+}
+
+impl<P: HttpPolicy> Context for Stream<P> {}
+
+impl<P: HttpPolicy> HttpContext for Stream<P> {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        match self.decide() {
+            Ok(HttpVerdict::Continue {
+                request_headers,
+                response_headers,
+            }) => {
+                apply(MapType::HttpRequestHeaders, &request_headers);
+                self.response_headers = response_headers;
+                Action::Continue
+            }
+            Ok(HttpVerdict::Deny {
+                status,
+                reason,
+                message,
+                body,
+                headers,
+            }) => {
+                log::debug!("denied with {status} ({reason}): {message}");
+                reply(status, &headers, &body)
+            }
+            Err(e) => {
+                log::error!("policy error, denying with {POLICY_ERROR_STATUS} (policy-error): {e}");
+                reply(POLICY_ERROR_STATUS, &[], POLICY_ERROR_BODY)
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        apply(
+            MapType::HttpResponseHeaders,
+            &std::mem::take(&mut self.response_headers),
+        );
+        Action::Continue
+    }
+}
+
+impl<P: HttpPolicy> Stream<P> {
+    fn decide(&self) -> Result<HttpVerdict, PolicyError> {
+        let settings = self.settings.as_deref().ok_or_else(|| {
+            PolicyError::Internal("the filter has no settings: on_configure did not succeed".into())
+        })?;
+        P::evaluate(&read_request()?, settings)
+    }
+}
+
+/// The request as the policy sees it: one call for the whole header map (each hostcall costs),
+/// one per connection property, and a fresh nonce.
+fn read_request() -> Result<HttpRequest, PolicyError> {
+    // The bytes variant: the SDK's string variant unwraps UTF-8, so one obs-text header value
+    // (RFC 9110 section 5.5) would crash the VM for every later request.
+    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_err(|status| {
+        PolicyError::Internal(format!("reading the request headers failed: {status:?}"))
+    })?;
+    let pairs = pairs
+        .into_iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (name, value)
+        })
+        .collect();
+    let mut request = HttpRequest::from_header_pairs(pairs);
+    request.connection = connection_from_properties(|path| {
+        // NOT_FOUND is `Ok(None)`; a value Envoy cannot serialize counts as absent too.
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    });
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| PolicyError::Internal(format!("drawing the request nonce: {e}")))?;
+    request.nonce = Nonce(nonce);
+    Ok(request)
+}
+
+/// Applies header changes in order: set replaces (or adds), add appends, remove drops all values.
+fn apply(map: MapType, changes: &[HeaderChange]) {
+    for change in changes {
+        let result = match change {
+            HeaderChange::Set { name, value } => hostcalls::set_map_value(map, name, Some(value)),
+            HeaderChange::Add { name, value } => hostcalls::add_map_value(map, name, value),
+            HeaderChange::Remove { name } => hostcalls::remove_map_value(map, name),
+        };
+        if let Err(status) = result {
+            log::error!("{change:?} on {map:?} failed with status {status:?}");
+        }
+    }
+}
+
+/// Sends a local reply and stops the filter chain (Envoy defers the reply until this callback
+/// returns). The SDK's `send_http_response` passes no response code details (0.2.5 has no
+/// variant that does), so Envoy's `%RESPONSE_CODE_DETAILS%` for it is empty; the verdict's
+/// reason is in the debug log line instead.
+fn reply(status: u16, headers: &[(String, String)], body: &str) -> Action {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    if let Err(e) = hostcalls::send_http_response(u32::from(status), headers, Some(body.as_bytes()))
+    {
+        log::error!("sending the local reply failed with status {e:?}");
+    }
+    Action::Pause
+}
+
+/// Exports an HTTP policy as a proxy-wasm ABI 0.2.1 filter: `_initialize` registers it, and
+/// the SDK's `proxy_on_*` exports dispatch to it. One line in the policy's `lib.rs`:
+/// `palisade_sdk::export_proxy_wasm!(RequestGuard);`, under `#[cfg(target_arch = "wasm32")]`,
+/// with palisade-sdk's `proxy-wasm` feature; build for wasm32-wasip1.
+#[macro_export]
+macro_rules! export_proxy_wasm {
+    ($policy:ty) => {
+        // In an anonymous const: the exported `_initialize` is not part of the crate's API.
+        const _: () = {
+            $crate::proxy_filter::proxy_wasm::main! {{
+                $crate::proxy_filter::start::<$policy>();
+            }}
+        };
+    };
+}

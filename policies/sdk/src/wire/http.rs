@@ -1,0 +1,428 @@
+//! An HTTP request as a proxy filter sees it at the request-headers phase, and the filter's
+//! verdict: continue (with header changes) or answer locally. Serde only; no ABI here.
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+/// One HTTP request at the request-headers phase, as the proxy-wasm adapter builds it from
+/// Envoy's header map and properties. Every field has a default, so fixtures name only what
+/// matters (`HttpRequest::default()` is `GET /` over `http`).
+///
+/// ```
+/// use palisade_sdk::wire::HttpRequest;
+/// let request: HttpRequest = serde_json::from_str(r#"{
+///   "path": "/api?q=1",
+///   "headers": [["x-request-id", "abc"], ["accept", "*/*"], ["accept", "text/html"]],
+///   "connection": {"mtls": true, "peerPrincipal": "spiffe://cluster.local/ns/a/sa/b"}
+/// }"#).unwrap();
+/// assert_eq!(request.method, "GET");
+/// assert_eq!(request.header("Accept"), Some("*/*"));
+/// assert_eq!(request.header("x-missing"), None);
+/// assert!(request.connection.mtls);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct HttpRequest {
+    /// The request method (`:method`), as sent: `GET`, `POST`, ...
+    pub method: String,
+    /// The request target (`:path`) with its query, as received: not normalised here, so a
+    /// policy that matches paths normalises them itself.
+    pub path: String,
+    /// The authority (`:authority`; the `Host` header in HTTP/1.1); empty when absent.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub authority: String,
+    /// The scheme (`:scheme`): `http` or `https`.
+    pub scheme: String,
+    /// Every other header in arrival order, repeated names repeated; names lower-cased (Envoy
+    /// lower-cases them), pseudo-headers (`:method`, ...) excluded. Values that are not UTF-8
+    /// arrive with U+FFFD in place of the invalid bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// The downstream connection the request arrived on.
+    pub connection: Connection,
+    /// 16 random bytes the adapter draws for this request (the policy itself may not use
+    /// randomness); fixtures give them as 32 hex digits, all zero by default.
+    pub nonce: Nonce,
+}
+
+impl Default for HttpRequest {
+    fn default() -> Self {
+        Self {
+            method: "GET".to_owned(),
+            path: "/".to_owned(),
+            authority: String::new(),
+            scheme: "http".to_owned(),
+            headers: Vec::new(),
+            connection: Connection::default(),
+            nonce: Nonce::default(),
+        }
+    }
+}
+
+impl HttpRequest {
+    /// The first value of the header `name` (compared case-insensitively), if present.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Builds a request from a header map with its pseudo-headers, as a proxy hands it over
+    /// (HTTP/2 request pseudo-headers, RFC 9113 section 8.3.1): `:method`, `:path`,
+    /// `:authority` and `:scheme` fill their fields (empty when missing), other pseudo-headers
+    /// (`:protocol`) are dropped, and the remaining names are lower-cased. Connection and nonce
+    /// are defaults.
+    ///
+    /// ```
+    /// use palisade_sdk::wire::HttpRequest;
+    /// let request = HttpRequest::from_header_pairs(vec![
+    ///     (":method".into(), "POST".into()), (":path".into(), "/a".into()),
+    ///     (":authority".into(), "example.com".into()), (":scheme".into(), "https".into()),
+    ///     ("Content-Type".into(), "text/plain".into()),
+    /// ]);
+    /// assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/a"));
+    /// assert_eq!(request.headers, vec![("content-type".to_owned(), "text/plain".to_owned())]);
+    /// ```
+    #[must_use]
+    pub fn from_header_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut request = Self {
+            method: String::new(),
+            path: String::new(),
+            scheme: String::new(),
+            headers: Vec::with_capacity(pairs.len()),
+            ..Self::default()
+        };
+        for (name, value) in pairs {
+            match name.as_str() {
+                ":method" => request.method = value,
+                ":path" => request.path = value,
+                ":authority" => request.authority = value,
+                ":scheme" => request.scheme = value,
+                other if other.starts_with(':') => {}
+                _ => request.headers.push((name.to_ascii_lowercase(), value)),
+            }
+        }
+        request
+    }
+}
+
+/// The downstream connection of a request, from Envoy's connection attributes; what the proxy
+/// does not know is `None` (or `false`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Connection {
+    /// The peer's address as `ip:port` (Envoy's `source.address`; IPv6 as `[::1]:port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<String>,
+    /// The local port the connection arrived on (Envoy's `destination.port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<u16>,
+    /// Whether the connection is TLS with a verified peer certificate (Envoy's `connection.mtls`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mtls: bool,
+    /// The first URI SAN of the peer certificate (Envoy's `connection.uri_san_peer_certificate`);
+    /// in Istio the peer's SPIFFE id, `spiffe://cluster.local/ns/<ns>/sa/<sa>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_principal: Option<String>,
+}
+
+/// 16 random bytes for one request, supplied by the adapter; written as 32 lower-case hex digits.
+///
+/// ```
+/// use palisade_sdk::wire::Nonce;
+/// let nonce: Nonce = "000102030405060708090a0b0c0d0e0f".parse().unwrap();
+/// assert_eq!(nonce.uuid_v4(), "00010203-0405-4607-8809-0a0b0c0d0e0f");
+/// assert_eq!(nonce.to_string(), "000102030405060708090a0b0c0d0e0f");
+/// assert!("0001".parse::<Nonce>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Nonce(pub [u8; 16]);
+
+impl Nonce {
+    /// A version 4 (random) UUID made of these bytes (RFC 9562 section 5.4: the version and
+    /// variant bits are overwritten, the other 122 bits are the nonce's), lower-case and hyphenated.
+    #[must_use]
+    pub fn uuid_v4(&self) -> String {
+        let mut bytes = self.0;
+        if let Some(version) = bytes.get_mut(6) {
+            *version = (*version & 0x0f) | 0x40;
+        }
+        if let Some(variant) = bytes.get_mut(8) {
+            *variant = (*variant & 0x3f) | 0x80;
+        }
+        let mut uuid = String::with_capacity(36);
+        for (i, byte) in bytes.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                uuid.push('-');
+            }
+            let _ = write!(uuid, "{byte:02x}");
+        }
+        uuid
+    }
+}
+
+impl fmt::Display for Nonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+/// Text that is not 32 hex digits, given as a [`Nonce`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a nonce must be 32 hex digits (16 bytes), not {0:?}")]
+pub struct NonceError(String);
+
+impl FromStr for Nonce {
+    type Err = NonceError;
+
+    fn from_str(text: &str) -> Result<Self, NonceError> {
+        let invalid = || NonceError(text.to_owned());
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        let mut bytes = [0u8; 16];
+        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl Serialize for Nonce {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nonce {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// A proxy filter's decision on one request. A denial is a verdict too; errors ("could not
+/// decide") are not.
+///
+/// ```
+/// use palisade_sdk::wire::{HeaderChange, HttpVerdict};
+/// let allow = HttpVerdict::Continue {
+///     request_headers: vec![HeaderChange::set("x-request-id", "42")],
+///     response_headers: vec![],
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&allow).unwrap(),
+///     r#"{"action":"continue","requestHeaders":[{"op":"set","name":"x-request-id","value":"42"}]}"#
+/// );
+/// let deny = HttpVerdict::deny(403, "denied-path", r#"path "/admin" matches "/admin""#);
+/// assert!(!deny.is_allowed());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum HttpVerdict {
+    /// Let the request through, with these header changes.
+    Continue {
+        /// Changes to the request headers, applied in order before the request goes upstream.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        request_headers: Vec<HeaderChange>,
+        /// Changes to the response headers, applied in order when the response headers arrive
+        /// (from upstream or from a local reply of the proxy).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        response_headers: Vec<HeaderChange>,
+    },
+    /// Answer the request locally; it never reaches upstream.
+    Deny {
+        /// The HTTP status of the local reply (400..=599 for a denial).
+        status: u16,
+        /// Short, stable, kebab-case reason (`denied-path`); meant as Envoy's response code
+        /// details (`%RESPONSE_CODE_DETAILS%`).
+        reason: String,
+        /// Human-readable message naming what was matched (rule and value); logged, not sent.
+        message: String,
+        /// The body of the local reply, sent to the client.
+        body: String,
+        /// Extra headers of the local reply (lower-case names), in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl HttpVerdict {
+    /// Let the request through unchanged.
+    #[must_use]
+    pub fn allow() -> Self {
+        Self::Continue {
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+        }
+    }
+
+    /// A local reply with `status`, a stable reason and a message naming what was matched,
+    /// with an empty body and no extra headers (the message is not sent to the client).
+    #[must_use]
+    pub fn deny(status: u16, reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Deny {
+            status,
+            reason: reason.into(),
+            message: message.into(),
+            body: String::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Whether the request goes on upstream.
+    #[must_use]
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Continue { .. })
+    }
+}
+
+/// One change to a header map, applied by the proxy (names lower-case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum HeaderChange {
+    /// Replace every value of `name` with `value` (adds the header when absent).
+    Set {
+        /// The header name.
+        name: String,
+        /// The new value.
+        value: String,
+    },
+    /// Add a value to `name`, keeping the values it already has.
+    Add {
+        /// The header name.
+        name: String,
+        /// The value to add.
+        value: String,
+    },
+    /// Remove every value of `name` (nothing happens when it is absent).
+    Remove {
+        /// The header name.
+        name: String,
+    },
+}
+
+impl HeaderChange {
+    /// A [`HeaderChange::Set`].
+    #[must_use]
+    pub fn set(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::Set {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// A [`HeaderChange::Add`].
+    #[must_use]
+    pub fn add(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::Add {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// A [`HeaderChange::Remove`].
+    #[must_use]
+    pub fn remove(name: impl Into<String>) -> Self {
+        Self::Remove { name: name.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+    use super::*;
+
+    #[test]
+    fn fixture_defaults_fill_every_omitted_field() {
+        let request: HttpRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(request, HttpRequest::default());
+        assert_eq!(request.nonce, Nonce([0; 16]));
+        assert_eq!(request.connection.destination_port, None);
+    }
+
+    #[test]
+    fn rejects_unknown_request_fields() {
+        let err = serde_json::from_str::<HttpRequest>(r#"{"pth": "/"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `pth`"), "{err}");
+    }
+
+    #[test]
+    fn nonce_round_trips_as_hex_and_rejects_signs() {
+        let text = "ffeeddccbbaa99887766554433221100";
+        let nonce: Nonce = serde_json::from_str(&format!("{text:?}")).unwrap();
+        assert_eq!(serde_json::to_string(&nonce).unwrap(), format!("{text:?}"));
+        // `from_str_radix` alone would accept "+f".
+        assert!("+f0102030405060708090a0b0c0d0e0f".parse::<Nonce>().is_err());
+        assert!("ÿÿ0102030405060708090a0b0c0d0e".parse::<Nonce>().is_err());
+    }
+
+    #[test]
+    fn uuid_sets_version_and_variant_bits() {
+        assert_eq!(
+            Nonce([0xff; 16]).uuid_v4(),
+            "ffffffff-ffff-4fff-bfff-ffffffffffff"
+        );
+        assert_eq!(
+            Nonce([0; 16]).uuid_v4(),
+            "00000000-0000-4000-8000-000000000000"
+        );
+    }
+
+    #[test]
+    fn verdicts_round_trip_through_json() {
+        let verdicts = [
+            HttpVerdict::allow(),
+            HttpVerdict::Continue {
+                request_headers: vec![HeaderChange::add("a", "1"), HeaderChange::remove("b")],
+                response_headers: vec![HeaderChange::set("c", "2")],
+            },
+            HttpVerdict::Deny {
+                status: 429,
+                reason: "rate-limited".into(),
+                message: "too many".into(),
+                body: String::new(),
+                headers: vec![("retry-after".into(), "1".into())],
+            },
+        ];
+        for verdict in verdicts {
+            let json = serde_json::to_string(&verdict).unwrap();
+            assert_eq!(
+                serde_json::from_str::<HttpVerdict>(&json).unwrap(),
+                verdict,
+                "{json}"
+            );
+        }
+        let err =
+            serde_json::from_str::<HttpVerdict>(r#"{"action":"continue","extra":1}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn pseudo_headers_fill_fields_and_are_not_headers() {
+        let request = HttpRequest::from_header_pairs(vec![
+            (":path".into(), "/x?y".into()),
+            (":protocol".into(), "websocket".into()),
+            ("x-a".into(), "1".into()),
+            ("X-A".into(), "2".into()),
+        ]);
+        assert_eq!(request.path, "/x?y");
+        assert_eq!(request.method, "");
+        assert_eq!(
+            request.headers,
+            vec![("x-a".into(), "1".into()), ("x-a".into(), "2".into())]
+        );
+        assert_eq!(request.header("X-a"), Some("1"));
+    }
+}
