@@ -60,9 +60,10 @@ test: build registry
 run: build
 	@bash host/webhook/examples/run.sh $(PALISADE) $(POD_SECURITY)
 
-## bench: criterion benchmarks: pod-security native vs wasm, load cold vs cached, `palisade run` process
+## bench: criterion benchmarks: pod-security native vs wasm, load cold vs cached, `palisade run`
+## process; request-guard through the proxy-wasm host (plugin start, per request, hostcalls)
 bench: build
-	$(CARGO) bench --locked --workspace --bench pod_security
+	$(CARGO) bench --locked --workspace --bench pod_security --bench proxy_filter
 
 ## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted
 bench-webhook: build

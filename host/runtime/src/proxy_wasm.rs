@@ -26,3 +26,6 @@ pub use scenario::{
 pub use shared::{LogLine, Metric, SharedValue};
 pub use types::{LogLevel, MetricType};
 pub use vm::Filter;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! `palisade run --http` and `palisade test` with a proxy-wasm filter (request-guard and its
+//! example scenario and suite), as a user runs them.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn filter() -> String {
+    let path = root().join("target/policies/wasm32-wasip1/wasm/request_guard.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make policies`",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+fn example(name: &str) -> String {
+    root()
+        .join("policies/request-guard/examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn palisade(cache: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::cargo_bin("palisade").expect("binary");
+    cmd.env("PALISADE_CACHE_DIR", cache.path())
+        .env_remove("PALISADE_LOG");
+    cmd
+}
+
+#[test]
+fn run_http_reports_each_request_as_envoy_would_handle_it() {
+    let cache = tempfile::tempdir().expect("dir");
+    let output = palisade(&cache)
+        .args([
+            "run",
+            "--policy",
+            &filter(),
+            "--http",
+            &example("scenario.yaml"),
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["accepted"], true);
+    let requests = report["requests"].as_array().expect("requests");
+    let outcomes: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["upstream", "local-reply", "local-reply", "upstream"]
+    );
+    // A request id was added on the way upstream, and echoed to the client.
+    let added = &requests[0]["upstream"]["headersAdded"][0];
+    assert_eq!(added[0], "x-request-id");
+    assert_eq!(requests[0]["response"]["headers"][0], *added);
+    // The denial never reached upstream; Envoy's local reply carries the configured body.
+    assert!(requests[1].get("upstream").is_none());
+    assert_eq!(requests[1]["response"]["status"], 403);
+    assert_eq!(requests[1]["response"]["body"], "access denied\n");
+    // Existing ids are kept.
+    assert_eq!(
+        requests[3]["upstream"]["headersAdded"],
+        serde_json::json!([])
+    );
+    // Callback order on a stream ends on_log, on_done, on_delete.
+    let callbacks: Vec<&str> = requests[0]["callbacks"]
+        .as_array()
+        .expect("callbacks")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .map(|c| c.split('(').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        callbacks,
+        [
+            "proxy_on_context_create",
+            "proxy_on_request_headers",
+            "proxy_on_response_headers",
+            "proxy_on_response_body",
+            "proxy_on_log",
+            "proxy_on_done",
+            "proxy_on_delete"
+        ]
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("admin is denied: local-reply 403"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn trace_prints_every_hostcall_with_its_status() {
+    let cache = tempfile::tempdir().expect("dir");
+    let output = palisade(&cache)
+        .args([
+            "run",
+            "--trace",
+            "--policy",
+            &filter(),
+            "--http",
+            &example("scenario.yaml"),
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The first stream on worker 0 is context 2 with the four pseudo-headers.
+    assert!(
+        stderr.contains("worker-0 => proxy_on_request_headers(2, 4, 1)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("worker-0 ctx=2 proxy_get_header_map_pairs(0, "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("proxy_get_property("), "{stderr}");
+    assert!(
+        stderr.contains("worker-1 ctx=2 proxy_send_local_response(403, "),
+        "{stderr}"
+    );
+    assert!(stderr.contains(") -> OK"), "{stderr}");
+}
+
+#[test]
+fn proxy_suite_passes_and_a_broken_expectation_fails() {
+    let cache = tempfile::tempdir().expect("dir");
+    let output = palisade(&cache)
+        .args(["test", &example("suite.yaml")])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            "policy: {}\ncases:\n  - name: wrong status\n    scenario: {}\n    expect:\n      requests:\n        - {{outcome: local-reply, status: 451}}\n",
+            filter(),
+            example("scenario.yaml")
+        ),
+    )
+    .expect("write");
+    let output = palisade(&cache)
+        .arg("test")
+        .arg(&suite)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("expected outcome local-reply, got upstream"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected status 451, got 200"), "{stdout}");
+}
+
+#[test]
+fn a_scenario_with_a_typo_is_an_error_naming_the_field() {
+    let cache = tempfile::tempdir().expect("dir");
+    let dir = tempfile::tempdir().expect("dir");
+    let scenario = dir.path().join("scenario.yaml");
+    std::fs::write(&scenario, "plugin:\n  workers: 1\n  rootID: x\n").expect("write");
+    let output = palisade(&cache)
+        .args(["run", "--policy", &filter(), "--http"])
+        .arg(&scenario)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("plugin"), "{stderr}");
+    assert!(stderr.contains("rootID"), "{stderr}");
+}

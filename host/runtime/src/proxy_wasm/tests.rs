@@ -1,0 +1,129 @@
+//! Load-time checks and start-up rules, with tiny WAT modules: what cpp-host refuses, we refuse
+//! with a message naming the problem.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use super::*;
+use crate::{Engine, EngineConfig, LoadError};
+
+/// A minimal 0.2.1 module: memory, allocator, the version marker, plus `body`.
+fn module(version: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+            {body}
+            (memory (export "memory") 1)
+            (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+            (func (export "proxy_abi_version_{version}")))"#
+    ))
+    .unwrap()
+}
+
+fn load(bytes: &[u8]) -> Result<Filter, LoadError> {
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    Filter::new(&engine, bytes)
+}
+
+fn scenario() -> Scenario {
+    serde_json::from_str(r#"{"steps": [{"request": {}}]}"#).unwrap()
+}
+
+#[test]
+fn unknown_imports_are_refused_by_name() {
+    let bytes = module(
+        "0_2_1",
+        r#"(import "env" "proxy_frobnicate" (func (param i32)))
+           (import "env" "envoy_resolve_dns" (func (param i32 i32 i32) (result i32)))"#,
+    );
+    let error = load(&bytes).unwrap_err();
+    let text = format!("{error:#}");
+    assert!(matches!(error, LoadError::Link(_)), "{text}");
+    let source = std::error::Error::source(&error)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(source.contains("env::proxy_frobnicate"), "{source}");
+    assert!(source.contains("env::envoy_resolve_dns"), "{source}");
+}
+
+#[test]
+fn abi_0_1_0_is_not_supported() {
+    let error = load(&module("0_1_0", "")).unwrap_err();
+    assert!(matches!(error, LoadError::AbiVersion { .. }), "{error}");
+    assert!(error.to_string().contains("0.2.0 or 0.2.1"), "{error}");
+}
+
+#[test]
+fn abi_0_2_0_modules_cannot_import_get_log_level() {
+    let import = r#"(import "env" "proxy_get_log_level" (func (param i32) (result i32)))"#;
+    assert!(load(&module("0_2_1", import)).is_ok());
+    assert!(matches!(
+        load(&module("0_2_0", import)),
+        Err(LoadError::Link(_))
+    ));
+}
+
+#[test]
+fn a_module_without_allocator_is_refused() {
+    let bytes = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_1")))"#,
+    )
+    .unwrap();
+    assert!(matches!(load(&bytes), Err(LoadError::MissingExport(_))));
+}
+
+#[test]
+fn hostcalls_other_than_log_trap_during_initialisation() {
+    // As under V8: `_initialize` may log, but reading shared data there is a restricted
+    // callback, so the VM never starts and the plugin is rejected.
+    let bytes = module(
+        "0_2_1",
+        r#"(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+           (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+           (func (export "_initialize")
+             (drop (call $log (i32.const 2) (i32.const 0) (i32.const 0)))
+             (drop (call $get (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 16) (i32.const 24))))"#,
+    );
+    let filter = load(&bytes).unwrap();
+    let (report, _) = run(&filter, &scenario(), RunOptions::default());
+    assert!(!report.accepted);
+    let reason = report.rejected.unwrap();
+    assert!(reason.contains("restricted_callback"), "{reason}");
+    assert!(reason.contains("proxy_get_shared_data"), "{reason}");
+}
+
+#[test]
+fn a_module_without_callbacks_passes_requests_through() {
+    // Every callback is optional: an absent one is Continue / true.
+    let filter = load(&module("0_2_1", "")).unwrap();
+    let (report, _) = run(&filter, &scenario(), RunOptions::default());
+    assert!(report.accepted, "{:?}", report.rejected);
+    let request = report.requests.first().unwrap();
+    assert_eq!(request.outcome, "upstream");
+    assert_eq!(request.response.as_ref().unwrap().status, 200);
+}
+
+#[test]
+fn header_values_are_handed_over_through_the_guest_allocator() {
+    // on_request_headers reads :path into memory the guest allocates (its allocator returns
+    // 1024), then sends a local reply whose body is that value.
+    let bytes = module(
+        "0_2_1",
+        r#"(import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+           (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+           (data (i32.const 0) ":path")
+           (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+             (if (call $get (i32.const 0) (i32.const 0) (i32.const 5) (i32.const 16) (i32.const 20))
+               (then unreachable))
+             (drop (call $reply (i32.const 418) (i32.const 0) (i32.const 0)
+                                (i32.load (i32.const 16)) (i32.load (i32.const 20))
+                                (i32.const 0) (i32.const 0) (i32.const -1)))
+             i32.const 1)"#,
+    );
+    let filter = load(&bytes).unwrap();
+    let scenario: Scenario =
+        serde_json::from_str(r#"{"steps": [{"request": {"path": "/teapot?x=1"}}]}"#).unwrap();
+    let (report, _) = run(&filter, &scenario, RunOptions::default());
+    let request = report.requests.first().unwrap();
+    assert_eq!(request.outcome, "local-reply");
+    let response = request.response.as_ref().unwrap();
+    assert_eq!(response.status, 418);
+    assert_eq!(response.body, "/teapot?x=1");
+}
