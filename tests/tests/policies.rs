@@ -1,16 +1,20 @@
-//! Every admission policy's fixtures through its compiled component in the host: the verdicts
-//! must equal the expected files the native runs produce. Plus completeness, for every policy
-//! whatever its ABI: allow and deny cases and a built artefact for its declared target.
+//! Every policy's fixtures through its compiled wasm in the host. Admission components: the
+//! verdicts must equal the expected files the native runs produce. Proxy filters: each fixture
+//! becomes a one-request scenario in the proxy-wasm host, and what the upstream and the client
+//! see must be what the expected verdict says (request-id values drawn from the nonce excepted:
+//! in the proxy the adapter draws its own). Plus completeness, for every policy whatever its
+//! ABI: allow and deny cases and a built artefact for its declared target.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use e2e::{ADMISSION_COMPONENT, PolicyCrate, policy_crates};
+use e2e::{ADMISSION_COMPONENT, PROXY_WASM, PolicyCrate, policy_crates};
 use libtest_mimic::{Arguments, Failed, Trial};
 use palisade_runtime::component::Prepared;
+use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
-use palisade_sdk::testing::{Outcome, check, fixture_paths, load_fixtures};
-use palisade_sdk::wire::AdmissionRequest;
+use palisade_sdk::testing::{Fixture, Outcome, check, fixture_paths, load_fixtures};
+use palisade_sdk::wire::{AdmissionRequest, HeaderChange, HttpRequest, HttpVerdict};
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
@@ -29,7 +33,10 @@ fn trials() -> anyhow::Result<Vec<Trial>> {
     let mut trials = Vec::new();
     for policy in policy_crates()? {
         trials.push(completeness(&policy));
-        // Only components run here: proxy filters need the proxy-wasm host.
+        if policy.exports(PROXY_WASM) {
+            trials.extend(proxy_trials(&engine, &policy)?);
+            continue;
+        }
         if !policy.exports(ADMISSION_COMPONENT) {
             continue;
         }
@@ -65,6 +72,160 @@ fn evaluate(prepared: &Arc<Prepared>, settings: &str, request: &AdmissionRequest
             Err(EvalError::Policy(e)) => Outcome::Error(e.to_string()),
             Err(e) => Outcome::Error(format!("host error: {e}")),
         },
+    }
+}
+
+fn proxy_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec<Trial>> {
+    let filter = match policy.artefact() {
+        Ok(bytes) => Filter::new(engine, &bytes)
+            .map(Arc::new)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    let mut trials = Vec::new();
+    for fixture in load_fixtures::<HttpRequest>(&policy.fixtures())? {
+        let filter = filter.clone();
+        trials.push(Trial::test(
+            format!("{}::wasm::{}", policy.name, fixture.name),
+            move || {
+                let filter = filter.map_err(Failed::from)?;
+                let expected = std::fs::read_to_string(fixture.expected_path())
+                    .map_err(|e| format!("reading the expected outcome: {e}"))?;
+                let expected: Outcome<HttpVerdict> =
+                    serde_json::from_str(&expected).map_err(|e| e.to_string())?;
+                proxy_agrees(&filter, &fixture, &expected).map_err(Failed::from)
+            },
+        ));
+    }
+    Ok(trials)
+}
+
+/// The fixture as a one-request scenario on one worker.
+fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
+    let r = &fixture.request;
+    let c = &r.connection;
+    let mut connection = serde_json::json!({"mtls": c.mtls});
+    if let Some(source) = &c.source_address {
+        connection["sourceAddress"] = source.clone().into();
+    }
+    if let Some(port) = c.destination_port {
+        connection["destinationAddress"] = format!("10.0.0.1:{port}").into();
+    }
+    if let Some(principal) = &c.peer_principal {
+        connection["peerUriSans"] = serde_json::json!([principal]);
+    }
+    let settings: serde_json::Value = serde_json::from_str(&fixture.settings).unwrap_or_default();
+    let text = serde_json::json!({
+        "plugin": {"workers": 1, "configuration": if settings.is_null() { serde_json::Value::Null } else { settings }},
+        "connection": connection,
+        "steps": [{"request": {
+            "method": r.method, "path": r.path, "authority": r.authority, "scheme": r.scheme,
+            "headers": r.headers,
+        }}],
+    });
+    serde_json::from_value(text).map_err(|e| format!("building the scenario: {e}"))
+}
+
+/// Whether what the proxy did is what the expected verdict says.
+fn proxy_agrees(
+    filter: &Filter,
+    fixture: &Fixture<HttpRequest>,
+    expected: &Outcome<HttpVerdict>,
+) -> Result<(), String> {
+    let (report, _) = run(filter, &scenario(fixture)?, RunOptions::default());
+    let nonce_id = fixture.request.nonce.uuid_v4();
+    // A value drawn from the fixture's nonce matches any UUID v4 the filter drew in the proxy.
+    let same = |want: &str, got: &str| {
+        want == got
+            || (want == nonce_id
+                && got.len() == 36
+                && got.chars().nth(14) == Some('4')
+                && got.chars().filter(|c| *c == '-').count() == 4)
+    };
+    let request = report.requests.first();
+    match expected {
+        Outcome::SettingsError(_) => {
+            if report.accepted {
+                return Err("the settings are invalid, but the proxy accepted the plugin".into());
+            }
+            Ok(())
+        }
+        Outcome::Error(_) => match request.and_then(|r| r.response.as_ref()) {
+            Some(response) if response.status == 403 => Ok(()),
+            other => Err(format!("expected a fail-closed 403, got {other:?}")),
+        },
+        Outcome::Verdict(HttpVerdict::Deny {
+            status,
+            body,
+            headers,
+            ..
+        }) => {
+            let request = request.ok_or("no request in the report")?;
+            let response = request.response.as_ref().ok_or("no response")?;
+            if request.outcome != "local-reply"
+                || response.status != *status
+                || response.body != *body
+            {
+                return Err(format!(
+                    "expected a local reply {status} {body:?}, got {} {} {:?}",
+                    request.outcome, response.status, response.body
+                ));
+            }
+            for (name, value) in headers {
+                if !response
+                    .headers
+                    .0
+                    .iter()
+                    .any(|(k, v)| k == name && same(value, v))
+                {
+                    return Err(format!("the local reply lacks {name}: {value}"));
+                }
+            }
+            Ok(())
+        }
+        Outcome::Verdict(HttpVerdict::Continue {
+            request_headers,
+            response_headers,
+        }) => {
+            let request = request.ok_or("no request in the report")?;
+            let upstream = request
+                .upstream
+                .as_ref()
+                .ok_or_else(|| format!("expected the request upstream, got {}", request.outcome))?;
+            for change in request_headers {
+                let ok = match change {
+                    HeaderChange::Set { name, value } | HeaderChange::Add { name, value } => {
+                        upstream
+                            .headers_added
+                            .iter()
+                            .any(|(k, v)| k == name && same(value, v))
+                    }
+                    HeaderChange::Remove { name } => {
+                        upstream.headers_removed.iter().any(|(k, _)| k == name)
+                    }
+                };
+                if !ok {
+                    return Err(format!("upstream did not see {change:?}: {upstream:?}"));
+                }
+            }
+            let response = request.response.as_ref().ok_or("no response")?;
+            for change in response_headers {
+                let ok = match change {
+                    HeaderChange::Set { name, value } | HeaderChange::Add { name, value } => {
+                        response
+                            .headers
+                            .0
+                            .iter()
+                            .any(|(k, v)| k == name && same(value, v))
+                    }
+                    HeaderChange::Remove { name } => response.headers.get(name).is_none(),
+                };
+                if !ok {
+                    return Err(format!("the client did not see {change:?}: {response:?}"));
+                }
+            }
+            Ok(())
+        }
     }
 }
 
