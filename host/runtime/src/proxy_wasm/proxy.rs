@@ -200,6 +200,7 @@ impl<'a> Proxy<'a> {
                 rejected: None,
                 startup: Vec::new(),
                 requests: Vec::new(),
+                shutdown: Vec::new(),
                 failures: Vec::new(),
                 logs: Vec::new(),
                 metrics: BTreeMap::new(),
@@ -1328,12 +1329,48 @@ impl<'a> Proxy<'a> {
     }
 
     /// The scenario ended: streams still paused are reported as pending (ticks would fire
-    /// forever, so the clock is not run on).
+    /// forever, so the clock is not run on); then the plugin is torn down as Envoy does it:
+    /// each root context gets `proxy_on_done`, and `proxy_on_delete` once it is done (at once,
+    /// or after it calls `proxy_done` when `on_done` returned false).
     fn finish(&mut self) {
         for flight in self.flights.iter().filter(|f| !f.finished) {
             if let Some(entry) = self.report.requests.get_mut(flight.report) {
                 entry.outcome = "pending".into();
                 entry.hostcalls = flight.hostcalls;
+            }
+        }
+        for index in 0..self.workers.len() {
+            let Some(vm) = self
+                .workers
+                .get_mut(index)
+                .and_then(|w| w.vm.as_mut())
+                .filter(|vm| !vm.failed())
+            else {
+                continue;
+            };
+            let label = vm.store.data().label.clone();
+            let root = vm.store.data().root;
+            let done = vm.call(Callback::Done, root, &[]);
+            let finished = match done {
+                Ok(Some(0)) => vm.store.data().done,
+                Ok(_) => true,
+                Err(e) => {
+                    self.report.failures.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            if finished {
+                if let Err(e) = vm.call(Callback::Delete, root, &[]) {
+                    self.report.failures.push(format!("{label}: {e}"));
+                }
+            }
+            for call in std::mem::take(&mut vm.store.data_mut().callback_log) {
+                self.report.shutdown.push(format!("{label}: {call}"));
+            }
+            if !finished {
+                self.report.shutdown.push(format!(
+                    "{label}: root context {root} still finishing (proxy_on_done returned false and proxy_done was not called)"
+                ));
             }
         }
     }

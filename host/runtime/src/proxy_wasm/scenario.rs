@@ -331,6 +331,8 @@ pub struct Report {
     pub startup: Vec<String>,
     /// One entry per request step.
     pub requests: Vec<RequestReport>,
+    /// The plugin's teardown at the end: root contexts' `proxy_on_done`/`proxy_on_delete`.
+    pub shutdown: Vec<String>,
     /// VM failures, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
