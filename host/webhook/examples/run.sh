@@ -8,6 +8,17 @@ root=$(cd "$here/../../.." && pwd)
 
 bash "$root/policies/pod-security/examples/demo.sh" "$palisade" "$policy" || true
 
+# The proxy side: request-guard through the Envoy-faithful proxy-wasm host.
+guard="$root/target/policies/wasm32-wasip1/wasm/request_guard.wasm"
+if [[ -f $guard ]]; then
+  echo
+  echo "\$ palisade run --policy request_guard.wasm --http policies/request-guard/examples/scenario.yaml"
+  "$palisade" run --policy "$guard" --http "$root/policies/request-guard/examples/scenario.yaml" >/dev/null || true
+  echo
+  echo "\$ palisade test policies/request-guard/examples/suite.yaml"
+  "$palisade" test "$root/policies/request-guard/examples/suite.yaml" || true
+fi
+
 tls="$root/target/run/tls"
 if [[ ! -f $tls/tls.crt ]]; then
   mkdir -p "$tls"
