@@ -127,3 +127,46 @@ fn header_values_are_handed_over_through_the_guest_allocator() {
     assert_eq!(response.status, 418);
     assert_eq!(response.body, "/teapot?x=1");
 }
+
+#[test]
+fn maps_envoy_no_longer_holds_are_bad_argument_and_close_stream_resets() {
+    // on_request_headers replaces the whole map and reads its byte size, then continues; by
+    // on_response_headers Envoy has dropped the request headers, so reading one is BAD_ARGUMENT
+    // (2); the filter then resets the stream.
+    let bytes = module(
+        "0_2_1",
+        r#"(import "env" "proxy_set_header_map_pairs" (func $set (param i32 i32 i32) (result i32)))
+           (import "env" "proxy_get_header_map_size" (func $size (param i32 i32) (result i32)))
+           (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+           (import "env" "proxy_close_stream" (func $close (param i32) (result i32)))
+           (data (i32.const 0) "\01\00\00\00\03\00\00\00\01\00\00\00x-a\001\00")
+           (data (i32.const 32) ":path")
+           (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+             (if (call $set (i32.const 0) (i32.const 0) (i32.const 18)) (then unreachable))
+             (if (call $size (i32.const 0) (i32.const 64)) (then unreachable))
+             ;; byte size of {x-a: 1} is 4
+             (if (i32.ne (i32.load (i32.const 64)) (i32.const 4)) (then unreachable))
+             i32.const 0)
+           (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+             (if (i32.ne (call $get (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 80) (i32.const 84))
+                         (i32.const 2))
+               (then unreachable))
+             (if (call $close (i32.const 1)) (then unreachable))
+             i32.const 0)"#,
+    );
+    let filter = load(&bytes).unwrap();
+    let (report, _) = run(&filter, &scenario(), RunOptions::default());
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let request = report.requests.first().unwrap();
+    assert_eq!(request.outcome, "reset");
+    let upstream = request.upstream.as_ref().unwrap();
+    assert_eq!(
+        upstream.headers_added,
+        vec![("x-a".to_owned(), "1".to_owned())]
+    );
+    assert_eq!(
+        upstream.headers_removed.len(),
+        4,
+        "the pseudo-headers were replaced"
+    );
+}
