@@ -1359,10 +1359,8 @@ impl<'a> Proxy<'a> {
                     continue;
                 }
             };
-            if finished {
-                if let Err(e) = vm.call(Callback::Delete, root, &[]) {
-                    self.report.failures.push(format!("{label}: {e}"));
-                }
+            if finished && let Err(e) = vm.call(Callback::Delete, root, &[]) {
+                self.report.failures.push(format!("{label}: {e}"));
             }
             for call in std::mem::take(&mut vm.store.data_mut().callback_log) {
                 self.report.shutdown.push(format!("{label}: {call}"));

@@ -1,6 +1,6 @@
 //! Load-time checks and start-up rules, with tiny WAT modules: what cpp-host refuses, we refuse
 //! with a message naming the problem.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use super::*;
 use crate::{Engine, EngineConfig, LoadError};
