@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,17 +34,35 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn validate(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = read_body(&state, body)?;
     run_policy(move || review_request(&state, &id, &body, false)).await
 }
 
 async fn mutate(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = read_body(&state, body)?;
     run_policy(move || review_request(&state, &id, &body, true)).await
+}
+
+/// The body, or a counted rejection: over the limit is 413 with a JSON error like every other
+/// rejection (the API server shows it in the admission failure).
+fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "the body is larger than the limit of {} bytes (limits.maxBodyBytes)",
+                state.limits.max_body_bytes
+            ))
+        } else {
+            ApiError::BadRequest(format!("the body could not be read: {rejection}"))
+        };
+        state.reject(error)
+    })
 }
 
 /// Runs a request's evaluation where blocking is allowed: in place on a multi-threaded runtime
@@ -155,6 +174,9 @@ pub enum ApiError {
     /// No policy or group has the id (404).
     #[error("{0}")]
     NotFound(String),
+    /// The body is over the configured limit (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// The server failed to write its answer (500).
     #[error("{0}")]
     Internal(String),
@@ -165,6 +187,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

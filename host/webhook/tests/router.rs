@@ -298,8 +298,11 @@ async fn oversized_body_is_413() {
     let state = state(false);
     let mut review = review("admission.k8s.io/v1");
     review["request"]["object"]["metadata"]["annotations"] = json!({"filler": "x".repeat(70_000)});
-    let (status, _) = post(&state, "/validate/allow", review.to_string()).await;
+    let (status, body) = post(&state, "/validate/allow", review.to_string()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("larger than the limit"), "{body}");
+    assert!(error.contains("limits.maxBodyBytes"), "{body}");
 }
 
 #[tokio::test]

@@ -330,10 +330,14 @@ async fn failure_policies(webhook: &Webhook) {
 async fn limits(webhook: &Webhook) {
     let mut pod = bare_pod();
     pod["metadata"]["annotations"] = json!({"filler": "x".repeat(70_000)});
-    let (status, _) = webhook
+    let (status, body) = webhook
         .post("/validate/restricted", review("too-big", &pod).to_string())
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({"error": "the body is larger than the limit of 65536 bytes (limits.maxBodyBytes)"})
+    );
 
     let wrong_type = r#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 7}}"#;
     let (status, body) = webhook
@@ -364,7 +368,7 @@ async fn limits(webhook: &Webhook) {
 }
 
 /// `/metrics` counts exactly the requests above: by policy, decision, mode and endpoint; policy
-/// errors by kind; rejected inputs by status (the 413 is refused before it is read, uncounted).
+/// errors by kind; rejected inputs by status.
 async fn metrics(webhook: &Webhook) {
     let (status, text) = webhook.get("/metrics").await.expect("metrics");
     assert_eq!(status, StatusCode::OK);
@@ -397,7 +401,10 @@ async fn metrics(webhook: &Webhook) {
     );
     assert_eq!(
         samples("palisade_rejected_requests_total{"),
-        [r#"palisade_rejected_requests_total{status="400"} 2"#],
+        [
+            r#"palisade_rejected_requests_total{status="400"} 2"#,
+            r#"palisade_rejected_requests_total{status="413"} 1"#,
+        ],
         "{text}"
     );
     assert_eq!(
