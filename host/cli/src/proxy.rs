@@ -17,11 +17,15 @@ pub(crate) fn read_scenario(path: &Path) -> anyhow::Result<Scenario> {
         .with_context(|| format!("reading the scenario in {}", path.display()))
 }
 
-/// `request 1: local-reply 403 (probe_deny)` and the like.
+/// `request 1: upstream 200 (via_upstream)`, `request 2: local-reply 403` and the like (Envoy's
+/// response code details in parentheses when there are any).
 pub(crate) fn summary(request: &RequestReport) -> String {
     let mut line = format!("{}: {}", request.name, request.outcome);
     if let Some(response) = &request.response {
-        line.push_str(&format!(" {} ({})", response.status, response.details));
+        line.push_str(&format!(" {}", response.status));
+        if !response.details.is_empty() {
+            line.push_str(&format!(" ({})", response.details));
+        }
     }
     line
 }
