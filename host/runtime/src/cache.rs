@@ -78,45 +78,34 @@ pub(crate) trait Artefact: Sized {
     fn deserialize_file(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Self>;
 }
 
-impl Artefact for wasmtime::component::Component {
-    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Self::new(engine, bytes)
-    }
+/// Components and core modules have the same compile/serialize/deserialize API.
+macro_rules! artefact {
+    ($type:ty) => {
+        impl Artefact for $type {
+            fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+                Self::new(engine, bytes)
+            }
 
-    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
-        Self::serialize(self)
-    }
+            fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+                Self::serialize(self)
+            }
 
-    fn deserialize_file(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: the file is one this cache wrote (named by the SHA-256 of its source and the
-        // engine's compatibility hash, written to a temporary name and renamed into place, so
-        // never seen half-written); wasmtime checks its header and engine compatibility before
-        // use. The cache directory must not be writable by others.
-        #[expect(unsafe_code, reason = "loading our own precompiled artefact")]
-        unsafe {
-            Self::deserialize_file(engine, path)
+            fn deserialize_file(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Self> {
+                // SAFETY: the file is one this cache wrote (named by the SHA-256 of its source
+                // and the engine's compatibility hash, written to a temporary name and renamed
+                // into place, so never seen half-written); wasmtime checks its header and engine
+                // compatibility before use. The cache directory must not be writable by others.
+                #[expect(unsafe_code, reason = "loading our own precompiled artefact")]
+                unsafe {
+                    Self::deserialize_file(engine, path)
+                }
+            }
         }
-    }
+    };
 }
 
-impl Artefact for wasmtime::Module {
-    fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Self::new(engine, bytes)
-    }
-
-    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
-        Self::serialize(self)
-    }
-
-    fn deserialize_file(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: as for components above: only files this cache wrote atomically, checked by
-        // wasmtime for format and engine compatibility.
-        #[expect(unsafe_code, reason = "loading our own precompiled artefact")]
-        unsafe {
-            Self::deserialize_file(engine, path)
-        }
-    }
-}
+artefact!(wasmtime::component::Component);
+artefact!(wasmtime::Module);
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename.
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

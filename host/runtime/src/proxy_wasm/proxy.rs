@@ -1002,15 +1002,8 @@ impl<'a> Proxy<'a> {
         } else {
             Callback::ResponseHeaders
         };
-        let result = if bypass {
-            Err(())
-        } else {
-            self.call(
-                index,
-                callback,
-                &[i32::try_from(count).unwrap_or(i32::MAX), i32::from(eos)],
-            )
-        };
+        // A bypassed stream (fail-open) is not called: `call` answers Err.
+        let result = self.call(index, callback, &[abi_count(count), i32::from(eos)]);
         let next = if request {
             Stage::RequestBody
         } else {
@@ -1070,7 +1063,6 @@ impl<'a> Proxy<'a> {
         };
         let eos = last && !has_trailers;
         let buffering = flight.buffering;
-        let bypass = flight.bypass;
         let size = {
             let Some(stream) = self.stream_mut(index) else {
                 if let Some(flight) = self.flights.get_mut(index) {
@@ -1109,15 +1101,8 @@ impl<'a> Proxy<'a> {
         } else {
             Callback::ResponseBody
         };
-        let result = if bypass {
-            Err(())
-        } else {
-            self.call(
-                index,
-                callback,
-                &[i32::try_from(size).unwrap_or(i32::MAX), i32::from(eos)],
-            )
-        };
+        // A bypassed stream (fail-open) is not called: `call` answers Err.
+        let result = self.call(index, callback, &[abi_count(size), i32::from(eos)]);
         if let Some(stream) = self.stream_mut(index) {
             stream.may_add_request_trailers = false;
             stream.may_add_response_trailers = false;
@@ -1204,11 +1189,7 @@ impl<'a> Proxy<'a> {
         } else {
             Callback::ResponseTrailers
         };
-        let result = if bypass {
-            Err(())
-        } else {
-            self.call(index, callback, &[i32::try_from(count).unwrap_or(i32::MAX)])
-        };
+        let result = self.call(index, callback, &[abi_count(count)]);
         if bypass {
             if let Some(flight) = self.flights.get_mut(index) {
                 flight.stage = next;
@@ -1402,6 +1383,11 @@ fn start_local_reply(flight: &mut Flight, reply: LocalReply) {
         },
         trailers: None,
     });
+}
+
+/// A count or size as the ABI's i32 argument.
+fn abi_count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// Header pairs, in order.
