@@ -117,6 +117,8 @@ struct Worker {
     label: String,
     tick_period: u64,
     next_tick: Option<u64>,
+    /// Whether a tick event for this VM is queued.
+    tick_queued: bool,
     failed_at: Option<u64>,
 }
 
@@ -153,6 +155,8 @@ struct Proxy<'a> {
     events: BTreeMap<(u64, u64), Event>,
     seq: u64,
     flights: Vec<Flight>,
+    /// Flights not finished yet (what `settle` and failures look at, not every flight ever).
+    open: std::collections::BTreeSet<usize>,
     report: Report,
 }
 
@@ -187,6 +191,7 @@ impl<'a> Proxy<'a> {
                     label: format!("worker-{i}"),
                     tick_period: 0,
                     next_tick: None,
+                    tick_queued: false,
                     failed_at: None,
                 })
                 .collect(),
@@ -195,6 +200,7 @@ impl<'a> Proxy<'a> {
             events: BTreeMap::new(),
             seq: 0,
             flights: Vec::new(),
+            open: std::collections::BTreeSet::new(),
             report: Report {
                 accepted: false,
                 rejected: None,
@@ -257,7 +263,9 @@ impl<'a> Proxy<'a> {
                 Ok(_) => {}
             }
         }
-        vm.store.data_mut().phase = Phase::Running;
+        let state = vm.store.data_mut();
+        state.phase = Phase::Running;
+        state.record_callbacks = false;
         Ok(vm)
     }
 
@@ -305,6 +313,7 @@ impl<'a> Proxy<'a> {
             worker.failed_at = None;
             worker.tick_period = 0;
             worker.next_tick = None;
+            worker.tick_queued = false;
         }
         self.settle(index, now);
         Ok(())
@@ -356,6 +365,11 @@ impl<'a> Proxy<'a> {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Tick { worker, generation } => {
+                if let Some(w) = self.workers.get_mut(worker)
+                    && w.generation == generation
+                {
+                    w.tick_queued = false;
+                }
                 let Some(vm) = self.live_vm(worker, generation) else {
                     return;
                 };
@@ -516,19 +530,15 @@ impl<'a> Proxy<'a> {
         let state = vm.store.data_mut();
         let callouts = std::mem::take(&mut state.callouts);
         let period = state.tick_period_ms.saturating_mul(1_000_000);
-        state.callback_log.clear();
         if period != w.tick_period {
             w.tick_period = period;
             w.next_tick = (period > 0).then(|| now.saturating_add(period));
         }
-        if let Some(at) = w.next_tick {
-            let already = self
-                .events
-                .values()
-                .any(|e| matches!(e, Event::Tick { worker: x, generation: g } if *x == worker && *g == generation));
-            if !already {
-                self.schedule(at, Event::Tick { worker, generation });
-            }
+        if let Some(at) = w.next_tick
+            && !w.tick_queued
+        {
+            w.tick_queued = true;
+            self.schedule(at, Event::Tick { worker, generation });
         }
         for callout in callouts {
             let replies = self
@@ -591,11 +601,14 @@ impl<'a> Proxy<'a> {
         }
         // Streams the module resumed or answered from another context.
         let ready: Vec<usize> = self
-            .flights
+            .open
             .iter()
-            .enumerate()
-            .filter(|(_, f)| f.worker == worker && !f.finished && !f.busy)
-            .map(|(i, _)| i)
+            .copied()
+            .filter(|i| {
+                self.flights
+                    .get(*i)
+                    .is_some_and(|f| f.worker == worker && !f.busy)
+            })
             .collect();
         for index in ready {
             if self.take_actions(index) {
@@ -618,11 +631,10 @@ impl<'a> Proxy<'a> {
             w.next_tick = None;
         }
         let affected: Vec<usize> = self
-            .flights
+            .open
             .iter()
-            .enumerate()
-            .filter(|(_, f)| f.worker == worker && !f.finished)
-            .map(|(i, _)| i)
+            .copied()
+            .filter(|i| self.flights.get(*i).is_some_and(|f| f.worker == worker))
             .collect();
         for index in affected {
             self.fail_flight(index);
@@ -748,6 +760,7 @@ impl<'a> Proxy<'a> {
         }
         self.flights.push(flight);
         let index = self.flights.len().saturating_sub(1);
+        self.open.insert(index);
         if let Some(entry) = self.report.requests.get_mut(report) {
             entry.context = self.flights.get(index).map_or(0, |f| f.context);
         }
@@ -1251,6 +1264,7 @@ impl<'a> Proxy<'a> {
             return;
         };
         flight.finished = true;
+        self.open.remove(&index);
         let report = flight.report;
         let outcome = flight.outcome.unwrap_or("upstream");
         let bypass = flight.bypass;
@@ -1331,6 +1345,7 @@ impl<'a> Proxy<'a> {
             };
             let label = vm.store.data().label.clone();
             let root = vm.store.data().root;
+            vm.store.data_mut().record_callbacks = true;
             let done = vm.call(Callback::Done, root, &[]);
             let finished = match done {
                 Ok(Some(0)) => vm.store.data().done,

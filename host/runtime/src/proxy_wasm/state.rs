@@ -154,8 +154,10 @@ pub(crate) struct VmState {
     pub(crate) next_metric: u32,
     pub(crate) foreign_args: Option<Vec<u8>>,
     pub(crate) trace: bool,
-    /// Callbacks made on this VM since the proxy last looked (`name(args)`).
+    /// Callbacks made on this VM while `record_callbacks` is on (start-up and teardown, which
+    /// the report lists; streams' callbacks are recorded by the proxy per stream).
     pub(crate) callback_log: Vec<String>,
+    pub(crate) record_callbacks: bool,
     pub(crate) hostcalls: u64,
     /// State of the deterministic `random_get`.
     pub(crate) random: u64,
@@ -200,6 +202,7 @@ impl VmState {
             foreign_args: None,
             trace,
             callback_log: Vec::new(),
+            record_callbacks: true,
             hostcalls: 0,
             random: 0x9e37_79b9_7f4a_7c15 ^ (index as u64).wrapping_add(1),
         }
@@ -254,12 +257,17 @@ impl VmState {
 
     /// Notes a callback the host made.
     pub(crate) fn trace_callback(&mut self, name: &str, args: &[i64]) {
+        if !self.trace && !self.record_callbacks {
+            return;
+        }
         let args: Vec<String> = args.iter().map(ToString::to_string).collect();
         let call = format!("{name}({})", args.join(", "));
         if self.trace {
             self.shared.trace(format!("{} => {call}", self.label));
         }
-        self.callback_log.push(call);
+        if self.record_callbacks {
+            self.callback_log.push(call);
+        }
     }
 
     /// Defines (or finds) a metric id with the type in the low two bits, as Envoy numbers them.

@@ -371,9 +371,11 @@ impl Vm {
             let state = self.store.data_mut();
             state.current = context;
             state.effective = context;
-            let mut traced = vec![i64::from(ctx)];
-            traced.extend(args.iter().map(|v| i64::from(*v)));
-            state.trace_callback(callback.name(), &traced);
+            if state.trace || state.record_callbacks {
+                let mut traced = vec![i64::from(ctx)];
+                traced.extend(args.iter().map(|v| i64::from(*v)));
+                state.trace_callback(callback.name(), &traced);
+            }
         }
         self.arm();
         let store = &mut self.store;

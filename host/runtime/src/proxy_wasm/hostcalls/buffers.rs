@@ -7,28 +7,28 @@ use super::{Ctx, Status};
 use crate::proxy_wasm::state::{Phase, VmState};
 use crate::proxy_wasm::types::BufferType;
 
-/// The bytes a buffer holds now, or NOT_FOUND when Envoy has no such buffer at this moment.
-fn contents(state: &mut VmState, kind: BufferType) -> Result<Vec<u8>, Status> {
+/// The bytes a buffer holds now, or NOT_FOUND when Envoy has no such buffer at this moment
+/// (borrowed: reads copy only the range they return).
+fn contents(state: &VmState, kind: BufferType) -> Result<&[u8], Status> {
+    let stream = state.streams.get(&state.effective);
     match kind {
-        BufferType::VmConfiguration => Ok(state.plugin.vm_configuration.clone()),
+        BufferType::VmConfiguration => Ok(&state.plugin.vm_configuration),
         BufferType::PluginConfiguration if state.phase == Phase::Configuring => {
-            Ok(state.plugin.plugin_configuration.clone())
+            Ok(&state.plugin.plugin_configuration)
         }
         BufferType::HttpCallResponseBody | BufferType::GrpcReceiveBuffer => {
-            state.answer.body.clone().ok_or(Status::NotFound)
+            state.answer.body.as_deref().ok_or(Status::NotFound)
         }
-        BufferType::ForeignFunctionArguments => state.foreign_args.clone().ok_or(Status::NotFound),
+        BufferType::ForeignFunctionArguments => {
+            state.foreign_args.as_deref().ok_or(Status::NotFound)
+        }
         // Envoy hands out an empty buffer outside the body callbacks rather than none.
-        BufferType::HttpRequestBody => Ok(state
-            .stream()
+        BufferType::HttpRequestBody => Ok(stream
             .filter(|s| s.live_request_body)
-            .map(|s| s.request_body.clone())
-            .unwrap_or_default()),
-        BufferType::HttpResponseBody => Ok(state
-            .stream()
+            .map_or(&[][..], |s| &s.request_body)),
+        BufferType::HttpResponseBody => Ok(stream
             .filter(|s| s.live_response_body)
-            .map(|s| s.response_body.clone())
-            .unwrap_or_default()),
+            .map_or(&[][..], |s| &s.response_body)),
         BufferType::PluginConfiguration | BufferType::DownstreamData | BufferType::UpstreamData => {
             Err(Status::NotFound)
         }
@@ -52,13 +52,14 @@ pub(super) fn get(
     if start.checked_add(max).is_none() {
         return Ok(Status::BadArgument);
     }
-    let bytes = match contents(caller.data_mut(), kind) {
-        Ok(b) => b,
+    let slice = match contents(caller.data(), kind) {
+        Ok(bytes) => {
+            let from = start.min(bytes.len());
+            let to = start.saturating_add(max).min(bytes.len());
+            bytes.get(from..to).unwrap_or_default().to_vec()
+        }
         Err(status) => return Ok(status),
     };
-    let from = start.min(bytes.len());
-    let to = start.saturating_add(max).min(bytes.len());
-    let slice = bytes.get(from..to).unwrap_or_default().to_vec();
     memory::copy_out(caller, &slice, ptr_out, size_out)
 }
 
@@ -118,7 +119,7 @@ pub(super) fn status(
     let Some(kind) = BufferType::from_raw(kind) else {
         return Ok(Status::BadArgument);
     };
-    let len = match contents(caller.data_mut(), kind) {
+    let len = match contents(caller.data(), kind) {
         Ok(b) => u32::try_from(b.len()).unwrap_or(u32::MAX),
         Err(status) => return Ok(status),
     };

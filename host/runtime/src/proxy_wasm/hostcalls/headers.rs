@@ -9,36 +9,30 @@ use crate::proxy_wasm::header_map::{HeaderMap, PairsError, decode_pairs};
 use crate::proxy_wasm::state::VmState;
 use crate::proxy_wasm::types::MapType;
 
-/// The map for reading, if Envoy holds it now.
-fn readable(state: &mut VmState, map: MapType) -> Option<HeaderMap> {
+/// The map for reading, if Envoy holds it now (borrowed: reads copy only what they return).
+fn readable(state: &VmState, map: MapType) -> Option<&HeaderMap> {
     match map {
-        MapType::HttpCallResponseHeaders => return state.answer.headers.clone(),
-        MapType::HttpCallResponseTrailers => return state.answer.trailers.clone(),
-        MapType::GrpcReceiveInitialMetadata => return state.answer.grpc_initial.clone(),
-        MapType::GrpcReceiveTrailingMetadata => return state.answer.grpc_trailing.clone(),
+        MapType::HttpCallResponseHeaders => return state.answer.headers.as_ref(),
+        MapType::HttpCallResponseTrailers => return state.answer.trailers.as_ref(),
+        MapType::GrpcReceiveInitialMetadata => return state.answer.grpc_initial.as_ref(),
+        MapType::GrpcReceiveTrailingMetadata => return state.answer.grpc_trailing.as_ref(),
         _ => {}
     }
-    let stream = state.stream()?;
+    let stream = state.streams.get(&state.effective)?;
     if stream.access_log {
         return match map {
-            MapType::RequestHeaders => Some(stream.request_headers.clone()),
-            MapType::ResponseHeaders => Some(stream.response_headers.clone()),
-            MapType::ResponseTrailers => Some(stream.response_trailers.clone()),
+            MapType::RequestHeaders => Some(&stream.request_headers),
+            MapType::ResponseHeaders => Some(&stream.response_headers),
+            MapType::ResponseTrailers => Some(&stream.response_trailers),
             _ => None,
         };
     }
     match map {
-        MapType::RequestHeaders if stream.live_request_headers => {
-            Some(stream.request_headers.clone())
-        }
-        MapType::RequestTrailers if stream.live_request_trailers => {
-            Some(stream.request_trailers.clone())
-        }
-        MapType::ResponseHeaders if stream.live_response_headers => {
-            Some(stream.response_headers.clone())
-        }
+        MapType::RequestHeaders if stream.live_request_headers => Some(&stream.request_headers),
+        MapType::RequestTrailers if stream.live_request_trailers => Some(&stream.request_trailers),
+        MapType::ResponseHeaders if stream.live_response_headers => Some(&stream.response_headers),
         MapType::ResponseTrailers if stream.live_response_trailers => {
-            Some(stream.response_trailers.clone())
+            Some(&stream.response_trailers)
         }
         _ => None,
     }
@@ -89,8 +83,8 @@ pub(super) fn get_pairs(
         Ok(m) => m,
         Err(s) => return Ok(s),
     };
-    let bytes = readable(caller.data_mut(), map)
-        .map(|m| m.encode())
+    let bytes = readable(caller.data(), map)
+        .map(HeaderMap::encode)
         .unwrap_or_default();
     memory::copy_out(caller, &bytes, ptr_out, size_out)
 }
@@ -135,8 +129,11 @@ pub(super) fn get_value(
         Ok(k) => k,
         Err(s) => return Ok(s),
     };
-    let state = caller.data_mut();
-    let access_log = state.stream().is_some_and(|s| s.access_log);
+    let state = caller.data();
+    let access_log = state
+        .streams
+        .get(&state.effective)
+        .is_some_and(|s| s.access_log);
     let Some(headers) = readable(state, map) else {
         return Ok(if access_log {
             Status::NotFound
