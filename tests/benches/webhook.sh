@@ -2,12 +2,18 @@
 # `make bench-webhook`: load on `palisade serve` over HTTPS on 127.0.0.1 with wrk, using a
 # pod-creation AdmissionReview through pod-security (restricted), logging on at info.
 # Prints req/s, p50, p99 and server CPU per request for 1, 16 and 64 connections.
+#
+# wrk runs on the same cores as the server. By default it uses one thread: one wrk thread keeps
+# up with the server (it drives as many requests per second as two do), and a second one only
+# adds a fourth busy thread to the server's two workers on a 2-core machine, whose time slices
+# then show in the tail. BENCH_WRK_THREADS=2 measures that configuration.
 set -euo pipefail
 palisade=$(realpath "$1")
 policy=$(realpath "$2")
 review=$(realpath "$(dirname "$0")/pod-create-review.json")
 seconds=${BENCH_SECONDS:-10}
 port=${BENCH_PORT:-18643}
+wrk_threads=${BENCH_WRK_THREADS:-1}
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (load generator) from Debian"
@@ -45,12 +51,12 @@ grep -q '"allowed":true' <<<"$answer" || { echo "unexpected answer: $answer"; ex
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 echo
-echo "pod-security (restricted) on a $(wc -c <"$review")-byte pod CREATE review, HTTPS, $(nproc) cores, ${seconds}s per row"
+echo "pod-security (restricted) on a $(wc -c <"$review")-byte pod CREATE review, HTTPS, $(nproc) cores, ${seconds}s per row, wrk with up to $wrk_threads thread(s) on the same cores"
 echo
 echo "| connections | req/s | p50 | p99 | server CPU per request |"
 echo "|---:|---:|---:|---:|---:|"
 for connections in 1 16 64; do
-  threads=$((connections < 2 ? 1 : 2))
+  threads=$((connections < wrk_threads ? connections : wrk_threads))
   before=$(cpu)
   out=$(REVIEW="$review" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "https://127.0.0.1:$port/validate/pod-security")
   after=$(cpu)

@@ -2,27 +2,34 @@
 //! (wasm32-wasip2). The generated bindings stay private; callers see the SDK's wire types.
 //! WASI is linked with nothing granted: no files, environment, clocks beyond the defaults or
 //! network; what the guest writes to stderr is kept to explain a trap.
+//!
+//! Guests run asynchronously: an evaluation is a future that yields to the executor at every
+//! epoch tick, so a policy that loops until its timeout holds a thread for one tick at a time
+//! and a server keeps answering on the same threads meanwhile. The blocking methods drive the
+//! same futures for callers that are not async (the CLI, tests).
 
 mod convert;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use sha2::{Digest, Sha256};
-use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::abi::Abi;
 use crate::cache::CacheStatus;
-use crate::limits::{MemoryCap, TickBudget};
+use crate::limits::MemoryCap;
 use crate::{Engine, EvalError, Limits, LoadError};
 
 mod bindings {
     wasmtime::component::bindgen!({
         world: "admission-policy",
         path: "../../wit",
+        exports: { default: async },
     });
 }
 
@@ -42,6 +49,8 @@ struct State {
     cap: MemoryCap,
     stderr: MemoryOutputPipe,
     policy: Arc<str>,
+    /// When the call in progress must stop; checked at every epoch tick.
+    deadline: Instant,
 }
 
 impl WasiView for State {
@@ -78,7 +87,6 @@ pub struct Prepared {
     digest: String,
     cache: CacheStatus,
     default_limits: Limits,
-    tick: TickBudget,
     /// Keeps deadlines firing for as long as the policy can run.
     _ticker: Arc<crate::engine::Ticker>,
 }
@@ -99,6 +107,8 @@ impl Prepared {
     /// # Errors
     /// [`LoadError`] naming what is wrong: not wasm, another ABI, another version of this ABI,
     /// a compile or link failure, or a policy that fails while describing itself.
+    /// Blocks the calling thread (compiling is CPU work: from async code, call it on a blocking
+    /// thread).
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Self, LoadError> {
         match Abi::detect(bytes)? {
             Abi::Admission { version } if version == WORLD_VERSION => {}
@@ -119,7 +129,7 @@ impl Prepared {
         }
         let (component, cache) = engine.compile::<wasmtime::component::Component>(bytes)?;
         let mut linker = Linker::<State>::new(engine.wasmtime());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(LoadError::Link)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(LoadError::Link)?;
         bindings::palisade::admission::log::add_to_linker::<State, HasSelf<State>>(
             &mut linker,
             |s| s,
@@ -138,19 +148,19 @@ impl Prepared {
             digest: hex::encode(Sha256::digest(bytes)),
             cache,
             default_limits: engine.default_limits(),
-            tick: TickBudget {
-                tick_nanos: engine.tick().as_nanos(),
-            },
             _ticker: engine.ticker(),
         };
-        prepared.metadata = prepared
-            .call(prepared.default_limits, |policy, store| {
+        prepared.metadata = block_on(prepared.call(
+            prepared.default_limits,
+            async |policy, store| {
                 let metadata = policy
                     .palisade_admission_policy()
-                    .call_metadata(&mut *store)?;
+                    .call_metadata(&mut *store)
+                    .await?;
                 Ok(Ok(convert::metadata_from_abi(metadata)))
-            })
-            .map_err(LoadError::Eval)?;
+            },
+        ))
+        .map_err(LoadError::Eval)?;
         prepared.name = Arc::from(prepared.metadata.name.as_str());
         Ok(prepared)
     }
@@ -173,17 +183,18 @@ impl Prepared {
         self.cache
     }
 
-    /// Checks settings with the policy's own `validate-settings`.
+    /// Checks settings with the policy's own `validate-settings`. Blocks the calling thread.
     ///
     /// # Errors
     /// [`LoadError::Settings`] when the policy rejects them; [`LoadError::Eval`] when the call fails.
     pub fn validate_settings(&self, settings: &str) -> Result<(), LoadError> {
-        self.call(self.default_limits, |policy, store| {
+        block_on(self.call(self.default_limits, async |policy, store| {
             Ok(policy
                 .palisade_admission_policy()
-                .call_validate_settings(&mut *store, settings)?
+                .call_validate_settings(&mut *store, settings)
+                .await?
                 .map_err(|e| EvalError::Settings(convert::settings_error(e))))
-        })
+        }))
         .map_err(|e| match e {
             EvalError::Settings(s) => LoadError::Settings(s),
             other => LoadError::Eval(other),
@@ -208,26 +219,28 @@ impl Prepared {
     }
 
     /// Runs `f` on a fresh instance in a fresh store under `limits`, classifying failures.
-    fn call<R>(
+    async fn call<R>(
         &self,
         limits: Limits,
-        f: impl FnOnce(
+        f: impl AsyncFnOnce(
             &bindings::AdmissionPolicy,
             &mut Store<State>,
         ) -> wasmtime::Result<Result<R, EvalError>>,
     ) -> Result<R, EvalError> {
         let mut store = self.store(limits);
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|policy| f(&policy, &mut store));
+        let outcome = match self.pre.instantiate_async(&mut store).await {
+            Ok(policy) => f(&policy, &mut store).await,
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(result) => result,
             Err(e) => Err(classify(e, &store, limits)),
         }
     }
 
-    /// A fresh store: its own WASI context (nothing granted, stderr kept), memory cap and deadline.
+    /// A fresh store: its own WASI context (nothing granted, stderr kept), memory cap and
+    /// deadline. At every epoch tick the guest yields to the executor, or traps with
+    /// `Interrupt` once the deadline (wall clock, see [`arm`]) has passed.
     fn store(&self, limits: Limits) -> Store<State> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
@@ -237,12 +250,49 @@ impl Prepared {
             cap: MemoryCap::new(limits.memory),
             stderr,
             policy: Arc::clone(&self.name),
+            deadline: Instant::now(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.cap);
-        store.set_epoch_deadline(self.tick.ticks(limits.timeout));
+        store.epoch_deadline_callback(|store| {
+            Ok(if Instant::now() >= store.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        arm(&mut store, limits);
         store
     }
+}
+
+/// Starts the clock of one call: the deadline is `limits.timeout` from now, checked at the next
+/// epoch tick and every tick after.
+fn arm(store: &mut Store<State>, limits: Limits) {
+    store.data_mut().deadline = Instant::now() + limits.timeout;
+    store.set_epoch_deadline(1);
+}
+
+/// Drives one of this module's futures to completion for a blocking caller, on a Tokio runtime
+/// of the calling thread's own (a light current-thread one, for WASI's timers). Called from
+/// inside a Tokio runtime, where blocking on a future would panic or stall a worker, it runs the
+/// future on a thread of its own and waits for it; async callers use the `_async` methods.
+fn block_on<F: Future<Output: Send> + Send>(future: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: std::io::Result<tokio::runtime::Runtime> =
+            tokio::runtime::Builder::new_current_thread().enable_all().build();
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return std::thread::scope(|scope| match scope.spawn(|| block_on(future)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+    }
+    RUNTIME.with(|runtime| match runtime {
+        Ok(runtime) => runtime.block_on(future),
+        // Without a runtime of its own (the OS refused its resources), WASI's shared one.
+        Err(_) => wasmtime_wasi::runtime::in_tokio(future),
+    })
 }
 
 fn placeholder_metadata() -> PolicyMetadata {
@@ -298,26 +348,37 @@ impl Policy {
         }
     }
 
-    /// Evaluates one request on a fresh instance. Blocks the calling thread (WASI host calls
-    /// block on their own runtime): from async code, call it where blocking is allowed
-    /// (`block_in_place`, `spawn_blocking`).
+    /// Evaluates one request on a fresh instance, blocking the calling thread; from async code
+    /// use [`evaluate_async`](Self::evaluate_async).
     ///
     /// # Errors
     /// [`EvalError`]: timeout, memory limit, trap, the policy's own error, or an invalid answer.
     pub fn evaluate(&self, request: &AdmissionRequest) -> Result<Verdict, EvalError> {
+        block_on(self.evaluate_async(request))
+    }
+
+    /// Evaluates one request on a fresh instance. The future yields at every epoch tick.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub async fn evaluate_async(&self, request: &AdmissionRequest) -> Result<Verdict, EvalError> {
         let abi_request = convert::request_to_abi(request);
-        self.prepared.call(self.limits, |policy, store| {
-            let evaluator = policy.palisade_admission_policy().evaluator();
-            let handle = match evaluator.call_create(&mut *store, &self.settings)? {
-                Ok(handle) => handle,
-                Err(e) => return Ok(Err(EvalError::Settings(convert::settings_error(e)))),
-            };
-            let result = evaluator.call_validate(&mut *store, handle, &abi_request)?;
-            Ok(match result {
-                Ok(verdict) => convert::verdict_from_abi(verdict),
-                Err(e) => Err(EvalError::Policy(convert::policy_error(e))),
+        self.prepared
+            .call(self.limits, async |policy, store| {
+                let evaluator = policy.palisade_admission_policy().evaluator();
+                let handle = match evaluator.call_create(&mut *store, &self.settings).await? {
+                    Ok(handle) => handle,
+                    Err(e) => return Ok(Err(EvalError::Settings(convert::settings_error(e)))),
+                };
+                let result = evaluator
+                    .call_validate(&mut *store, handle, &abi_request)
+                    .await?;
+                Ok(match result {
+                    Ok(verdict) => convert::verdict_from_abi(verdict),
+                    Err(e) => Err(EvalError::Policy(convert::policy_error(e))),
+                })
             })
-        })
+            .await
     }
 }
 
@@ -350,32 +411,49 @@ struct Live {
 }
 
 impl Warm {
-    /// Evaluates one request on the kept instance (starting one if needed).
+    /// Evaluates one request on the kept instance (starting one if needed), blocking the
+    /// calling thread; from async code use [`evaluate_async`](Self::evaluate_async).
     ///
     /// # Errors
     /// As [`Policy::evaluate`]; the instance is discarded afterwards.
     pub fn evaluate(&mut self, request: &AdmissionRequest) -> Result<Verdict, EvalError> {
+        block_on(self.evaluate_async(request))
+    }
+
+    /// Evaluates one request on the kept instance (starting one if needed). The future yields
+    /// at every epoch tick; dropped before it completes, it takes the instance with it.
+    ///
+    /// # Errors
+    /// As [`Policy::evaluate`]; the instance is discarded afterwards.
+    pub async fn evaluate_async(
+        &mut self,
+        request: &AdmissionRequest,
+    ) -> Result<Verdict, EvalError> {
         let limits = self.policy.limits;
-        let prepared = Arc::clone(&self.policy.prepared);
-        let live = match &mut self.live {
+        let mut live = match self.live.take() {
             Some(live) => live,
-            slot @ None => slot.insert(self.policy.start()?),
+            None => self.policy.start().await?,
         };
-        live.store
-            .set_epoch_deadline(prepared.tick.ticks(limits.timeout));
+        arm(&mut live.store, limits);
         let abi_request = convert::request_to_abi(request);
         let result = live
             .policy
             .palisade_admission_policy()
             .evaluator()
-            .call_validate(&mut live.store, live.evaluator, &abi_request);
-        let outcome = match result {
-            Ok(Ok(verdict)) => convert::verdict_from_abi(verdict),
-            Ok(Err(e)) => return Err(EvalError::Policy(convert::policy_error(e))),
-            Err(e) => Err(classify(e, &live.store, limits)),
+            .call_validate(&mut live.store, live.evaluator, &abi_request)
+            .await;
+        // The policy's own error leaves the instance sound; a trap or an invalid answer does not.
+        let (outcome, sound) = match result {
+            Ok(Ok(verdict)) => {
+                let verdict = convert::verdict_from_abi(verdict);
+                let sound = verdict.is_ok();
+                (verdict, sound)
+            }
+            Ok(Err(e)) => (Err(EvalError::Policy(convert::policy_error(e))), true),
+            Err(e) => (Err(classify(e, &live.store, limits)), false),
         };
-        if outcome.is_err() {
-            self.live = None;
+        if sound {
+            self.live = Some(live);
         }
         outcome
     }
@@ -383,19 +461,17 @@ impl Warm {
 
 impl Policy {
     /// Instantiates the policy and creates its evaluator, for [`Warm`].
-    fn start(&self) -> Result<Live, EvalError> {
+    async fn start(&self) -> Result<Live, EvalError> {
         let mut store = self.prepared.store(self.limits);
-        let started = self
-            .prepared
-            .pre
-            .instantiate(&mut store)
-            .and_then(|policy| {
-                let created = policy
-                    .palisade_admission_policy()
-                    .evaluator()
-                    .call_create(&mut store, &self.settings)?;
-                Ok((policy, created))
-            });
+        let started = match self.prepared.pre.instantiate_async(&mut store).await {
+            Ok(policy) => policy
+                .palisade_admission_policy()
+                .evaluator()
+                .call_create(&mut store, &self.settings)
+                .await
+                .map(|created| (policy, created)),
+            Err(e) => Err(e),
+        };
         match started {
             Ok((policy, Ok(evaluator))) => Ok(Live {
                 store,

@@ -213,28 +213,31 @@ impl PolicySet {
 
     /// Decides `request` with the policy or group `id`; `None` when there is no such id.
     /// `mutating` keeps the policy's patch (validating webhooks must not return one).
-    #[must_use]
-    pub fn decide(&self, id: &str, request: &AdmissionRequest, mutating: bool) -> Option<Decision> {
+    pub async fn decide(
+        &self,
+        id: &str,
+        request: &AdmissionRequest,
+        mutating: bool,
+    ) -> Option<Decision> {
         if let Some(policy) = self.policies.get(id) {
-            let mut decision = policy.decide(request);
+            let mut decision = policy.decide(request).await;
             if !mutating {
                 decision.verdict.patch = None;
             }
             return Some(decision);
         }
-        self.groups
-            .get(id)
-            .map(|group| self.decide_group(group, request))
+        let group = self.groups.get(id)?;
+        Some(self.decide_group(group, request).await)
     }
 
-    fn decide_group(&self, group: &LoadedGroup, request: &AdmissionRequest) -> Decision {
+    async fn decide_group(&self, group: &LoadedGroup, request: &AdmissionRequest) -> Decision {
         let mut members = BTreeMap::new();
         let mut errors = Vec::new();
         for id in group.expression.members() {
             if let Some(policy) = self.policies.get(&id) {
                 // A member's own failurePolicy decides what its failure counts as; its mode
                 // does not matter inside a group: the group's mode does.
-                let decision = policy.decide_enforced(request);
+                let decision = policy.decide_enforced(request).await;
                 errors.extend(decision.errors.iter().copied());
                 members.insert(id, decision);
             }
@@ -367,15 +370,16 @@ impl LoadedPolicy {
     }
 
     /// The decision with mode and failurePolicy applied.
-    fn decide(&self, request: &AdmissionRequest) -> Decision {
-        apply_mode(self.decide_enforced(request), &self.config.id)
+    async fn decide(&self, request: &AdmissionRequest) -> Decision {
+        apply_mode(self.decide_enforced(request).await, &self.config.id)
     }
 
     /// The decision with the failurePolicy applied, as if in protect mode.
-    fn decide_enforced(&self, request: &AdmissionRequest) -> Decision {
+    async fn decide_enforced(&self, request: &AdmissionRequest) -> Decision {
         let result = match &self.state {
             Ok(ready) => ready
                 .evaluate(request)
+                .await
                 .map_err(|e| (e.kind(), e.to_string())),
             Err(load) => Err(("load", format!("the policy is not loaded: {load}"))),
         };
@@ -420,11 +424,13 @@ impl LoadedPolicy {
 }
 
 impl Ready {
-    /// Evaluates on a pooled warm instance (one is started when the pool is empty).
-    fn evaluate(&self, request: &AdmissionRequest) -> Result<Verdict, EvalError> {
+    /// Evaluates on a pooled warm instance (one is started when the pool is empty). The
+    /// instance is out of the pool while the evaluation runs, so a request dropped midway
+    /// (client gone, timeout) drops its instance with it.
+    async fn evaluate(&self, request: &AdmissionRequest) -> Result<Verdict, EvalError> {
         let taken = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let mut warm = taken.unwrap_or_else(|| self.policy.warm());
-        let result = warm.evaluate(request);
+        let result = warm.evaluate_async(request).await;
         if let Ok(mut pool) = self.pool.lock() {
             pool.push(warm);
         }

@@ -37,7 +37,7 @@ async fn validate(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = read_body(&state, body)?;
-    run_policy(move || review_request(&state, &id, &body, false)).await
+    review_request(&state, &id, &body, false).await
 }
 
 async fn mutate(
@@ -46,7 +46,7 @@ async fn mutate(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = read_body(&state, body)?;
-    run_policy(move || review_request(&state, &id, &body, true)).await
+    review_request(&state, &id, &body, true).await
 }
 
 /// The body, or a counted rejection: over the limit is 413 with a JSON error like every other
@@ -65,21 +65,10 @@ fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<By
     })
 }
 
-/// Runs a request's evaluation where blocking is allowed: in place on a multi-threaded runtime
-/// (the runtime moves other tasks off this worker meanwhile; a policy may run up to its
-/// timeout), on the blocking pool otherwise. WASI host calls block, so never plain inline.
-async fn run_policy<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, ApiError> + Send + 'static,
-) -> Result<R, ApiError> {
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-    }
-}
-
-fn review_request(
+/// Decides one AdmissionReview. The policy runs on this task: its evaluation yields to the
+/// runtime at every epoch tick, so a slow or looping policy never holds a worker thread for
+/// longer than a tick at a time.
+async fn review_request(
     state: &AppState,
     id: &str,
     body: &[u8],
@@ -91,7 +80,7 @@ fn review_request(
         review::parse(text).map_err(|e| state.reject(ApiError::BadRequest(e.to_string())))?;
     let set = state.policies();
     let started = Instant::now();
-    let decision = set.decide(id, &request, mutating).ok_or_else(|| {
+    let decision = set.decide(id, &request, mutating).await.ok_or_else(|| {
         state.reject(ApiError::NotFound(format!(
             "no policy or group has the id {id:?}"
         )))

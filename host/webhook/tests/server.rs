@@ -371,6 +371,67 @@ async fn shutdown_finishes_requests_in_flight() {
     task.await.expect("join").expect("clean shutdown");
 }
 
+/// Policies that loop until their timeout never hold the server's threads: with more of them
+/// in flight than the runtime has worker threads (2), another policy's review and `/healthz`
+/// are still answered while every loop is running; then each loop is cut at its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_policies_do_not_stall_other_requests() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    let text = format!(
+        "{}  - id: endless\n    module: {}\n    timeout: 3s\n    settings: {{behaviour: loop}}\n",
+        config("allow", false),
+        hostile().display()
+    );
+    write_config(dir.path(), &text);
+    let (url, stop, task) = start(dir.path()).await;
+    let client = client(&pki.ca, None);
+
+    let loops: Vec<_> = (0..4)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                client
+                    .post(format!("{url}/validate/endless"))
+                    .json(&review(&format!("loop-{i}")))
+                    .send()
+                    .await?
+                    .json::<Value>()
+                    .await
+            })
+        })
+        .collect();
+    // Let every loop get going, well inside their 3 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = validate(&client, &url, "meanwhile")
+        .await
+        .expect("answered while the loops run");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let health = client
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success());
+    assert!(
+        loops.iter().all(|l| !l.is_finished()),
+        "the other requests were answered only after a loop ended"
+    );
+
+    for (i, handle) in loops.into_iter().enumerate() {
+        let answer = handle.await.expect("join").expect("loop answered");
+        assert_eq!(answer["response"]["uid"], format!("loop-{i}"));
+        assert_eq!(answer["response"]["allowed"], false, "{answer}");
+        assert_eq!(
+            answer["response"]["status"]["message"],
+            "policy endless failed (timeout): the policy ran past its deadline of 3s; failurePolicy Fail denies the request"
+        );
+    }
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
+
 #[tokio::test]
 async fn plain_http_needs_the_explicit_flag() {
     let dir = tempfile::tempdir().expect("dir");
