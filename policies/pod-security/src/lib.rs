@@ -8,7 +8,7 @@
 )]
 
 use palisade_sdk::wire::{
-    AdmissionRequest, Operation, PatchOperation, PolicyMetadata, Rule, Verdict,
+    AdmissionRequest, Operation, PatchOperation, PolicyMetadata, RawJson, Rule, Verdict,
 };
 use palisade_sdk::{AdmissionPolicy, PolicyError};
 
@@ -102,7 +102,7 @@ pub fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdi
     if patch.is_empty() {
         return Ok(verdict);
     }
-    let raw = serde_json::value::RawValue::from_string(object.to_string())
+    let raw = RawJson::from_value(&object)
         .map_err(|e| PolicyError::Internal(format!("re-serializing the patched object: {e}")))?;
     let patched = AdmissionRequest {
         object: Some(raw),

@@ -9,7 +9,7 @@ mod verdict;
 
 pub use admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, GroupVersionResource,
-    Operation, Status, UserInfo,
+    Operation, RawJson, Status, UserInfo,
 };
 pub use http::{Connection, HeaderChange, HttpRequest, HttpVerdict, Nonce, NonceError};
 pub use metadata::{PolicyMetadata, Rule};

@@ -1,12 +1,10 @@
 //! Conversions between the generated WIT types and the SDK's wire types (guest side).
 
-use serde_json::value::RawValue;
-
 use super::bindings::exports::palisade::admission::policy as abi;
 use super::bindings::palisade::admission::types as t;
 use crate::wire::{
-    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, PolicyMetadata, Rule,
-    UserInfo, Verdict,
+    AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, PolicyMetadata, RawJson,
+    Rule, UserInfo, Verdict,
 };
 use crate::{PolicyError, SettingsError};
 
@@ -28,19 +26,16 @@ pub(super) fn request_from_abi(r: abi::AdmissionRequest) -> Result<AdmissionRequ
             groups: r.user_info.groups,
             extra: r.user_info.extra.into_iter().collect(),
         },
-        object: raw(r.object, "object")?,
-        old_object: raw(r.old_object, "oldObject")?,
+        object: raw(r.object),
+        old_object: raw(r.old_object),
         dry_run: r.dry_run,
-        options: raw(r.options, "options")?,
+        options: raw(r.options),
     })
 }
 
-fn raw(text: Option<String>, field: &str) -> Result<Option<Box<RawValue>>, PolicyError> {
-    text.map(|text| {
-        RawValue::from_string(text)
-            .map_err(|e| PolicyError::InvalidRequest(format!("{field} is not valid JSON: {e}")))
-    })
-    .transpose()
+/// The host checked this JSON when it parsed the review; the policy's own parse reads it.
+fn raw(text: Option<String>) -> Option<RawJson> {
+    text.map(RawJson::trusted)
 }
 
 fn gvk(k: t::GroupVersionKind) -> GroupVersionKind {

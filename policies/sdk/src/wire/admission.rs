@@ -75,16 +75,16 @@ pub struct AdmissionRequest {
     pub user_info: UserInfo,
     /// The object from the incoming request (JSON text, kept raw so it is parsed once, by the policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object: Option<Box<RawValue>>,
+    pub object: Option<RawJson>,
     /// The existing object; only populated for UPDATE and DELETE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub old_object: Option<Box<RawValue>>,
+    pub old_object: Option<RawJson>,
     /// True when the request is a dry run: the policy must have no side effects.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     /// The operation's options (`CreateOptions`, `UpdateOptions`, `DeleteOptions`) as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub options: Option<Box<RawValue>>,
+    pub options: Option<RawJson>,
 }
 
 impl AdmissionRequest {
@@ -93,7 +93,7 @@ impl AdmissionRequest {
     /// # Errors
     /// [`PolicyError::InvalidRequest`] naming the JSON path and problem when the object does not fit `T`.
     pub fn object<T: DeserializeOwned>(&self) -> Result<Option<T>, PolicyError> {
-        parse_raw(self.object.as_deref(), "object")
+        parse_raw(self.object.as_ref(), "object")
     }
 
     /// Parses the request's `oldObject` into `T`; `Ok(None)` when the request carries none.
@@ -101,12 +101,12 @@ impl AdmissionRequest {
     /// # Errors
     /// [`PolicyError::InvalidRequest`] naming the JSON path and problem when the object does not fit `T`.
     pub fn old_object<T: DeserializeOwned>(&self) -> Result<Option<T>, PolicyError> {
-        parse_raw(self.old_object.as_deref(), "oldObject")
+        parse_raw(self.old_object.as_ref(), "oldObject")
     }
 }
 
 fn parse_raw<T: DeserializeOwned>(
-    raw: Option<&RawValue>,
+    raw: Option<&RawJson>,
     field: &str,
 ) -> Result<Option<T>, PolicyError> {
     let Some(raw) = raw else { return Ok(None) };
@@ -114,6 +114,68 @@ fn parse_raw<T: DeserializeOwned>(
     serde_path_to_error::deserialize(&mut deserializer)
         .map(Some)
         .map_err(|e| PolicyError::InvalidRequest(format!("{field}.{}: {}", e.path(), e.inner())))
+}
+
+/// JSON text kept as it came, parsed only when a policy asks for it (as in
+/// [`AdmissionRequest::object`]), so a policy reads an object once, into its own types.
+///
+/// It (de)serializes as the JSON it holds. Deserializing checks that it is JSON; so do
+/// [`parse`](Self::parse) and [`from_value`](Self::from_value) by construction. Inside a policy,
+/// the admission adapter takes the text the host already checked without checking it again:
+/// a policy's typed parse reports any problem anyway, with its JSON path.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawJson(String);
+
+impl RawJson {
+    /// Checks that `text` is one JSON value and keeps it as it is.
+    ///
+    /// # Errors
+    /// The parser's error when it is not.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<&RawValue>(&text)?;
+        Ok(Self(text))
+    }
+
+    /// Serializes `value` as compact JSON.
+    ///
+    /// # Errors
+    /// The serializer's error (for example a map with non-string keys).
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(value).map(Self)
+    }
+
+    /// Text its producer vouches for (the host's, already checked by its parse).
+    #[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
+    pub(crate) fn trusted(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The JSON text.
+    #[must_use]
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde_json::from_str::<&RawValue>(&self.0)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(Self(Box::<str>::from(raw).into_string()))
+    }
 }
 
 /// A Kubernetes group, version and kind (`metav1.GroupVersionKind`).
@@ -212,4 +274,49 @@ pub struct Status {
     /// Machine-readable reason: the policy's stable kebab-case reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+    use super::*;
+
+    const REVIEW: &str = r#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "operation": "CREATE", "userInfo": {"username": "alice"},
+                    "object": {"kind": "Pod",  "spec": {"containers": [ ]}}}}"#;
+
+    #[test]
+    fn objects_keep_their_text_through_a_round_trip() {
+        let review: AdmissionReview = serde_json::from_str(REVIEW).unwrap();
+        let request = review.request.unwrap();
+        let object = request.object.as_ref().unwrap();
+        assert_eq!(
+            object.get(),
+            r#"{"kind": "Pod",  "spec": {"containers": [ ]}}"#
+        );
+        let again: AdmissionRequest =
+            serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
+        assert_eq!(again.object, request.object);
+        let pod: serde_json::Value = request.object().unwrap().unwrap();
+        assert_eq!(pod.get("kind").unwrap(), "Pod");
+    }
+
+    #[test]
+    fn raw_json_is_checked_where_it_is_built() {
+        let error = RawJson::parse(r#"{"kind": "Pod""#.to_owned()).unwrap_err();
+        assert!(error.is_eof(), "{error}");
+        assert!(RawJson::parse("[1] 2".to_owned()).is_err());
+        assert_eq!(
+            RawJson::from_value(&serde_json::json!({"a": [1, "b"]}))
+                .unwrap()
+                .get(),
+            r#"{"a":[1,"b"]}"#
+        );
+        let broken = REVIEW.replace(r#""containers": [ ]"#, r#""containers": [ }"#);
+        let error = serde_json::from_str::<AdmissionReview>(&broken).unwrap_err();
+        assert!(error.is_syntax(), "{error}");
+    }
 }
