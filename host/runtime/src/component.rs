@@ -411,6 +411,12 @@ struct Live {
 }
 
 impl Warm {
+    /// Whether an instance is kept (the next evaluation starts none).
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
     /// Evaluates one request on the kept instance (starting one if needed), blocking the
     /// calling thread; from async code use [`evaluate_async`](Self::evaluate_async).
     ///

@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 pub use config::{Config, ConfigError};
 pub use expression::Expression;
 pub use metrics::Metrics;
-pub use policy_set::{Decision, Outcome, PolicySet, Status};
+pub use policy_set::{Decision, Instances, Outcome, PolicySet, Status};
 pub use router::{ApiError, router};
 pub use serve::{ServeOptions, Server, serve};
 

@@ -36,6 +36,15 @@ pub struct PolicyLabels {
     pub policy: String,
 }
 
+/// Labels of the instance gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    /// Policy id.
+    pub policy: String,
+    /// idle (pooled, ready) or busy (evaluating).
+    pub state: &'static str,
+}
+
 /// Every metric the webhook exports.
 pub struct Metrics {
     registry: Registry,
@@ -53,6 +62,11 @@ pub struct Metrics {
     pub reload_failures: Counter,
     /// Policies that failed to load in the current configuration.
     pub policies_failed: Gauge,
+    /// Live policy instances by policy and state, refreshed from the policy set at every scrape.
+    pub instances: Family<InstanceLabels, Gauge>,
+    /// Instances started by policy, counted as the request that started one is decided: first
+    /// uses, concurrency beyond the pool, and replacements of instances dropped after a failure.
+    pub instance_starts: Family<PolicyLabels, Counter>,
 }
 
 /// Labels of a rejected request.
@@ -77,6 +91,8 @@ impl Default for Metrics {
         let reloads = Counter::default();
         let reload_failures = Counter::default();
         let policies_failed = Gauge::default();
+        let instances = Family::<InstanceLabels, Gauge>::default();
+        let instance_starts = Family::<PolicyLabels, Counter>::default();
         registry.register(
             "admission_requests",
             "Admission requests decided",
@@ -108,6 +124,16 @@ impl Default for Metrics {
             "Policies that failed to load",
             policies_failed.clone(),
         );
+        registry.register(
+            "policy_instances",
+            "Live policy instances (idle in the pool, or busy evaluating)",
+            instances.clone(),
+        );
+        registry.register(
+            "policy_instance_starts",
+            "Policy instances started",
+            instance_starts.clone(),
+        );
         Self {
             registry,
             requests,
@@ -117,6 +143,8 @@ impl Default for Metrics {
             reloads,
             reload_failures,
             policies_failed,
+            instances,
+            instance_starts,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! to load is kept with its error and answered by its failurePolicy.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use palisade_runtime::component::{Policy, Prepared, Warm};
@@ -28,6 +29,8 @@ struct LoadedPolicy {
 struct Ready {
     policy: Policy,
     pool: Mutex<Vec<Warm>>,
+    /// Evaluations in progress (each on an instance out of the pool).
+    busy: AtomicUsize,
     name: String,
     version: String,
 }
@@ -81,6 +84,19 @@ pub struct Decision {
     pub mode: Mode,
     /// The kind of each error that happened (`trap`, `timeout`, `load`, ...).
     pub errors: Vec<&'static str>,
+    /// The policies that started an instance for this request.
+    pub started: Vec<String>,
+}
+
+/// The instances of one loaded policy, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instances {
+    /// The policy id.
+    pub policy: String,
+    /// Live instances in the pool.
+    pub idle: usize,
+    /// Instances evaluating a request.
+    pub busy: usize,
 }
 
 /// What `/policies` shows of one policy or group.
@@ -181,6 +197,26 @@ impl PolicySet {
         policies.chain(groups).collect()
     }
 
+    /// The instances of every loaded policy.
+    #[must_use]
+    pub fn instances(&self) -> Vec<Instances> {
+        self.policies
+            .iter()
+            .filter_map(|(id, p)| {
+                let ready = p.state.as_ref().ok()?;
+                let idle = ready
+                    .pool
+                    .lock()
+                    .map_or(0, |pool| pool.iter().filter(|w| w.is_live()).count());
+                Some(Instances {
+                    policy: id.clone(),
+                    idle,
+                    busy: ready.busy.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+
     /// What each policy and group wants to see: `(id, rules, mutating)`; a group's rules are
     /// its members' rules together. Policies that did not load are left out.
     #[must_use]
@@ -233,12 +269,14 @@ impl PolicySet {
     async fn decide_group(&self, group: &LoadedGroup, request: &AdmissionRequest) -> Decision {
         let mut members = BTreeMap::new();
         let mut errors = Vec::new();
+        let mut started = Vec::new();
         for id in group.expression.members() {
             if let Some(policy) = self.policies.get(&id) {
                 // A member's own failurePolicy decides what its failure counts as; its mode
                 // does not matter inside a group: the group's mode does.
                 let decision = policy.decide_enforced(request).await;
                 errors.extend(decision.errors.iter().copied());
+                started.extend(decision.started.iter().cloned());
                 members.insert(id, decision);
             }
         }
@@ -281,6 +319,7 @@ impl PolicySet {
                 outcome,
                 mode: group.config.mode,
                 errors,
+                started,
             },
             &group.config.id,
         )
@@ -339,6 +378,7 @@ impl LoadedPolicy {
             version: metadata.version.clone(),
             policy,
             pool: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
         })
     }
 
@@ -376,12 +416,20 @@ impl LoadedPolicy {
 
     /// The decision with the failurePolicy applied, as if in protect mode.
     async fn decide_enforced(&self, request: &AdmissionRequest) -> Decision {
-        let result = match &self.state {
-            Ok(ready) => ready
-                .evaluate(request)
-                .await
-                .map_err(|e| (e.kind(), e.to_string())),
-            Err(load) => Err(("load", format!("the policy is not loaded: {load}"))),
+        let (result, started) = match &self.state {
+            Ok(ready) => {
+                let (result, started) = ready.evaluate(request).await;
+                (result.map_err(|e| (e.kind(), e.to_string())), started)
+            }
+            Err(load) => (
+                Err(("load", format!("the policy is not loaded: {load}"))),
+                false,
+            ),
+        };
+        let started = if started {
+            vec![self.config.id.clone()]
+        } else {
+            Vec::new()
         };
         let mode = self.config.mode;
         match result {
@@ -396,6 +444,7 @@ impl LoadedPolicy {
                     outcome,
                     mode,
                     errors: Vec::new(),
+                    started,
                 }
             }
             Err((kind, error)) => {
@@ -408,6 +457,7 @@ impl LoadedPolicy {
                         outcome: Outcome::FailedClosed,
                         mode,
                         errors: vec![kind],
+                        started,
                     },
                     FailurePolicy::Ignore => Decision {
                         verdict: Verdict::allow().with_warning(format!(
@@ -416,6 +466,7 @@ impl LoadedPolicy {
                         outcome: Outcome::FailedOpen,
                         mode,
                         errors: vec![kind],
+                        started,
                     },
                 }
             }
@@ -427,14 +478,34 @@ impl Ready {
     /// Evaluates on a pooled warm instance (one is started when the pool is empty). The
     /// instance is out of the pool while the evaluation runs, so a request dropped midway
     /// (client gone, timeout) drops its instance with it.
-    async fn evaluate(&self, request: &AdmissionRequest) -> Result<Verdict, EvalError> {
+    /// Also says whether the evaluation started an instance.
+    async fn evaluate(&self, request: &AdmissionRequest) -> (Result<Verdict, EvalError>, bool) {
         let taken = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let mut warm = taken.unwrap_or_else(|| self.policy.warm());
+        let started = !warm.is_live();
+        let busy = Busy::enter(&self.busy);
         let result = warm.evaluate_async(request).await;
+        drop(busy);
         if let Ok(mut pool) = self.pool.lock() {
             pool.push(warm);
         }
-        result
+        (result, started)
+    }
+}
+
+/// Counts one evaluation in progress, until dropped (also when the request is dropped midway).
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use palisade_runtime::review;
 
 use crate::AppState;
-use crate::metrics::{ErrorLabels, PolicyLabels, RequestLabels, StatusLabels};
+use crate::metrics::{ErrorLabels, InstanceLabels, PolicyLabels, RequestLabels, StatusLabels};
 
 /// The webhook's router over shared state.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -107,6 +107,14 @@ async fn review_request(
             endpoint,
         })
         .inc();
+    for policy in &decision.started {
+        metrics
+            .instance_starts
+            .get_or_create(&PolicyLabels {
+                policy: policy.clone(),
+            })
+            .inc();
+    }
     for kind in &decision.errors {
         metrics
             .errors
@@ -144,6 +152,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let instances = &state.metrics.instances;
+    // Policies gone with a reload leave the gauge with the set they belonged to.
+    instances.clear();
+    for counts in state.policies().instances() {
+        for (label, value) in [("idle", counts.idle), ("busy", counts.busy)] {
+            instances
+                .get_or_create(&InstanceLabels {
+                    policy: counts.policy.clone(),
+                    state: label,
+                })
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -103,19 +103,23 @@ async fn start(
     (url, stop, task)
 }
 
+async fn metrics_text(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// Waits up to 15 s for the metrics to count `n` failed reloads; returns the metrics text.
 async fn reload_failures(client: &reqwest::Client, url: &str, n: usize) -> String {
     let wanted = format!("palisade_config_reload_failures_total {n}\n");
     let mut last = String::new();
     for _ in 0..150 {
-        last = client
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        last = metrics_text(client, url).await;
         if last.contains(&wanted) {
             return last;
         }
@@ -300,14 +304,7 @@ async fn reload_under_load_fails_no_request() {
         allowed.load(Ordering::Relaxed) > 50,
         "too little load before the reload"
     );
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&client, &url).await;
     assert!(
         metrics.contains("palisade_config_reloads_total 1"),
         "{metrics}"
@@ -414,10 +411,21 @@ async fn looping_policies_do_not_stall_other_requests() {
         .await
         .expect("healthz");
     assert!(health.status().is_success());
+    let metrics = metrics_text(&client, &url).await;
     assert!(
         loops.iter().all(|l| !l.is_finished()),
         "the other requests were answered only after a loop ended"
     );
+    // Four loops at once: four instances, all busy.
+    for line in [
+        r#"palisade_policy_instances{policy="endless",state="busy"} 4"#,
+        r#"palisade_policy_instances{policy="pod",state="idle"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
 
     for (i, handle) in loops.into_iter().enumerate() {
         let answer = handle.await.expect("join").expect("loop answered");
@@ -426,6 +434,18 @@ async fn looping_policies_do_not_stall_other_requests() {
         assert_eq!(
             answer["response"]["status"]["message"],
             "policy endless failed (timeout): the policy ran past its deadline of 3s; failurePolicy Fail denies the request"
+        );
+    }
+    // Starts are counted as each request is decided; an instance that timed out is not kept.
+    let metrics = metrics_text(&client, &url).await;
+    for line in [
+        r#"palisade_policy_instance_starts_total{policy="endless"} 4"#,
+        r#"palisade_policy_instances{policy="endless",state="busy"} 0"#,
+        r#"palisade_policy_instances{policy="endless",state="idle"} 0"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
         );
     }
     stop.send(()).expect("stop");

@@ -419,6 +419,38 @@ async fn metrics(webhook: &Webhook) {
         ],
         "{text}"
     );
+    // Requests came one at a time: one instance per policy, replaced after every trap and
+    // timeout (so those policies keep none), reused otherwise.
+    assert_eq!(
+        samples("palisade_policy_instance_starts_total{"),
+        [
+            r#"palisade_policy_instance_starts_total{policy="endless"} 2"#,
+            r#"palisade_policy_instance_starts_total{policy="restricted"} 1"#,
+            r#"palisade_policy_instance_starts_total{policy="restricted-defaults"} 1"#,
+            r#"palisade_policy_instance_starts_total{policy="restricted-monitor"} 1"#,
+            r#"palisade_policy_instance_starts_total{policy="trap-fail"} 2"#,
+            r#"palisade_policy_instance_starts_total{policy="trap-ignore"} 1"#,
+        ],
+        "{text}"
+    );
+    let instances: Vec<&str> = samples("palisade_policy_instances{")
+        .into_iter()
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
+    assert_eq!(
+        instances,
+        [
+            r#"palisade_policy_instances{policy="restricted",state="idle"} 1"#,
+            r#"palisade_policy_instances{policy="restricted-defaults",state="idle"} 1"#,
+            r#"palisade_policy_instances{policy="restricted-monitor",state="idle"} 1"#,
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        samples("palisade_policy_instances{").len(),
+        12,
+        "idle and busy for each of the 6 policies: {text}"
+    );
     for line in [
         "palisade_config_reloads_total 0",
         "palisade_config_reload_failures_total 0",
