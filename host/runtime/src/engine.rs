@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cache::{Artefact, CacheStatus, ModuleCache};
 use crate::{Limits, LoadError};
@@ -117,9 +117,17 @@ impl Ticker {
         let thread = std::thread::Builder::new()
             .name("palisade-epoch".into())
             .spawn(move || {
+                // Parked rather than asleep, so that dropping the ticker wakes it at once: a
+                // short-lived process (`palisade run`) does not wait out a tick to exit.
+                let mut next = Instant::now() + tick;
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
+                    let now = Instant::now();
+                    if now < next {
+                        std::thread::park_timeout(next - now);
+                        continue;
+                    }
                     engine.increment_epoch();
+                    next += tick;
                 }
             })
             .unwrap_or_else(|e| {
@@ -138,6 +146,7 @@ impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             // The thread only sleeps and bumps a counter; a join error would mean it panicked,
             // which leaves nothing to clean up.
             let _ = thread.join();
