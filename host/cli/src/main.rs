@@ -11,6 +11,7 @@ mod run;
 mod serve;
 mod suite;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -148,6 +149,7 @@ fn main() -> ExitCode {
     });
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => logs
