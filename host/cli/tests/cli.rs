@@ -239,7 +239,7 @@ fn trapping_policy_fails_closed_with_exit_2() {
     let request = example("baseline-pod.yaml");
     let settings = cache.path().join("settings.json");
     std::fs::write(&settings, r#"{"behaviour": "trap"}"#).expect("write");
-    let (code, json, _) = run(
+    let (code, json, stderr) = run(
         &cache,
         &[
             "--policy",
@@ -253,6 +253,12 @@ fn trapping_policy_fails_closed_with_exit_2() {
     assert_eq!(code, 2);
     assert_eq!(json["response"]["allowed"], false);
     assert_eq!(json["response"]["status"]["reason"], "policy-error");
+    // The failure is logged, as plain text: stderr here is a pipe, not a terminal, so no colours.
+    assert!(
+        stderr.contains("ERROR palisade::run: evaluation failed policy=hostile"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
 }
 
 #[test]
