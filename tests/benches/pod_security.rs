@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use palisade_runtime::component::Prepared;
+use palisade_runtime::admission::{Instances, Options, Prepared};
 use palisade_runtime::{Engine, EngineConfig, review};
 use palisade_sdk::parse_settings;
 
@@ -24,17 +24,35 @@ fn example() -> std::path::PathBuf {
 fn request() -> palisade_sdk::wire::AdmissionRequest {
     let text = std::fs::read_to_string(example()).expect("example request");
     let value: serde_json::Value = serde_yaml::from_str(&text).expect("yaml");
-    review::parse(&value.to_string()).expect("review").1
+    review::parse(&value.to_string()).expect("review").request
 }
 
 fn evaluation(c: &mut Criterion) {
     let request = request();
     let settings: pod_security::Settings = parse_settings(SETTINGS).expect("settings");
-    let engine = Engine::new(EngineConfig::default()).expect("engine");
+    let engine = Engine::new(EngineConfig {
+        // `PALISADE_WASM_PROFILER=perfmap` names guest functions for `perf record`.
+        profiler: match std::env::var("PALISADE_WASM_PROFILER").as_deref() {
+            Ok("perfmap") => palisade_runtime::Profiler::PerfMap,
+            _ => palisade_runtime::Profiler::None,
+        },
+        ..EngineConfig::default()
+    })
+    .expect("engine");
     let bytes = e2e::read_artefact("pod-security").expect("artefact");
     let prepared = Arc::new(Prepared::new(&engine, &bytes).expect("load"));
-    let policy = prepared.configure(SETTINGS, None).expect("configure");
-    let mut warm = policy.warm();
+    let warm = prepared
+        .configure(SETTINGS, Options::default())
+        .expect("configure");
+    let fresh = prepared
+        .configure(
+            SETTINGS,
+            Options {
+                instances: Instances::Fresh,
+                ..Options::default()
+            },
+        )
+        .expect("configure");
     let native = pod_security::evaluate(&request, &settings).expect("native verdict");
     assert!(
         native.allowed,
@@ -42,7 +60,9 @@ fn evaluation(c: &mut Criterion) {
         native.message
     );
     assert_eq!(
-        warm.evaluate(&request).expect("wasm verdict"),
+        warm.evaluate_blocking(&request)
+            .result
+            .expect("wasm verdict"),
         native,
         "wasm and native disagree"
     );
@@ -51,9 +71,48 @@ fn evaluation(c: &mut Criterion) {
     group.bench_function("native", |b| {
         b.iter(|| pod_security::evaluate(&request, &settings))
     });
-    group.bench_function("wasm-warm-instance", |b| b.iter(|| warm.evaluate(&request)));
+    group.bench_function("wasm-warm-instance", |b| {
+        b.iter(|| warm.evaluate_blocking(&request))
+    });
     group.bench_function("wasm-fresh-instance", |b| {
-        b.iter(|| policy.evaluate(&request))
+        b.iter(|| fresh.evaluate_blocking(&request))
+    });
+    group.finish();
+
+    // The fixed cost of a call: a DELETE, which pod-security answers at once (not applicable).
+    let mut delete = request.clone();
+    delete.operation = palisade_sdk::wire::Operation::Delete;
+    delete.object = None;
+    let mut group = c.benchmark_group("pod-security/call-overhead");
+    group.bench_function("native", |b| {
+        b.iter(|| pod_security::evaluate(&delete, &settings))
+    });
+    group.bench_function("wasm-warm-instance", |b| {
+        b.iter(|| warm.evaluate_blocking(&delete))
+    });
+    group.finish();
+}
+
+/// The AdmissionReview codec on the webhook's bench review (3.9 KB): read the review, write
+/// the answer, as `palisade serve` does for every request.
+fn codec(c: &mut Criterion) {
+    let body =
+        std::fs::read_to_string(e2e::workspace_root().join("tests/benches/pod-create-review.json"))
+            .expect("bench review");
+    let verdict = palisade_sdk::wire::Verdict::allow()
+        .with_audit_annotation("enforce-policy", "restricted:latest");
+    let mut group = c.benchmark_group("admission-review");
+    group.bench_function("parse", |b| {
+        b.iter(|| review::parse(&body).expect("review"))
+    });
+    group.bench_function("encode", |b| {
+        b.iter(|| {
+            review::encode(
+                "admission.k8s.io/v1",
+                "705ab4f5-6393-11e8-b7cc-42010a800002",
+                &verdict,
+            )
+        })
     });
     group.finish();
 }
@@ -112,5 +171,5 @@ fn process(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, evaluation, loading, process);
+criterion_group!(benches, evaluation, codec, loading, process);
 criterion_main!(benches);

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make bench-webhook`: load on `palisade serve` over HTTPS on 127.0.0.1 with wrk, using a
-# pod-creation AdmissionReview through pod-security (restricted), logging on at info.
-# Prints req/s, p50, p99 and server CPU per request for 1, 16 and 64 connections.
+# pod-creation AdmissionReview through pod-security (restricted), logging on at info, measured
+# beside its anchor in the same run: an HTTPS server on the same stack (tokio with 2 workers,
+# hyper, rustls) that only reads the body and answers, and the same server reading the review in
+# one typed pass (tests/examples/https_anchor.rs). Prints req/s, p50, p99 and server CPU per
+# request, and serve's CPU per request as a multiple of the anchor's.
 #
 # wrk runs on the same cores as the server. By default it uses one thread: one wrk thread keeps
 # up with the server (it drives as many requests per second as two do), and a second one only
@@ -10,6 +13,7 @@
 set -euo pipefail
 palisade=$(realpath "$1")
 policy=$(realpath "$2")
+anchor=$(dirname "$palisade")/examples/https_anchor
 review=$(realpath "$(dirname "$0")/pod-create-review.json")
 seconds=${BENCH_SECONDS:-10}
 port=${BENCH_PORT:-18643}
@@ -19,8 +23,10 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk (load generator) from Debian"
   apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
 fi
+[[ -x $anchor ]] || { echo "$anchor is missing: run make build"; exit 1; }
 
 work=$(mktemp -d)
+server=
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$palisade" cert --out "$work/tls" 2>/dev/null
 cat >"$work/palisade.yaml" <<YAML
@@ -39,23 +45,19 @@ wrk.body = f:read("*a")
 f:close()
 LUA
 
-PALISADE_LOG=info PALISADE_CACHE_DIR="$work/cache" "$palisade" serve --config "$work/palisade.yaml" >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do
-  curl -sk "https://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-answer=$(curl -sk -X POST -H 'Content-Type: application/json' --data-binary "@$review" "https://127.0.0.1:$port/validate/pod-security")
-grep -q '"allowed":true' <<<"$answer" || { echo "unexpected answer: $answer"; exit 1; }
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -sk -o /dev/null -X POST --data-binary "@$review" "https://127.0.0.1:$port/validate/pod-security" && return
+    sleep 0.1
+  done
+  echo "the server on port $port did not start"; exit 1
+}
 
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
-echo
-echo "pod-security (restricted) on a $(wc -c <"$review")-byte pod CREATE review, HTTPS, $(nproc) cores, ${seconds}s per row, wrk with up to $wrk_threads thread(s) on the same cores"
-echo
-echo "| connections | req/s | p50 | p99 | server CPU per request |"
-echo "|---:|---:|---:|---:|---:|"
-for connections in 1 16 64; do
+# One row of load on the running $server: prints the table row, sets $per_request (us).
+load() {
+  local label=$1 connections=$2 threads before after out rps total p50 p99 errors
   threads=$((connections < wrk_threads ? connections : wrk_threads))
   before=$(cpu)
   out=$(REVIEW="$review" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "https://127.0.0.1:$port/validate/pod-security")
@@ -65,10 +67,42 @@ for connections in 1 16 64; do
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
-  per=$(awk -v d=$((after - before)) -v t="$ticks" -v n="$total" 'BEGIN {printf "%.0f us", d / t / n * 1e6}')
-  echo "| $connections | $rps | $p50 | $p99 | $per |"
+  per_request=$(awk -v d=$((after - before)) -v t="$ticks" -v n="$total" 'BEGIN {printf "%.1f", d / t / n * 1e6}')
+  echo "| $label | $connections | $rps | $p50 | $p99 | $per_request us |"
   [[ -z $errors ]] || echo "  errors: $errors"
-done
-denied_logs=$(grep -c '"level":"INFO"' "$work/server.log" || true)
+}
+
 echo
+echo "pod-security (restricted) on a $(wc -c <"$review")-byte pod CREATE review, HTTPS, $(nproc) cores, ${seconds}s per row, wrk with up to $wrk_threads thread(s) on the same cores"
+echo
+echo "| server | connections | req/s | p50 | p99 | server CPU per request |"
+echo "|---|---:|---:|---:|---:|---:|"
+
+"$anchor" "$port" "$work/tls/tls.crt" "$work/tls/tls.key" &
+server=$!
+wait_ready
+load "anchor: read body, answer" 16
+anchor_read=$per_request
+kill "$server"; wait "$server" 2>/dev/null || true
+
+"$anchor" "$port" "$work/tls/tls.crt" "$work/tls/tls.key" --parse &
+server=$!
+wait_ready
+load "anchor: + typed parse of the review" 16
+anchor_parse=$per_request
+kill "$server"; wait "$server" 2>/dev/null || true
+
+PALISADE_LOG=info PALISADE_CACHE_DIR="$work/cache" "$palisade" serve --config "$work/palisade.yaml" >"$work/server.log" 2>&1 &
+server=$!
+wait_ready
+answer=$(curl -sk -X POST -H 'Content-Type: application/json' --data-binary "@$review" "https://127.0.0.1:$port/validate/pod-security")
+grep -q '"allowed":true' <<<"$answer" || { echo "unexpected answer: $answer"; exit 1; }
+for connections in 1 16 64; do
+  load "palisade serve" "$connections"
+  [[ $connections != 16 ]] || serve_16=$per_request
+done
+echo
+awk -v s="$serve_16" -v a="$anchor_read" -v p="$anchor_parse" 'BEGIN {
+  printf "at 16 connections: palisade serve %.1f us CPU per request = %.2fx the read-only anchor (%.1f us), %.2fx the parsing anchor (%.1f us); %.1f us above the read-only anchor\n", s, s / a, a, s / p, p, s - a }'
+denied_logs=$(grep -c '"level":"INFO"' "$work/server.log" || true)
 echo "server log lines at info during the run: $denied_logs"

@@ -2,7 +2,7 @@
 //! damaged entry is replaced rather than trusted.
 
 use palisade_runtime::CacheStatus;
-use palisade_runtime::component::Prepared;
+use palisade_runtime::admission::Prepared;
 use palisade_runtime::{Engine, EngineConfig};
 
 fn engine(dir: &std::path::Path) -> Engine {

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use palisade_runtime::component::Prepared;
-use palisade_runtime::{Abi, Engine, EngineConfig, EvalError, Limits, LoadError, review};
+use palisade_runtime::admission::{Instances, Options, Outcome, Policy, Prepared};
+use palisade_runtime::{Abi, Engine, EngineConfig, EvalError, Limits, LoadError};
 use palisade_sdk::testing::complete_request;
 use palisade_sdk::wire::AdmissionRequest;
 
@@ -32,20 +32,35 @@ fn named_request(name: &str) -> AdmissionRequest {
     complete_request(object, "hostile").expect("request")
 }
 
-fn configured(behaviour: &str) -> palisade_runtime::component::Policy {
+fn configured(behaviour: &str, instances: Instances) -> Policy {
     hostile()
         .configure(
             &format!(r#"{{"behaviour": "{behaviour}"}}"#),
-            Some(limits()),
+            Options {
+                limits: Some(limits()),
+                instances,
+                ..Options::default()
+            },
         )
         .expect("settings are valid")
 }
 
+fn warm(behaviour: &str) -> Policy {
+    configured(behaviour, Instances::default())
+}
+
 fn evaluate(behaviour: &str, limits: Limits) -> Result<palisade_sdk::wire::Verdict, EvalError> {
     let policy = hostile()
-        .configure(&format!(r#"{{"behaviour": "{behaviour}"}}"#), Some(limits))
+        .configure(
+            &format!(r#"{{"behaviour": "{behaviour}"}}"#),
+            Options {
+                limits: Some(limits),
+                instances: Instances::Fresh,
+                ..Options::default()
+            },
+        )
         .expect("settings are valid");
-    policy.evaluate(&request())
+    policy.evaluate_blocking(&request()).result
 }
 
 fn limits() -> Limits {
@@ -150,17 +165,29 @@ fn host_keeps_serving_after_every_failure() {
 
 #[test]
 fn failure_becomes_a_fail_closed_denial() {
-    let err = evaluate("trap", limits()).expect_err("must trap");
-    let verdict = review::policy_error_verdict("hostile", &err);
+    let decision = warm("trap").decide_blocking(&request());
+    let verdict = &decision.verdict;
+    assert_eq!(decision.outcome, Outcome::FailedClosed);
+    assert_eq!(decision.errors, ["trap"]);
     assert!(!verdict.allowed);
     assert_eq!(verdict.reason, "policy-error");
-    assert!(verdict.message.contains("trapped"), "{}", verdict.message);
+    assert_eq!(verdict.code, Some(500));
+    assert!(
+        verdict
+            .message
+            .starts_with("policy hostile failed (trap): the policy trapped")
+            && verdict
+                .message
+                .ends_with("; failurePolicy Fail denies the request"),
+        "{}",
+        verdict.message
+    );
 }
 
 #[test]
 fn unknown_settings_are_rejected_before_any_request() {
     let err = hostile()
-        .configure(r#"{"behavior": "loop"}"#, None)
+        .configure(r#"{"behavior": "loop"}"#, Options::default())
         .expect_err("typo must be caught");
     match err {
         LoadError::Settings(e) => assert!(e.message.contains("behavior"), "{e}"),
@@ -215,49 +242,75 @@ fn non_wasm_is_rejected() {
 
 #[test]
 fn fresh_instances_share_nothing_between_requests() {
-    let policy = configured("count");
+    let policy = configured("count", Instances::Fresh);
     for _ in 0..3 {
-        let verdict = policy.evaluate(&request()).expect("verdict");
-        assert_eq!(verdict.warnings, ["call 1"]);
+        let evaluation = policy.evaluate_blocking(&request());
+        assert!(evaluation.started);
+        assert_eq!(evaluation.result.expect("verdict").warnings, ["call 1"]);
     }
+    assert_eq!(policy.instances().idle, 0);
 }
 
 #[test]
 fn warm_instance_keeps_guest_memory_between_requests() {
-    let mut warm = configured("count").warm();
-    let seen: Vec<String> = (0..3)
+    let policy = warm("count");
+    let seen: Vec<(String, bool)> = (0..3)
         .map(|_| {
-            warm.evaluate(&request())
-                .expect("verdict")
-                .warnings
-                .concat()
+            let evaluation = policy.evaluate_blocking(&request());
+            let warnings = evaluation.result.expect("verdict").warnings.concat();
+            (warnings, evaluation.started)
         })
         .collect();
-    assert_eq!(seen, ["call 1", "call 2", "call 3"]);
+    assert_eq!(
+        seen,
+        [
+            ("call 1".to_owned(), true),
+            ("call 2".to_owned(), false),
+            ("call 3".to_owned(), false)
+        ]
+    );
+    assert_eq!(policy.instances().idle, 1);
 }
 
 #[test]
 fn warm_instance_is_replaced_after_a_trap() {
-    let mut warm = configured("trap-on-name").warm();
+    let policy = warm("trap-on-name");
+    let ok = policy.evaluate_blocking(&named_request("ok"));
+    assert!(ok.started && ok.result.expect("verdict").allowed);
+    let trapped = policy.evaluate_blocking(&named_request("trap"));
     assert!(
-        warm.evaluate(&named_request("ok"))
-            .expect("verdict")
-            .allowed
+        matches!(trapped.result, Err(EvalError::Trap { .. })),
+        "{:?}",
+        trapped.result
     );
-    let err = warm.evaluate(&named_request("trap")).expect_err("traps");
-    assert!(matches!(err, EvalError::Trap { .. }), "{err:?}");
-    assert!(
-        warm.evaluate(&named_request("ok"))
-            .expect("a new instance answers")
-            .allowed
+    assert!(!trapped.started, "the trap happened on the kept instance");
+    assert_eq!(
+        policy.instances().idle,
+        0,
+        "the trapped instance is dropped"
     );
+    let again = policy.evaluate_blocking(&named_request("ok"));
+    assert!(again.started, "a new instance answers");
+    assert!(again.result.expect("verdict").allowed);
 }
 
 #[test]
 fn warm_instance_enforces_the_deadline_on_every_call() {
-    let mut warm = configured("loop").warm();
+    let policy = warm("loop");
     for _ in 0..2 {
-        let err = warm.evaluate(&request()).expect_err("must not finish");
+        let err = policy
+            .evaluate_blocking(&request())
+            .result
+            .expect_err("must not finish");
         assert!(matches!(err, EvalError::Timeout(_)), "{err:?}");
     }
+}
+
+#[test]
+fn idle_instances_are_bounded() {
+    let policy = configured("allow", Instances::Warm { max_idle: 0 });
+    for _ in 0..2 {
+        assert!(policy.evaluate_blocking(&request()).started);
+    }
+    assert_eq!(policy.instances().idle, 0);
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use e2e::{ADMISSION_COMPONENT, PROXY_WASM, PolicyCrate, policy_crates};
 use libtest_mimic::{Arguments, Failed, Trial};
-use palisade_runtime::component::Prepared;
+use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
 use palisade_sdk::testing::{Fixture, Outcome, check, fixture_paths, load_fixtures};
@@ -64,10 +64,10 @@ fn trials() -> anyhow::Result<Vec<Trial>> {
 /// The outcome as `palisade run` would see it: settings rejected at configure time, then a
 /// verdict or the policy's own error.
 fn evaluate(prepared: &Arc<Prepared>, settings: &str, request: &AdmissionRequest) -> Outcome {
-    match prepared.configure(settings, None) {
+    match prepared.configure(settings, Options::default()) {
         Err(LoadError::Settings(e)) => Outcome::SettingsError(e.to_string()),
         Err(e) => Outcome::Error(format!("host error: {e}")),
-        Ok(policy) => match policy.evaluate(request) {
+        Ok(policy) => match policy.evaluate_blocking(request).result {
             Ok(verdict) => Outcome::Verdict(verdict),
             Err(EvalError::Policy(e)) => Outcome::Error(e.to_string()),
             Err(e) => Outcome::Error(format!("host error: {e}")),

@@ -68,9 +68,25 @@ struct EngineArgs {
     /// Cap on a policy's memory, in MiB.
     #[arg(long, global = true, default_value_t = 64, value_name = "MIB")]
     memory_mib: usize,
+    /// Describe compiled guest code to an outside profiler (`perfmap`: Linux perf).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PALISADE_WASM_PROFILER",
+        value_name = "PROFILER"
+    )]
+    wasm_profiler: Option<WasmProfiler>,
     /// Log format: JSON lines (the default for `serve`) or text (the default otherwise).
     #[arg(long, global = true, value_enum, env = "PALISADE_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+}
+
+/// Outside profilers guest code can be described to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WasmProfiler {
+    /// Linux perf, through /tmp/perf-<pid>.map.
+    Perfmap,
 }
 
 /// How log lines are written to stderr.
@@ -96,6 +112,10 @@ impl EngineArgs {
         Engine::new(EngineConfig {
             cache_dir,
             limits,
+            profiler: match self.wasm_profiler {
+                Some(WasmProfiler::Perfmap) => palisade_runtime::Profiler::PerfMap,
+                None => palisade_runtime::Profiler::None,
+            },
             ..EngineConfig::default()
         })
         .context("starting the wasm engine")

@@ -1,25 +1,35 @@
-//! `palisade run`: one policy, one request, the AdmissionReview response on stdout and a
-//! one-line summary on stderr. Exit code 0 allowed, 1 denied, 2 error (fail closed).
+//! `palisade run`: one policy (or a policy or group of a server configuration), one request,
+//! the AdmissionReview response on stdout and a one-line summary on stderr. The answer is the
+//! one `palisade serve` gives: same codec, same failurePolicy and mode. Exit code 0 allowed,
+//! 1 denied, 2 error (the policy failed, or the inputs are unusable).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use palisade_runtime::component::Prepared;
+use palisade_runtime::admission::{Decision, FailurePolicy, Mode, Options, Prepared, review};
 use palisade_runtime::proxy_wasm::{Filter, RunOptions};
-use palisade_runtime::review;
 use palisade_sdk::wire::Verdict;
+use palisade_webhook::{Config, PolicySet};
 
 use crate::{EngineArgs, input, proxy};
 
 /// Arguments of `palisade run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The policy module: a Palisade admission component, or a proxy-wasm filter with `--http`.
-    #[arg(long, value_name = "FILE")]
-    policy: PathBuf,
+    /// The policy module: an admission policy, or a proxy-wasm filter with `--http`.
+    #[arg(long, value_name = "FILE", required_unless_present = "config")]
+    policy: Option<PathBuf>,
+    /// A server configuration (as `palisade serve` reads it): run its policy or group `--id`
+    /// with the configured settings, limits, failurePolicy and mode.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "settings", "http"], requires = "id")]
+    config: Option<PathBuf>,
+    /// The id of the policy or group (with `--config`), or the id the policy is named by in
+    /// decisions and logs [default: the policy's name].
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
     /// The AdmissionReview (or bare AdmissionRequest) to evaluate, JSON or YAML.
     #[arg(
         long,
@@ -38,6 +48,16 @@ pub(crate) struct RunArgs {
     /// The policy's settings, JSON or YAML [default: the policy's defaults].
     #[arg(long, value_name = "FILE")]
     settings: Option<PathBuf>,
+    /// What a failure to decide becomes (without `--config`).
+    #[arg(long, value_enum, default_value_t = FailureArg::Fail, conflicts_with = "config")]
+    failure_policy: FailureArg,
+    /// Whether denials are enforced (without `--config`).
+    #[arg(long, value_enum, default_value_t = ModeArg::Protect, conflicts_with = "config")]
+    mode: ModeArg,
+    /// Answer as the webhook's `/mutate/<id>` (with the policy's patch) or `/validate/<id>`
+    /// (without).
+    #[arg(long, value_enum, default_value_t = Endpoint::Mutate)]
+    endpoint: Endpoint,
     /// Output format of the response.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     output: Format,
@@ -48,8 +68,39 @@ pub(crate) struct RunArgs {
 pub(crate) enum Format {
     /// Pretty-printed JSON.
     Json,
+    /// The bytes the webhook sends: compact JSON.
+    Compact,
     /// YAML.
     Yaml,
+}
+
+/// The webhook endpoint `palisade run` answers as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Endpoint {
+    /// `/mutate/<id>`: the patch is kept.
+    Mutate,
+    /// `/validate/<id>`: the patch is dropped.
+    Validate,
+}
+
+/// A failurePolicy on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FailureArg {
+    /// Deny (fail closed).
+    #[value(name = "Fail")]
+    Fail,
+    /// Allow with a warning (fail open).
+    #[value(name = "Ignore")]
+    Ignore,
+}
+
+/// A mode on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// Denials deny.
+    Protect,
+    /// Denials are allowed and recorded.
+    Monitor,
 }
 
 pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
@@ -57,55 +108,118 @@ pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<Ex
         return run_http(args, scenario, engine_args);
     }
     let Some(request_path) = &args.request else {
-        anyhow::bail!("give --request (an AdmissionReview) or --http (a proxy scenario)");
+        bail!("give --request (an AdmissionReview) or --http (a proxy scenario)");
     };
-    let (api_version, request) = read_request(request_path)?;
+    let review = read_request(request_path)?;
+    let engine = engine_args.engine()?;
+    let (name, decision) = match (&args.config, &args.policy) {
+        (Some(config), _) => decide_configured(config, args.id.as_deref(), &engine, &review)?,
+        (None, Some(policy)) => decide_policy(args, policy, &engine, &review)?,
+        (None, None) => bail!("give --policy (a module) or --config (a server configuration)"),
+    };
+    let decision = if args.endpoint == Endpoint::Validate {
+        decision.without_patch()
+    } else {
+        decision
+    };
+    let verdict = &decision.verdict;
+    let uid = &review.request.uid;
+    let text = match args.output {
+        Format::Json => {
+            serde_json::to_string_pretty(&review::response(&review.api_version, uid, verdict))?
+        }
+        Format::Compact => String::from_utf8(review::encode(&review.api_version, uid, verdict)?)?,
+        Format::Yaml => {
+            serde_yaml::to_string(&review::response(&review.api_version, uid, verdict))?
+        }
+    };
+    println!("{}", text.trim_end());
+    eprintln!("{}", summary(&name, verdict));
+    Ok(ExitCode::from(if !decision.errors.is_empty() {
+        2
+    } else if verdict.allowed {
+        0
+    } else {
+        1
+    }))
+}
+
+/// A module with settings from the command line.
+fn decide_policy(
+    args: &RunArgs,
+    path: &Path,
+    engine: &palisade_runtime::Engine,
+    review: &review::Review,
+) -> anyhow::Result<(String, Decision)> {
     let settings = args
         .settings
         .as_deref()
         .map(input::read_as_json)
         .transpose()?
         .unwrap_or_default();
-    let engine = engine_args.engine()?;
-    let module = input::read_module(&args.policy)?;
+    let module = input::read_module(path)?;
     let prepared = Arc::new(
-        Prepared::new(&engine, &module)
-            .with_context(|| format!("loading policy {}", args.policy.display()))?,
+        Prepared::new(engine, &module)
+            .with_context(|| format!("loading policy {}", path.display()))?,
     );
-    let policy = prepared
-        .configure(&settings, None)
-        .with_context(|| format!("configuring policy {}", args.policy.display()))?;
-    let name = prepared.metadata().name.clone();
-    let (verdict, code) = match policy.evaluate(&request) {
-        Ok(verdict) => {
-            let code = if verdict.allowed { 0 } else { 1 };
-            (verdict, code)
-        }
-        Err(e) => {
-            let backtrace = match &e {
-                palisade_runtime::EvalError::Trap { backtrace, .. } => backtrace.as_str(),
-                _ => "",
-            };
-            tracing::error!(policy = %name, uid = %request.uid, error = %e, backtrace, "evaluation failed");
-            (review::policy_error_verdict(&name, &e), 2)
-        }
+    let options = Options {
+        id: args.id.clone(),
+        failure_policy: match args.failure_policy {
+            FailureArg::Fail => FailurePolicy::Fail,
+            FailureArg::Ignore => FailurePolicy::Ignore,
+        },
+        mode: match args.mode {
+            ModeArg::Protect => Mode::Protect,
+            ModeArg::Monitor => Mode::Monitor,
+        },
+        ..Options::default()
     };
-    print_response(
-        &review::response(&api_version, &request.uid, &verdict),
-        args.output,
-    )?;
-    eprintln!("{}", summary(&name, &verdict));
-    Ok(ExitCode::from(code))
+    let policy = prepared
+        .configure(&settings, options)
+        .with_context(|| format!("configuring policy {}", path.display()))?;
+    Ok((
+        policy.id().to_owned(),
+        policy.decide_blocking(&review.request),
+    ))
+}
+
+/// A policy or group of a server configuration, loaded as the server loads it.
+fn decide_configured(
+    path: &Path,
+    id: Option<&str>,
+    engine: &palisade_runtime::Engine,
+    review: &review::Review,
+) -> anyhow::Result<(String, Decision)> {
+    let Some(id) = id else {
+        bail!("--config needs --id (the policy or group to run)");
+    };
+    let config = Config::load(path)?;
+    let Some(config) = config.only(id) else {
+        bail!("{}: no policy or group has the id {id:?}", path.display());
+    };
+    let set = PolicySet::load(&config, engine);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The configuration's endpoint is chosen by `--endpoint`: decide as /mutate does.
+    let decision = runtime
+        .block_on(set.decide(id, &review.request, true))
+        .with_context(|| format!("{}: no policy or group has the id {id:?}", path.display()))?;
+    Ok((id.to_owned(), decision))
 }
 
 /// `palisade run --http`: one scenario through a proxy-wasm filter. Exit code 0 when the plugin
 /// was accepted, 1 when Envoy would have rejected it (start or configure failed).
 fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
+    let Some(policy) = &args.policy else {
+        bail!("--http needs --policy (the filter)");
+    };
     let scenario = proxy::read_scenario(scenario)?;
     let engine = engine_args.engine()?;
-    let module = input::read_module(&args.policy)?;
+    let module = input::read_module(policy)?;
     let filter = Filter::new(&engine, &module)
-        .with_context(|| format!("loading filter {}", args.policy.display()))?;
+        .with_context(|| format!("loading filter {}", policy.display()))?;
     let options = RunOptions {
         limits: engine.default_limits(),
         trace: args.trace,
@@ -116,6 +230,7 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
     }
     let text = match args.output {
         Format::Json => serde_json::to_string_pretty(&report)?,
+        Format::Compact => serde_json::to_string(&report)?,
         Format::Yaml => serde_yaml::to_string(&report)?,
     };
     println!("{}", text.trim_end());
@@ -129,24 +244,18 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads an AdmissionReview or AdmissionRequest from JSON or YAML.
-pub(crate) fn read_request(
-    path: &Path,
-) -> anyhow::Result<(String, palisade_sdk::wire::AdmissionRequest)> {
-    let json = input::read_as_json(path)?;
-    review::parse(&json).with_context(|| format!("reading the request in {}", path.display()))
-}
-
-fn print_response(
-    response: &palisade_sdk::wire::AdmissionReview,
-    format: Format,
-) -> anyhow::Result<()> {
-    let text = match format {
-        Format::Json => serde_json::to_string_pretty(response)?,
-        Format::Yaml => serde_yaml::to_string(response)?,
+/// Reads an AdmissionReview or AdmissionRequest: JSON as it is (the policy sees the bytes the
+/// API server would send), YAML converted to JSON.
+pub(crate) fn read_request(path: &Path) -> anyhow::Result<review::Review> {
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let json = if is_json {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        input::read_as_json(path)?
     };
-    println!("{}", text.trim_end());
-    Ok(())
+    review::parse(&json).with_context(|| format!("reading the request in {}", path.display()))
 }
 
 /// The one-line human summary: decision, policy, reason and message.

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use palisade_runtime::Abi;
-use palisade_runtime::component::Prepared;
+use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::proxy_wasm::{Filter, Report, RunOptions};
 use palisade_sdk::wire::Verdict;
 use serde::Deserialize;
@@ -220,7 +220,7 @@ fn run_case(
     let Some(request) = &case.request else {
         bail!("the case needs `request`");
     };
-    let (_, request) = run::read_request(&base.join(request))?;
+    let request = run::read_request(&base.join(request))?.request;
     let settings = case
         .settings
         .as_ref()
@@ -228,9 +228,14 @@ fn run_case(
         .map(ToString::to_string)
         .unwrap_or_default();
     let outcome = prepared
-        .configure(&settings, None)
+        .configure(&settings, Options::default())
         .map_err(anyhow::Error::from)
-        .and_then(|policy| policy.evaluate(&request).map_err(anyhow::Error::from));
+        .and_then(|policy| {
+            policy
+                .evaluate_blocking(&request)
+                .result
+                .map_err(anyhow::Error::from)
+        });
     check(&case.expect, outcome)
 }
 

@@ -255,7 +255,8 @@ fn trapping_policy_fails_closed_with_exit_2() {
     assert_eq!(json["response"]["status"]["reason"], "policy-error");
     // The failure is logged, as plain text: stderr here is a pipe, not a terminal, so no colours.
     assert!(
-        stderr.contains("ERROR palisade::run: evaluation failed policy=hostile"),
+        stderr
+            .contains("ERROR palisade_runtime::admission::decision: policy failed policy=hostile"),
         "{stderr}"
     );
     assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
@@ -462,4 +463,175 @@ fn cert_writes_a_ca_and_a_serving_pair_and_keeps_existing_files() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     assert_eq!(run(&["--force"]).status.code(), Some(0));
+}
+
+/// `palisade serve --insecure-http` on a free 127.0.0.1 port; killed on drop.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(config: &Path, cache: &tempfile::TempDir) -> Self {
+        let binary = assert_cmd::cargo::cargo_bin("palisade");
+        let child = std::process::Command::new(binary)
+            .args(["serve", "--insecure-http", "--config", path(config)])
+            .env("PALISADE_CACHE_DIR", cache.path())
+            .env("PALISADE_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("palisade serve starts");
+        let text = std::fs::read_to_string(config).expect("config");
+        let port = text
+            .lines()
+            .find_map(|l| l.strip_prefix("listen: 127.0.0.1:"))
+            .and_then(|p| p.trim().parse().ok())
+            .expect("the config listens on 127.0.0.1:<port>");
+        let server = Self { child, port };
+        for _ in 0..200 {
+            if server.get("/readyz").0 == 200 {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("palisade serve did not become ready");
+    }
+
+    /// One HTTP/1.1 exchange: the status and the body's bytes.
+    fn exchange(&self, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, Vec::new());
+        };
+        let request = format!(
+            "{head} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("write");
+        stream.write_all(body).expect("write");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read");
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete HTTP answer");
+        let status = String::from_utf8_lossy(&answer[9..12]).parse().unwrap_or(0);
+        (status, answer[split + 4..].to_vec())
+    }
+
+    fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        self.exchange(&format!("GET {path}"), b"")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn run_answers_byte_for_byte_what_serve_answers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let config = dir.path().join("palisade.yaml");
+    let pod_security = artefact("pod_security");
+    let hostile = artefact("hostile");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}
+policies:
+  - {{id: pod-security, module: {ps}, settings: {{level: restricted, version: latest}}}}
+  - {{id: baseline, module: {ps}, settings: {{level: baseline, version: latest}}}}
+  - {{id: watched, module: {ps}, settings: {{level: restricted, version: latest}}, mode: monitor}}
+  - {{id: mutating, module: {ps}, settings: {{level: restricted, version: latest, mutate: true}}}}
+  - {{id: trap-closed, module: {hostile}, settings: {{behaviour: trap}}}}
+  - {{id: trap-open, module: {hostile}, settings: {{behaviour: trap}}, failurePolicy: Ignore}}
+groups:
+  - {{id: both, expression: baseline && pod-security, message: both levels}}
+",
+            ps = path(&pod_security),
+            hostile = path(&hostile),
+        ),
+    )
+    .expect("write config");
+    // The requests as the API server sends them: JSON, the same file for both.
+    let requests: Vec<PathBuf> = ["baseline-pod.yaml", "privileged-pod.yaml"]
+        .iter()
+        .map(|name| {
+            let value: Value =
+                serde_yaml::from_str(&std::fs::read_to_string(example(name)).expect("read"))
+                    .expect("yaml");
+            let json = dir.path().join(name.replace(".yaml", ".json"));
+            std::fs::write(&json, value.to_string()).expect("write");
+            json
+        })
+        .collect();
+    let server = Server::start(&config, &cache);
+    let mut compared = 0;
+    for id in [
+        "pod-security",
+        "baseline",
+        "watched",
+        "mutating",
+        "trap-closed",
+        "trap-open",
+        "both",
+    ] {
+        for request in &requests {
+            for endpoint in ["validate", "mutate"] {
+                let body = std::fs::read(request).expect("read");
+                let (status, served) = server.exchange(&format!("POST /{endpoint}/{id}"), &body);
+                assert_eq!(status, 200, "{id} {endpoint}");
+                let output = palisade(&cache)
+                    .args(["run", "--config", path(&config), "--id", id])
+                    .args(["--request", path(request), "--output", "compact"])
+                    .args(["--endpoint", endpoint])
+                    .output()
+                    .expect("runs");
+                let stdout = output.stdout.strip_suffix(b"\n").unwrap_or(&output.stdout);
+                assert_eq!(
+                    String::from_utf8_lossy(stdout),
+                    String::from_utf8_lossy(&served),
+                    "{id} {endpoint} {}",
+                    request.display()
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 28);
+    // A module with settings on the command line answers as the configured policy does.
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"level": "baseline", "version": "latest"}"#).expect("write");
+    let body = std::fs::read(&requests[1]).expect("read");
+    let (_, served) = server.exchange("POST /validate/baseline", &body);
+    let output = palisade(&cache)
+        .args([
+            "run",
+            "--policy",
+            path(&pod_security),
+            "--settings",
+            path(&settings),
+        ])
+        .args(["--id", "baseline", "--request", path(&requests[1])])
+        .args(["--output", "compact", "--endpoint", "validate"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(output.stdout.strip_suffix(b"\n").unwrap_or(&output.stdout)),
+        String::from_utf8_lossy(&served)
+    );
 }

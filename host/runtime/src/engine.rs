@@ -19,6 +19,19 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Limits given to policies that do not set their own.
     pub limits: Limits,
+    /// Whether compiled guest code is described to an outside profiler.
+    pub profiler: Profiler,
+}
+
+/// Which outside profiler compiled guest code is described to, so that samples in guest code
+/// are attributed to the guest's own functions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profiler {
+    /// None (the default).
+    #[default]
+    None,
+    /// Linux `perf`, through `/tmp/perf-<pid>.map`.
+    PerfMap,
 }
 
 impl Default for EngineConfig {
@@ -27,6 +40,7 @@ impl Default for EngineConfig {
             cache_dir: None,
             tick: Duration::from_millis(10),
             limits: Limits::default(),
+            profiler: Profiler::None,
         }
     }
 }
@@ -58,6 +72,9 @@ impl Engine {
         wasm.epoch_interruption(true)
             .wasm_component_model(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if config.profiler == Profiler::PerfMap {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let inner = wasmtime::Engine::new(&wasm).map_err(LoadError::Compile)?;
         let cache = config.cache_dir.clone().map(ModuleCache::new);
         let ticker = Arc::new(Ticker::start(inner.clone(), config.tick));

@@ -1,19 +1,20 @@
-//! Palisade's wasmtime host: the [`Engine`] (deadlines, memory caps, compiled-module cache) and
-//! one module per guest ABI. Front-ends (CLI, webhook) do all IO; nothing here knows HTTP or
-//! argument parsing.
+//! Palisade's wasmtime host: the [`Engine`] (deadlines, memory caps, compiled-module cache),
+//! the one [`admission`] API over every admission ABI, and one module per guest ABI. Front-ends
+//! (CLI, webhook) do all IO; nothing here knows HTTP or argument parsing.
 
 mod abi;
+pub mod admission;
 mod cache;
-pub mod component;
+mod component;
 mod engine;
 mod error;
 mod limits;
 pub mod proxy_wasm;
-pub mod review;
 
 pub use abi::Abi;
+pub use admission::review;
 pub use cache::CacheStatus;
 pub use cache::ModuleCache;
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, Profiler};
 pub use error::{EvalError, LoadError};
 pub use limits::Limits;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::expression::Expression;
+pub use palisade_runtime::admission::{FailurePolicy, Mode};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,27 +74,6 @@ impl Default for ServerLimits {
             max_concurrency: 1024,
         }
     }
-}
-
-/// Whether a policy's denials are enforced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Denials deny.
-    #[default]
-    Protect,
-    /// Denials are allowed, logged and counted.
-    Monitor,
-}
-
-/// What happens when a policy cannot decide (load error, trap, timeout, memory limit).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum FailurePolicy {
-    /// Deny (fail closed).
-    #[default]
-    Fail,
-    /// Allow, with a warning (fail open).
-    Ignore,
 }
 
 /// One policy.
@@ -215,6 +195,26 @@ impl Config {
     /// The parser's message, with line and column.
     pub fn parse(text: &str) -> Result<Self, String> {
         serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The part of the configuration the policy or group `id` needs (the policy, or the
+    /// group and its members); `None` when no policy or group has that id.
+    #[must_use]
+    pub fn only(&self, id: &str) -> Option<Self> {
+        let mut config = self.clone();
+        let members: BTreeSet<String> = match self.groups.iter().find(|g| g.id == id) {
+            Some(group) => {
+                config.groups.retain(|g| g.id == id);
+                Expression::parse(&group.expression).ok()?.members()
+            }
+            None if self.policies.iter().any(|p| p.id == id) => {
+                config.groups.clear();
+                BTreeSet::from([id.to_owned()])
+            }
+            None => return None,
+        };
+        config.policies.retain(|p| members.contains(&p.id));
+        Some(config)
     }
 
     /// Checks what the parser cannot: unique, URL-safe ids; groups naming known policies;

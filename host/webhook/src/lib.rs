@@ -16,7 +16,8 @@ use arc_swap::ArcSwap;
 pub use config::{Config, ConfigError};
 pub use expression::Expression;
 pub use metrics::Metrics;
-pub use policy_set::{Decision, Instances, Outcome, PolicySet, Status};
+pub use palisade_runtime::admission::{Decision, Outcome};
+pub use policy_set::{Instances, PolicySet, Status};
 pub use router::{ApiError, router};
 pub use serve::{ServeOptions, Server, serve};
 

@@ -49,10 +49,9 @@ pub fn webhook_configurations(
     let rules = set.webhook_rules();
     let failure = |id: &str| {
         let policy = config.policies.iter().find(|p| p.id == id);
-        match policy.map_or(FailurePolicy::Fail, |p| p.failure_policy) {
-            FailurePolicy::Fail => "Fail",
-            FailurePolicy::Ignore => "Ignore",
-        }
+        policy
+            .map_or(FailurePolicy::Fail, |p| p.failure_policy)
+            .label()
     };
     let webhook = |id: &str, rules: &[palisade_sdk::wire::Rule], endpoint: &str| {
         let mut client = match &options.endpoint {

@@ -1,38 +1,29 @@
-//! The loaded policies and groups of one configuration generation: each policy compiled once,
-//! configured with its settings and limits, with a pool of warm instances; a policy that fails
-//! to load is kept with its error and answered by its failurePolicy.
+//! The loaded policies and groups of one configuration generation: each policy prepared once
+//! through the runtime's admission API and configured with its settings, limits, failurePolicy
+//! and mode; a policy that fails to load is kept with its error and answered by its
+//! failurePolicy. Groups combine their members' decisions.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use palisade_runtime::component::{Policy, Prepared, Warm};
-use palisade_runtime::{Engine, EvalError, Limits};
+use palisade_runtime::admission::{Decision, Failure, Options, Outcome, Policy, Prepared};
+use palisade_runtime::{Engine, Limits};
 use palisade_sdk::wire::{AdmissionRequest, Rule, Verdict};
 use serde::Serialize;
 
-use crate::config::{Config, FailurePolicy, GroupConfig, Mode, PolicyConfig};
+use crate::config::{Config, GroupConfig, PolicyConfig};
 use crate::expression::Expression;
 
 /// Every policy and group of one configuration.
 pub struct PolicySet {
-    policies: BTreeMap<String, Arc<LoadedPolicy>>,
+    policies: BTreeMap<String, LoadedPolicy>,
     groups: BTreeMap<String, LoadedGroup>,
 }
 
 /// One configured policy, loaded or not.
 struct LoadedPolicy {
     config: PolicyConfig,
-    state: Result<Ready, String>,
-}
-
-struct Ready {
-    policy: Policy,
-    pool: Mutex<Vec<Warm>>,
-    /// Evaluations in progress (each on an instance out of the pool).
-    busy: AtomicUsize,
-    name: String,
-    version: String,
+    state: Result<Policy, String>,
 }
 
 /// Modules prepared during one load, by their bytes.
@@ -42,50 +33,6 @@ struct Modules(std::collections::HashMap<Vec<u8>, Arc<Prepared>>);
 struct LoadedGroup {
     config: GroupConfig,
     expression: Expression,
-}
-
-/// How a request was decided, for the response, the logs and the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The policy allowed it.
-    Allowed,
-    /// The policy denied it.
-    Denied,
-    /// The policy denied it but runs in monitor mode: allowed.
-    Monitored,
-    /// The policy failed and its failurePolicy denied the request.
-    FailedClosed,
-    /// The policy failed and its failurePolicy allowed the request.
-    FailedOpen,
-}
-
-impl Outcome {
-    /// The label used in metrics and logs.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Allowed => "allowed",
-            Self::Denied => "denied",
-            Self::Monitored => "monitored",
-            Self::FailedClosed => "failed-closed",
-            Self::FailedOpen => "failed-open",
-        }
-    }
-}
-
-/// The answer to one request.
-#[derive(Debug, Clone)]
-pub struct Decision {
-    /// What to send back.
-    pub verdict: Verdict,
-    /// How it came about.
-    pub outcome: Outcome,
-    /// The mode of the policy or group.
-    pub mode: Mode,
-    /// The kind of each error that happened (`trap`, `timeout`, `load`, ...).
-    pub errors: Vec<&'static str>,
-    /// The policies that started an instance for this request.
-    pub started: Vec<String>,
 }
 
 /// The instances of one loaded policy, for `/metrics`.
@@ -133,6 +80,7 @@ pub struct Status {
 
 impl PolicySet {
     /// Loads every policy of `config` (failures are recorded, not returned) and its groups.
+    /// Blocks the calling thread (compiling is CPU work).
     #[must_use]
     pub fn load(config: &Config, engine: &Engine) -> Self {
         // Policies sharing a module (same bytes) share one compiled, pre-instantiated copy.
@@ -140,12 +88,7 @@ impl PolicySet {
         let policies = config
             .policies
             .iter()
-            .map(|p| {
-                (
-                    p.id.clone(),
-                    Arc::new(LoadedPolicy::load(p, engine, &mut modules)),
-                )
-            })
+            .map(|p| (p.id.clone(), LoadedPolicy::load(p, engine, &mut modules)))
             .collect();
         let groups = config
             .groups
@@ -181,7 +124,7 @@ impl PolicySet {
     /// The status of every policy and group.
     #[must_use]
     pub fn statuses(&self) -> Vec<Status> {
-        let policies = self.policies.values().map(|p| p.status());
+        let policies = self.policies.values().map(LoadedPolicy::status);
         let groups = self.groups.values().map(|g| Status {
             id: g.config.id.clone(),
             kind: "group",
@@ -190,7 +133,7 @@ impl PolicySet {
             module: None,
             digest: None,
             policy: None,
-            mode: mode_label(g.config.mode),
+            mode: g.config.mode.label(),
             failure_policy: None,
             expression: Some(g.config.expression.clone()),
         });
@@ -203,15 +146,11 @@ impl PolicySet {
         self.policies
             .iter()
             .filter_map(|(id, p)| {
-                let ready = p.state.as_ref().ok()?;
-                let idle = ready
-                    .pool
-                    .lock()
-                    .map_or(0, |pool| pool.iter().filter(|w| w.is_live()).count());
+                let count = p.state.as_ref().ok()?.instances();
                 Some(Instances {
                     policy: id.clone(),
-                    idle,
-                    busy: ready.busy.load(Ordering::Relaxed),
+                    idle: count.idle,
+                    busy: count.busy,
                 })
             })
             .collect()
@@ -225,8 +164,8 @@ impl PolicySet {
             .policies
             .iter()
             .filter_map(|(id, p)| {
-                p.state.as_ref().ok().map(|r| {
-                    let metadata = r.policy.prepared().metadata();
+                p.state.as_ref().ok().map(|policy| {
+                    let metadata = policy.prepared().metadata();
                     (id.clone(), metadata.rules.clone(), metadata.mutating)
                 })
             })
@@ -234,8 +173,8 @@ impl PolicySet {
         for (id, group) in &self.groups {
             let mut rules: Vec<Rule> = Vec::new();
             for member in group.expression.members() {
-                if let Some(Ok(ready)) = self.policies.get(&member).map(|p| p.state.as_ref()) {
-                    for rule in &ready.policy.prepared().metadata().rules {
+                if let Some(Ok(policy)) = self.policies.get(&member).map(|p| p.state.as_ref()) {
+                    for rule in &policy.prepared().metadata().rules {
                         if !rules.contains(rule) {
                             rules.push(rule.clone());
                         }
@@ -256,11 +195,12 @@ impl PolicySet {
         mutating: bool,
     ) -> Option<Decision> {
         if let Some(policy) = self.policies.get(id) {
-            let mut decision = policy.decide(request).await;
-            if !mutating {
-                decision.verdict.patch = None;
-            }
-            return Some(decision);
+            let decision = policy.decide(request).await;
+            return Some(if mutating {
+                decision
+            } else {
+                decision.without_patch()
+            });
         }
         let group = self.groups.get(id)?;
         Some(self.decide_group(group, request).await)
@@ -308,21 +248,18 @@ impl PolicySet {
                 .audit_annotations
                 .extend(member.verdict.audit_annotations.clone());
         }
-        let outcome = if allowed {
-            Outcome::Allowed
-        } else {
-            Outcome::Denied
-        };
-        apply_mode(
-            Decision {
-                verdict,
-                outcome,
-                mode: group.config.mode,
-                errors,
-                started,
+        let decision = Decision {
+            verdict,
+            outcome: if allowed {
+                Outcome::Allowed
+            } else {
+                Outcome::Denied
             },
-            &group.config.id,
-        )
+            mode: group.config.mode,
+            errors,
+            started,
+        };
+        decision.in_mode(&group.config.id, group.config.mode)
     }
 }
 
@@ -343,7 +280,7 @@ impl LoadedPolicy {
         config: &PolicyConfig,
         engine: &Engine,
         modules: &mut Modules,
-    ) -> anyhow::Result<Ready> {
+    ) -> anyhow::Result<Policy> {
         use anyhow::Context;
         let bytes = std::fs::read(&config.module)
             .with_context(|| format!("reading {}", config.module.display()))?;
@@ -358,38 +295,41 @@ impl LoadedPolicy {
                 prepared
             }
         };
-        let limits = Limits {
-            timeout: config.timeout,
-            memory: config.memory_mib << 20,
-        };
-        let settings = config.settings.to_string();
         let settings = if config.settings.is_null() {
             String::new()
         } else {
-            settings
+            config.settings.to_string()
+        };
+        let options = Options {
+            id: Some(config.id.clone()),
+            limits: Some(Limits {
+                timeout: config.timeout,
+                memory: config.memory_mib << 20,
+            }),
+            failure_policy: config.failure_policy,
+            mode: config.mode,
+            ..Options::default()
         };
         let policy = prepared
-            .configure(&settings, Some(limits))
+            .configure(&settings, options)
             .context("configuring")?;
         let metadata = prepared.metadata();
         tracing::info!(policy = %config.id, name = %metadata.name, version = %metadata.version, digest = %prepared.digest(), "policy loaded");
-        Ok(Ready {
-            name: metadata.name.clone(),
-            version: metadata.version.clone(),
-            policy,
-            pool: Mutex::new(Vec::new()),
-            busy: AtomicUsize::new(0),
-        })
+        Ok(policy)
     }
 
     fn status(&self) -> Status {
         let (status, error, digest, policy) = match &self.state {
-            Ok(ready) => (
-                "loaded",
-                None,
-                Some(ready.policy.prepared().digest().to_owned()),
-                Some(format!("{} {}", ready.name, ready.version)),
-            ),
+            Ok(policy) => {
+                let prepared = policy.prepared();
+                let metadata = prepared.metadata();
+                (
+                    "loaded",
+                    None,
+                    Some(prepared.digest().to_owned()),
+                    Some(format!("{} {}", metadata.name, metadata.version)),
+                )
+            }
             Err(e) => ("error", Some(e.clone()), None, None),
         };
         Status {
@@ -400,138 +340,43 @@ impl LoadedPolicy {
             module: Some(self.config.module.display().to_string()),
             digest,
             policy,
-            mode: mode_label(self.config.mode),
-            failure_policy: Some(match self.config.failure_policy {
-                FailurePolicy::Fail => "Fail",
-                FailurePolicy::Ignore => "Ignore",
-            }),
+            mode: self.config.mode.label(),
+            failure_policy: Some(self.config.failure_policy.label()),
             expression: None,
         }
     }
 
-    /// The decision with mode and failurePolicy applied.
+    /// The decision with failurePolicy and mode applied.
     async fn decide(&self, request: &AdmissionRequest) -> Decision {
-        apply_mode(self.decide_enforced(request).await, &self.config.id)
+        match &self.state {
+            Ok(policy) => policy.decide(request).await,
+            Err(_) => self
+                .not_loaded(request)
+                .in_mode(&self.config.id, self.config.mode),
+        }
     }
 
     /// The decision with the failurePolicy applied, as if in protect mode.
     async fn decide_enforced(&self, request: &AdmissionRequest) -> Decision {
-        let (result, started) = match &self.state {
-            Ok(ready) => {
-                let (result, started) = ready.evaluate(request).await;
-                (result.map_err(|e| (e.kind(), e.to_string())), started)
-            }
-            Err(load) => (
-                Err(("load", format!("the policy is not loaded: {load}"))),
-                false,
-            ),
-        };
-        let started = if started {
-            vec![self.config.id.clone()]
-        } else {
-            Vec::new()
-        };
-        let mode = self.config.mode;
-        match result {
-            Ok(verdict) => {
-                let outcome = if verdict.allowed {
-                    Outcome::Allowed
-                } else {
-                    Outcome::Denied
-                };
-                Decision {
-                    verdict,
-                    outcome,
-                    mode,
-                    errors: Vec::new(),
-                    started,
-                }
-            }
-            Err((kind, error)) => {
-                let id = &self.config.id;
-                tracing::error!(policy = %id, uid = %request.uid, kind, error = %error, "policy failed");
-                match self.config.failure_policy {
-                    FailurePolicy::Fail => Decision {
-                        verdict: Verdict::deny("policy-error", format!("policy {id} failed ({kind}): {error}; failurePolicy Fail denies the request"))
-                            .with_code(500),
-                        outcome: Outcome::FailedClosed,
-                        mode,
-                        errors: vec![kind],
-                        started,
-                    },
-                    FailurePolicy::Ignore => Decision {
-                        verdict: Verdict::allow().with_warning(format!(
-                            "policy {id} failed ({kind}): {error}; failurePolicy Ignore allows the request"
-                        )),
-                        outcome: Outcome::FailedOpen,
-                        mode,
-                        errors: vec![kind],
-                        started,
-                    },
-                }
-            }
+        match &self.state {
+            Ok(policy) => policy.decide_enforced(request).await,
+            Err(_) => self.not_loaded(request),
         }
     }
-}
 
-impl Ready {
-    /// Evaluates on a pooled warm instance (one is started when the pool is empty). The
-    /// instance is out of the pool while the evaluation runs, so a request dropped midway
-    /// (client gone, timeout) drops its instance with it.
-    /// Also says whether the evaluation started an instance.
-    async fn evaluate(&self, request: &AdmissionRequest) -> (Result<Verdict, EvalError>, bool) {
-        let taken = self.pool.lock().ok().and_then(|mut pool| pool.pop());
-        let mut warm = taken.unwrap_or_else(|| self.policy.warm());
-        let started = !warm.is_live();
-        let busy = Busy::enter(&self.busy);
-        let result = warm.evaluate_async(request).await;
-        drop(busy);
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.push(warm);
-        }
-        (result, started)
-    }
-}
-
-/// Counts one evaluation in progress, until dropped (also when the request is dropped midway).
-struct Busy<'a>(&'a AtomicUsize);
-
-impl<'a> Busy<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
-    }
-}
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Monitor mode: a denial is allowed, logged and marked in the audit annotations.
-fn apply_mode(mut decision: Decision, id: &str) -> Decision {
-    if decision.mode == Mode::Monitor && !decision.verdict.allowed {
-        tracing::warn!(policy = %id, reason = %decision.verdict.reason, message = %decision.verdict.message, "monitor mode: would have denied");
-        let denied = std::mem::replace(&mut decision.verdict, Verdict::allow());
-        decision.verdict.warnings = denied.warnings;
-        decision.verdict.audit_annotations = denied.audit_annotations;
-        decision.verdict.audit_annotations.insert(
-            format!("{id}.monitor-denied"),
-            format!("{}: {}", denied.reason, denied.message),
-        );
-        decision.outcome = if decision.outcome == Outcome::FailedClosed {
-            Outcome::FailedOpen
-        } else {
-            Outcome::Monitored
+    /// What the failurePolicy makes of a policy that did not load.
+    fn not_loaded(&self, request: &AdmissionRequest) -> Decision {
+        let error = self.state.as_ref().err().cloned().unwrap_or_default();
+        let failure = Failure {
+            kind: "load",
+            message: format!("the policy is not loaded: {error}"),
+            backtrace: String::new(),
         };
-    }
-    decision
-}
-
-fn mode_label(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Protect => "protect",
-        Mode::Monitor => "monitor",
+        Decision::enforced(
+            &self.config.id,
+            &request.uid,
+            Err(failure),
+            self.config.failure_policy,
+        )
     }
 }

@@ -76,8 +76,10 @@ async fn review_request(
 ) -> Result<Response, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| state.reject(ApiError::BadRequest(format!("the body is not UTF-8: {e}"))))?;
-    let (version, request) =
-        review::parse(text).map_err(|e| state.reject(ApiError::BadRequest(e.to_string())))?;
+    let review::Review {
+        api_version,
+        request,
+    } = review::parse(text).map_err(|e| state.reject(ApiError::BadRequest(e.to_string())))?;
     let set = state.policies();
     let started = Instant::now();
     let decision = set.decide(id, &request, mutating).await.ok_or_else(|| {
@@ -93,10 +95,7 @@ async fn review_request(
             policy: id.to_owned(),
         })
         .observe(elapsed.as_secs_f64());
-    let mode = match decision.mode {
-        crate::config::Mode::Protect => "protect",
-        crate::config::Mode::Monitor => "monitor",
-    };
+    let mode = decision.mode.label();
     let endpoint = if mutating { "mutate" } else { "validate" };
     metrics
         .requests
@@ -130,8 +129,8 @@ async fn review_request(
     } else {
         tracing::info!(uid = %request.uid, policy = %id, decision = decision.outcome.label(), reason = %decision.verdict.reason, message = %decision.verdict.message, "admission denied");
     }
-    let response = review::response(&version, &request.uid, &decision.verdict);
-    let json = serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json = review::encode(&api_version, &request.uid, &decision.verdict)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 

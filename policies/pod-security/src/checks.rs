@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(newest, crate::version::NEWEST_MINOR);
     }
 
-    fn pod(json: &str) -> Pod {
+    fn pod(json: &str) -> Pod<'_> {
         serde_json::from_str(json).unwrap()
     }
 

@@ -202,7 +202,7 @@ fn not_checked(operation: &str) -> Verdict {
     ))
 }
 
-fn required(object: Option<Pod>, field: &str) -> Result<Pod, PolicyError> {
+fn required<'a>(object: Option<Pod<'a>>, field: &str) -> Result<Pod<'a>, PolicyError> {
     object.ok_or_else(|| PolicyError::InvalidRequest(format!("the request has no {field}")))
 }
 

@@ -39,7 +39,7 @@ pub(crate) fn is_significant(new: &PodSpec, old: &PodSpec) -> bool {
 mod tests {
     use super::*;
 
-    fn spec(json: &str) -> PodSpec {
+    fn spec(json: &str) -> PodSpec<'_> {
         serde_json::from_str(json).unwrap()
     }
 

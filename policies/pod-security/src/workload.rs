@@ -67,7 +67,7 @@ impl Workload {
     pub(crate) fn pod_template(
         self,
         request: &AdmissionRequest,
-    ) -> Result<Option<Pod>, PolicyError> {
+    ) -> Result<Option<Pod<'_>>, PolicyError> {
         let object: Object = request
             .object()?
             .ok_or_else(|| PolicyError::InvalidRequest("the request has no object".to_owned()))?;
@@ -92,30 +92,30 @@ impl Workload {
 
 /// The union of the workload shapes: `template` (PodTemplate) or `spec`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Object {
-    template: Option<Pod>,
-    spec: Option<Spec>,
+#[serde(rename_all = "camelCase", default, bound(deserialize = "'de: 'a"))]
+struct Object<'a> {
+    template: Option<Pod<'a>>,
+    spec: Option<Spec<'a>>,
 }
 
 /// A workload spec: `template` (most kinds) or `jobTemplate` (CronJob).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Spec {
-    template: Option<Pod>,
-    job_template: Option<JobTemplate>,
+#[serde(rename_all = "camelCase", default, bound(deserialize = "'de: 'a"))]
+struct Spec<'a> {
+    template: Option<Pod<'a>>,
+    job_template: Option<JobTemplate<'a>>,
 }
 
 /// `batch/v1` `JobTemplateSpec`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct JobTemplate {
-    spec: Option<JobSpec>,
+#[serde(rename_all = "camelCase", default, bound(deserialize = "'de: 'a"))]
+struct JobTemplate<'a> {
+    spec: Option<JobSpec<'a>>,
 }
 
 /// `batch/v1` `JobSpec`, reduced to `template`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct JobSpec {
-    template: Option<Pod>,
+#[serde(rename_all = "camelCase", default, bound(deserialize = "'de: 'a"))]
+struct JobSpec<'a> {
+    template: Option<Pod<'a>>,
 }

@@ -5,6 +5,7 @@
 mod admission;
 mod http;
 mod metadata;
+mod text;
 mod verdict;
 
 pub use admission::{
@@ -13,4 +14,5 @@ pub use admission::{
 };
 pub use http::{Connection, HeaderChange, HttpRequest, HttpVerdict, Nonce, NonceError};
 pub use metadata::{PolicyMetadata, Rule};
+pub use text::Text;
 pub use verdict::{PatchOperation, Verdict};

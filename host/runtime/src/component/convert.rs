@@ -2,7 +2,7 @@
 
 use palisade_sdk::wire::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, PatchOperation,
-    PolicyMetadata, Rule, Verdict,
+    PolicyMetadata, RawJson, Rule, Verdict,
 };
 use palisade_sdk::{PolicyError, SettingsError};
 
@@ -10,49 +10,73 @@ use super::bindings::exports::palisade::admission::policy as abi;
 use super::bindings::palisade::admission::types as t;
 use crate::EvalError;
 
-pub(super) fn request_to_abi(r: &AdmissionRequest) -> abi::AdmissionRequest {
-    abi::AdmissionRequest {
-        uid: r.uid.clone(),
-        kind: gvk(&r.kind),
-        resource: gvr(&r.resource),
-        sub_resource: r.sub_resource.clone(),
-        request_kind: r.request_kind.as_ref().map(gvk),
-        request_resource: r.request_resource.as_ref().map(gvr),
-        request_sub_resource: r.request_sub_resource.clone(),
-        name: r.name.clone(),
-        namespace: r.namespace.clone(),
-        operation: operation_to_abi(r.operation),
-        user_info: t::UserInfo {
-            username: r.user_info.username.clone(),
-            uid: r.user_info.uid.clone(),
-            groups: r.user_info.groups.clone(),
+/// The string lists of a request, borrowed as the generated types want them (`&[&str]`).
+pub(super) struct Lists<'a> {
+    groups: Vec<&'a str>,
+    extra: Vec<(&'a str, Vec<&'a str>)>,
+}
+
+impl<'a> Lists<'a> {
+    pub(super) fn new(r: &'a AdmissionRequest) -> Self {
+        Self {
+            groups: r.user_info.groups.iter().map(String::as_str).collect(),
             extra: r
                 .user_info
                 .extra
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
                 .collect(),
+        }
+    }
+
+    pub(super) fn extra(&self) -> Vec<(&'a str, &[&'a str])> {
+        self.extra.iter().map(|(k, v)| (*k, v.as_slice())).collect()
+    }
+}
+
+/// The request as the guest receives it, borrowing every string from the host's parse.
+pub(super) fn request_to_abi<'a>(
+    r: &'a AdmissionRequest,
+    lists: &'a Lists<'a>,
+    extra: &'a [(&'a str, &'a [&'a str])],
+) -> abi::AdmissionRequest<'a> {
+    abi::AdmissionRequest {
+        uid: &r.uid,
+        kind: gvk(&r.kind),
+        resource: gvr(&r.resource),
+        sub_resource: r.sub_resource.as_deref(),
+        request_kind: r.request_kind.as_ref().map(gvk),
+        request_resource: r.request_resource.as_ref().map(gvr),
+        request_sub_resource: r.request_sub_resource.as_deref(),
+        name: r.name.as_deref(),
+        namespace: r.namespace.as_deref(),
+        operation: operation_to_abi(r.operation),
+        user_info: t::UserInfo {
+            username: &r.user_info.username,
+            uid: &r.user_info.uid,
+            groups: &lists.groups,
+            extra,
         },
-        object: r.object.as_ref().map(|o| o.get().to_owned()),
-        old_object: r.old_object.as_ref().map(|o| o.get().to_owned()),
+        object: r.object.as_ref().map(RawJson::get),
+        old_object: r.old_object.as_ref().map(RawJson::get),
         dry_run: r.dry_run,
-        options: r.options.as_ref().map(|o| o.get().to_owned()),
+        options: r.options.as_ref().map(RawJson::get),
     }
 }
 
-fn gvk(k: &GroupVersionKind) -> t::GroupVersionKind {
+fn gvk(k: &GroupVersionKind) -> t::GroupVersionKind<'_> {
     t::GroupVersionKind {
-        group: k.group.clone(),
-        version: k.version.clone(),
-        kind: k.kind.clone(),
+        group: &k.group,
+        version: &k.version,
+        kind: &k.kind,
     }
 }
 
-fn gvr(r: &GroupVersionResource) -> t::GroupVersionResource {
+fn gvr(r: &GroupVersionResource) -> t::GroupVersionResource<'_> {
     t::GroupVersionResource {
-        group: r.group.clone(),
-        version: r.version.clone(),
-        resource: r.resource.clone(),
+        group: &r.group,
+        version: &r.version,
+        resource: &r.resource,
     }
 }
 

@@ -17,7 +17,7 @@ fn allowed_annotation(value: &str) -> bool {
 }
 
 /// A bad `appArmorProfile.type`: anything but `RuntimeDefault` and `Localhost`.
-fn bad_type(profile: Option<&Profile>) -> Option<&str> {
+fn bad_type<'p>(profile: Option<&'p Profile<'_>>) -> Option<&'p str> {
     profile
         .map(|p| p.kind.as_str())
         .filter(|kind| !matches!(*kind, "RuntimeDefault" | "Localhost"))

@@ -54,7 +54,7 @@ fn restricted_type(volume: &Volume) -> Option<&'static str> {
         .find_map(|(source, name)| source.is_some().then_some(name))
     {
         Some(name) => Some(name),
-        None if volume.other.is_empty() => None,
+        None if volume.other == 0 => None,
         None => Some("unknown"),
     }
 }

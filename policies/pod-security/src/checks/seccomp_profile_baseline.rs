@@ -54,7 +54,7 @@ pub(super) fn annotations_v1_0(pod: &Pod) -> Option<Violation> {
 }
 
 /// The `seccompProfile.type` of a profile that is set to a forbidden value.
-fn bad_type(profile: Option<&Profile>) -> Option<&str> {
+fn bad_type<'p>(profile: Option<&'p Profile<'_>>) -> Option<&'p str> {
     profile
         .map(|p| p.kind.as_str())
         .filter(|kind| !allowed_type(kind))

@@ -1,7 +1,6 @@
 //! `admission.k8s.io/v1` AdmissionReview, request and response, with the API's own field names.
 //! Kubernetes payloads are parsed leniently (unknown fields are kept out, not rejected).
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -88,11 +87,13 @@ pub struct AdmissionRequest {
 }
 
 impl AdmissionRequest {
-    /// Parses the request's `object` into `T`; `Ok(None)` when the request carries none.
+    /// Parses the request's `object` into `T`; `Ok(None)` when the request carries none. `T`
+    /// may borrow from the request (`&str` or `Cow<str>` fields with `#[serde(borrow)]`), so
+    /// reading an object need not copy its strings.
     ///
     /// # Errors
     /// [`PolicyError::InvalidRequest`] naming the JSON path and problem when the object does not fit `T`.
-    pub fn object<T: DeserializeOwned>(&self) -> Result<Option<T>, PolicyError> {
+    pub fn object<'a, T: Deserialize<'a>>(&'a self) -> Result<Option<T>, PolicyError> {
         parse_raw(self.object.as_ref(), "object")
     }
 
@@ -100,18 +101,23 @@ impl AdmissionRequest {
     ///
     /// # Errors
     /// [`PolicyError::InvalidRequest`] naming the JSON path and problem when the object does not fit `T`.
-    pub fn old_object<T: DeserializeOwned>(&self) -> Result<Option<T>, PolicyError> {
+    pub fn old_object<'a, T: Deserialize<'a>>(&'a self) -> Result<Option<T>, PolicyError> {
         parse_raw(self.old_object.as_ref(), "oldObject")
     }
 }
 
-fn parse_raw<T: DeserializeOwned>(
-    raw: Option<&RawJson>,
+/// Parses raw JSON into `T`. The common case (the object fits) takes one plain pass; only a
+/// failed parse is repeated with path tracking, to name where the object does not fit.
+fn parse_raw<'a, T: Deserialize<'a>>(
+    raw: Option<&'a RawJson>,
     field: &str,
 ) -> Result<Option<T>, PolicyError> {
     let Some(raw) = raw else { return Ok(None) };
+    if let Ok(value) = serde_json::from_str(raw.get()) {
+        return Ok(Some(value));
+    }
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    serde_path_to_error::deserialize(&mut deserializer)
+    serde_path_to_error::deserialize::<_, T>(&mut deserializer)
         .map(Some)
         .map_err(|e| PolicyError::InvalidRequest(format!("{field}.{}: {}", e.path(), e.inner())))
 }

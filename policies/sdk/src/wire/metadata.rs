@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Operation;
 
 /// A policy's self-description, read by hosts (webhook configuration, `palisade run`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyMetadata {
     /// The policy crate's name (`pod-security`).

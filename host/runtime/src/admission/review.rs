@@ -1,5 +1,6 @@
-//! The AdmissionReview codec shared by the front-ends: reading a review (or a bare request) and
-//! writing the response in the version the request came in. Fail-closed verdicts live here too.
+//! The AdmissionReview codec every front-end uses: reading a review (or a bare request, as
+//! `palisade run` accepts) and writing the answer in the version the request came in. One place,
+//! so that `palisade run` and `palisade serve` answer the same request with the same bytes.
 
 use base64::Engine as _;
 use palisade_sdk::wire::{AdmissionRequest, AdmissionResponse, AdmissionReview, Status, Verdict};
@@ -23,34 +24,56 @@ pub enum ReviewError {
     Version(String),
 }
 
-/// Reads an AdmissionReview, or a bare AdmissionRequest (as `palisade run` accepts), from JSON
-/// text; returns the apiVersion to answer in and the request.
+/// An AdmissionReview as read: the version to answer in and the request.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// The `apiVersion` the review came in (v1 for a bare request).
+    pub api_version: String,
+    /// The request.
+    pub request: AdmissionRequest,
+}
+
+/// Reads an AdmissionReview, or a bare AdmissionRequest, from JSON text. A review is read in
+/// one typed pass (the object is kept as raw text for the policy to read); only what is not a
+/// review is tried again as a bare request.
 ///
 /// # Errors
 /// [`ReviewError`] naming what is wrong, with line and column for malformed JSON.
-pub fn parse(json: &str) -> Result<(String, AdmissionRequest), ReviewError> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        request: Option<serde::de::IgnoredAny>,
-    }
-    let probe: Probe = serde_json::from_str(json).map_err(ReviewError::Malformed)?;
-    if probe.request.is_none()
-        && let Ok(request) = serde_json::from_str::<AdmissionRequest>(json)
-    {
-        return Ok((SUPPORTED_VERSIONS[0].to_owned(), request));
-    }
-    let review: AdmissionReview = serde_json::from_str(json).map_err(ReviewError::Malformed)?;
-    let version = if review.api_version.is_empty() {
+pub fn parse(json: &str) -> Result<Review, ReviewError> {
+    let review = match serde_json::from_str::<AdmissionReview>(json) {
+        Ok(review) => review,
+        // A bare request fails as a review: its `kind` is a GroupVersionKind, not a string.
+        Err(error) => {
+            return serde_json::from_str::<AdmissionRequest>(json)
+                .map(bare)
+                .map_err(|_| ReviewError::Malformed(error));
+        }
+    };
+    let Some(request) = review.request else {
+        return match serde_json::from_str::<AdmissionRequest>(json) {
+            Ok(request) => Ok(bare(request)),
+            Err(_) => Err(ReviewError::MissingRequest),
+        };
+    };
+    let api_version = if review.api_version.is_empty() {
         SUPPORTED_VERSIONS[0].to_owned()
     } else {
         review.api_version
     };
-    if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
-        return Err(ReviewError::Version(version));
+    if !SUPPORTED_VERSIONS.contains(&api_version.as_str()) {
+        return Err(ReviewError::Version(api_version));
     }
-    let request = review.request.ok_or(ReviewError::MissingRequest)?;
-    Ok((version, request))
+    Ok(Review {
+        api_version,
+        request,
+    })
+}
+
+fn bare(request: AdmissionRequest) -> Review {
+    Review {
+        api_version: SUPPORTED_VERSIONS[0].to_owned(),
+        request,
+    }
 }
 
 /// The AdmissionReview answering `uid` with `verdict`, in `api_version`.
@@ -81,18 +104,13 @@ pub fn response(api_version: &str, uid: &str, verdict: &Verdict) -> AdmissionRev
     }
 }
 
-/// The fail-closed verdict for a policy that could not decide: a denial with reason
-/// `policy-error` whose message says what failed.
-#[must_use]
-pub fn policy_error_verdict(policy: &str, error: &dyn std::error::Error) -> Verdict {
-    let mut message = format!("policy {policy} failed: {error}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    Verdict::deny("policy-error", message).with_code(500)
+/// The bytes of the answer: the [`response`] as compact JSON, exactly what the webhook sends.
+///
+/// # Errors
+/// When the verdict cannot be serialized (it always can: every field is a string, a number or
+/// a JSON value).
+pub fn encode(api_version: &str, uid: &str, verdict: &Verdict) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&response(api_version, uid, verdict))
 }
 
 #[cfg(test)]
@@ -107,13 +125,17 @@ mod tests {
 
     #[test]
     fn answers_in_the_version_the_review_came_in() {
-        let review = format!(
+        let text = format!(
             r#"{{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {REQUEST}}}"#
         );
-        let (version, request) = parse(&review).unwrap();
-        assert_eq!(version, "admission.k8s.io/v1beta1");
-        let out =
-            serde_json::to_value(response(&version, &request.uid, &Verdict::allow())).unwrap();
+        let review = parse(&text).unwrap();
+        assert_eq!(review.api_version, "admission.k8s.io/v1beta1");
+        let out = serde_json::to_value(response(
+            &review.api_version,
+            &review.request.uid,
+            &Verdict::allow(),
+        ))
+        .unwrap();
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
         assert_eq!(out["response"]["uid"], "u-1");
         assert_eq!(out["response"]["allowed"], true);
@@ -121,9 +143,16 @@ mod tests {
 
     #[test]
     fn accepts_a_bare_request() {
-        let (version, request) = parse(REQUEST).unwrap();
-        assert_eq!(version, "admission.k8s.io/v1");
-        assert_eq!(request.user_info.username, "alice");
+        let review = parse(REQUEST).unwrap();
+        assert_eq!(review.api_version, "admission.k8s.io/v1");
+        assert_eq!(review.request.user_info.username, "alice");
+    }
+
+    #[test]
+    fn a_review_without_request_is_named_as_such() {
+        let err = parse(r#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}"#)
+            .unwrap_err();
+        assert!(matches!(err, ReviewError::MissingRequest), "{err}");
     }
 
     #[test]
@@ -153,12 +182,25 @@ mod tests {
     }
 
     #[test]
+    fn encoding_is_the_compact_json_of_the_response() {
+        let verdict = Verdict::deny("r", "m").with_warning("w");
+        let bytes = encode("admission.k8s.io/v1", "u", &verdict).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":false,"status":{"code":403,"message":"m","reason":"r"},"warnings":["w"]}}"#
+        );
+    }
+
+    #[test]
     fn rejects_unknown_versions_and_reports_json_position() {
         assert!(matches!(
-            parse(r#"{"apiVersion": "v2", "request": {}}"#),
-            Err(ReviewError::Malformed(_) | ReviewError::Version(_))
+            parse(&format!(r#"{{"apiVersion": "v2", "request": {REQUEST}}}"#)),
+            Err(ReviewError::Version(_))
         ));
-        let err = parse("{\n  \"request\": [1,\n").unwrap_err();
+        let err = parse("{\n  \"request\": {\"uid\": 1,\n").unwrap_err();
+        assert!(err.to_string().contains("line 2 column 22"), "{err}");
+        let err = parse("{\n  \"request\": {\"uid\": \"u\",\n").unwrap_err();
+        assert!(err.to_string().contains("EOF while parsing"), "{err}");
         assert!(err.to_string().contains("line 3"), "{err}");
     }
 }

@@ -1,0 +1,404 @@
+//! The one admission API of every front-end, whatever the policy's ABI: a [`Prepared`] policy
+//! (compiled and checked once; its ABI module chosen by [`Abi::detect`]) is configured into a
+//! [`Policy`] (settings checked once; limits, failurePolicy and mode bound), which evaluates any
+//! number of requests on pooled instances and answers each with a [`Decision`]. The
+//! AdmissionReview codec is [`review`].
+//!
+//! Every ABI module has the same shape: prepare once (compile, check exports and version,
+//! pre-instantiate, read the metadata), check settings, start an instance with its settings
+//! parsed once, evaluate on it; every call under a deadline and a memory cap, every failure an
+//! [`EvalError`]. Adding an ABI adds a variant to the two private enums here and nothing to
+//! the front-ends.
+
+mod decision;
+pub mod review;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
+use sha2::{Digest, Sha256};
+
+use crate::cache::CacheStatus;
+use crate::component;
+use crate::engine::Ticker;
+use crate::{Abi, Engine, EvalError, Limits, LoadError};
+
+pub use decision::{Decision, Failure, FailurePolicy, Mode, Outcome};
+
+/// A compiled, checked and pre-instantiated admission policy of any supported ABI, with its
+/// metadata. Cheap to share between threads; configure it once per set of settings.
+pub struct Prepared {
+    abi: Abi,
+    module: Module,
+    digest: String,
+    default_limits: Limits,
+    /// Keeps deadlines firing for as long as the policy can run.
+    _ticker: Arc<Ticker>,
+}
+
+/// The ABI module behind a [`Prepared`] policy.
+enum Module {
+    Component(component::Prepared),
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("abi", &self.abi)
+            .field("name", &self.metadata().name)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Tells the module's ABI, then compiles (or loads from the cache), checks, links and
+    /// pre-instantiates it and reads its metadata. Blocks the calling thread (compiling is CPU
+    /// work: from async code, call it on a blocking thread).
+    ///
+    /// # Errors
+    /// [`LoadError`] naming what is wrong: not wasm, an ABI that is not an admission ABI (a
+    /// proxy-wasm filter), an unsupported version, a compile or link failure, or a policy that
+    /// fails while describing itself.
+    pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Self, LoadError> {
+        let abi = Abi::detect(bytes)?;
+        let limits = engine.default_limits();
+        let module = match &abi {
+            Abi::Admission { version } => Module::Component(block_on(component::Prepared::new(
+                engine, bytes, version, limits,
+            ))?),
+            found => {
+                return Err(LoadError::WrongAbi {
+                    expected: component::expected_abi(),
+                    found: found.clone(),
+                });
+            }
+        };
+        Ok(Self {
+            abi,
+            module,
+            digest: hex::encode(Sha256::digest(bytes)),
+            default_limits: limits,
+            _ticker: engine.ticker(),
+        })
+    }
+
+    /// The ABI the module speaks.
+    #[must_use]
+    pub fn abi(&self) -> &Abi {
+        &self.abi
+    }
+
+    /// The policy's self-description, read at load.
+    #[must_use]
+    pub fn metadata(&self) -> &PolicyMetadata {
+        match &self.module {
+            Module::Component(c) => c.metadata(),
+        }
+    }
+
+    /// The SHA-256 of the module's bytes, hex.
+    #[must_use]
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Whether the compiled code came from the cache.
+    #[must_use]
+    pub fn cache_status(&self) -> CacheStatus {
+        match &self.module {
+            Module::Component(c) => c.cache_status(),
+        }
+    }
+
+    /// Checks settings (JSON text; empty means the defaults) with the policy's own validation,
+    /// under the engine's default limits. Blocks the calling thread.
+    ///
+    /// # Errors
+    /// [`LoadError::Settings`] when the policy rejects them; [`LoadError::Eval`] when the call
+    /// fails.
+    pub fn validate_settings(&self, settings: &str) -> Result<(), LoadError> {
+        let result = match &self.module {
+            Module::Component(c) => block_on(c.validate_settings(settings, self.default_limits)),
+        };
+        result.map_err(|e| match e {
+            EvalError::Settings(s) => LoadError::Settings(s),
+            other => LoadError::Eval(other),
+        })
+    }
+
+    /// Validates `settings` once and binds them with `options` into a ready [`Policy`].
+    /// Blocks the calling thread.
+    ///
+    /// # Errors
+    /// As [`validate_settings`](Self::validate_settings).
+    pub fn configure(
+        self: &Arc<Self>,
+        settings: &str,
+        options: Options,
+    ) -> Result<Policy, LoadError> {
+        self.validate_settings(settings)?;
+        Ok(Policy {
+            id: options.id.unwrap_or_else(|| self.metadata().name.clone()),
+            prepared: Arc::clone(self),
+            settings: settings.to_owned(),
+            limits: options.limits.unwrap_or(self.default_limits),
+            failure_policy: options.failure_policy,
+            mode: options.mode,
+            instances: options.instances,
+            pool: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// How a configured policy is run; the default is the engine's limits, failurePolicy `Fail`,
+/// protect mode and warm instances, under the policy's own name.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The id the host knows the policy by (in decisions and logs); the policy's name if unset.
+    pub id: Option<String>,
+    /// Deadline and memory cap of each evaluation; the engine's defaults if unset.
+    pub limits: Option<Limits>,
+    /// What a failure to decide becomes.
+    pub failure_policy: FailurePolicy,
+    /// Whether denials are enforced.
+    pub mode: Mode,
+    /// Whether instances are kept between requests.
+    pub instances: Instances,
+}
+
+/// Whether a policy's instances are reused between requests.
+///
+/// Reuse skips instantiation and settings parsing; what carries over between requests is the
+/// guest's own memory. SDK policies keep no state outside their settings, but a guest could:
+/// for policies that cannot be trusted to be stateless, `Fresh` gives every request a new
+/// instance. A warm instance is dropped after any trap, timeout, memory-limit error or invalid
+/// answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instances {
+    /// Keep up to `max_idle` idle instances and reuse them.
+    Warm {
+        /// Idle instances kept; more are dropped when they finish.
+        max_idle: usize,
+    },
+    /// A new instance for every request.
+    Fresh,
+}
+
+impl Default for Instances {
+    fn default() -> Self {
+        Self::Warm { max_idle: 64 }
+    }
+}
+
+/// A prepared policy bound to validated settings and options: what hosts evaluate with.
+pub struct Policy {
+    id: String,
+    prepared: Arc<Prepared>,
+    settings: String,
+    limits: Limits,
+    failure_policy: FailurePolicy,
+    mode: Mode,
+    instances: Instances,
+    /// Idle instances, most recently used last.
+    pool: Mutex<Vec<Instance>>,
+    /// Evaluations in progress.
+    busy: AtomicUsize,
+}
+
+/// A live instance of any ABI, its settings already parsed.
+enum Instance {
+    Component(component::Instance),
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("id", &self.id)
+            .field("prepared", &self.prepared)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One evaluation's result, and whether it started an instance.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// The verdict, or why there is none.
+    pub result: Result<Verdict, EvalError>,
+    /// Whether an instance was started for it.
+    pub started: bool,
+}
+
+/// A policy's instances at one moment, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceCount {
+    /// Live instances waiting for a request.
+    pub idle: usize,
+    /// Instances evaluating a request.
+    pub busy: usize,
+}
+
+impl Policy {
+    /// The id the host knows the policy by.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The prepared policy behind this configuration.
+    #[must_use]
+    pub fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+
+    /// The limits each evaluation runs under.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// What a failure to decide becomes.
+    #[must_use]
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.failure_policy
+    }
+
+    /// Whether denials are enforced.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Idle and busy instances.
+    #[must_use]
+    pub fn instances(&self) -> InstanceCount {
+        InstanceCount {
+            idle: self.pool.lock().map_or(0, |pool| pool.len()),
+            busy: self.busy.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Evaluates one request on an idle instance (or a new one). The future yields at every
+    /// epoch tick; dropped before it completes (client gone, server timeout), it takes its
+    /// instance with it.
+    pub async fn evaluate(&self, request: &AdmissionRequest) -> Evaluation {
+        let _busy = Busy::enter(&self.busy);
+        let max_idle = match self.instances {
+            Instances::Fresh => {
+                let result = match &self.prepared.module {
+                    Module::Component(c) => {
+                        c.evaluate_fresh(&self.settings, self.limits, request).await
+                    }
+                };
+                return Evaluation {
+                    result,
+                    started: true,
+                };
+            }
+            Instances::Warm { max_idle } => max_idle,
+        };
+        let idle = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        let (mut instance, started) = match idle {
+            Some(instance) => (instance, false),
+            None => match self.start().await {
+                Ok(instance) => (instance, true),
+                Err(e) => {
+                    return Evaluation {
+                        result: Err(e),
+                        started: true,
+                    };
+                }
+            },
+        };
+        let (result, sound) = match &mut instance {
+            Instance::Component(i) => i.evaluate(self.limits, request).await,
+        };
+        if sound
+            && let Ok(mut pool) = self.pool.lock()
+            && pool.len() < max_idle
+        {
+            pool.push(instance);
+        }
+        Evaluation { result, started }
+    }
+
+    async fn start(&self) -> Result<Instance, EvalError> {
+        match &self.prepared.module {
+            Module::Component(c) => c
+                .start(&self.settings, self.limits)
+                .await
+                .map(Instance::Component),
+        }
+    }
+
+    /// [`evaluate`](Self::evaluate) for callers that are not async (the CLI, tests): blocks
+    /// the calling thread.
+    pub fn evaluate_blocking(&self, request: &AdmissionRequest) -> Evaluation {
+        block_on(self.evaluate(request))
+    }
+
+    /// The answer to one request: the verdict, or what the failurePolicy makes of a failure,
+    /// in the policy's mode.
+    pub async fn decide(&self, request: &AdmissionRequest) -> Decision {
+        self.decide_enforced(request)
+            .await
+            .in_mode(&self.id, self.mode)
+    }
+
+    /// [`decide`](Self::decide) as if in protect mode (what groups combine).
+    pub async fn decide_enforced(&self, request: &AdmissionRequest) -> Decision {
+        let evaluation = self.evaluate(request).await;
+        let result = evaluation.result.map_err(|e| Failure::from(&e));
+        let mut decision = Decision::enforced(&self.id, &request.uid, result, self.failure_policy);
+        if evaluation.started {
+            decision.started.push(self.id.clone());
+        }
+        decision
+    }
+
+    /// [`decide`](Self::decide), blocking the calling thread.
+    pub fn decide_blocking(&self, request: &AdmissionRequest) -> Decision {
+        block_on(self.decide(request))
+    }
+}
+
+/// Counts one evaluation in progress, until dropped (also when the request is dropped midway).
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Drives a guest future to completion for a blocking caller, on a Tokio runtime of the calling
+/// thread's own (a light current-thread one, for WASI's timers). Called from inside a Tokio
+/// runtime, where blocking on a future would panic or stall a worker, it runs the future on a
+/// thread of its own and waits for it; async callers use the async methods.
+pub(crate) fn block_on<F: Future<Output: Send> + Send>(future: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: std::io::Result<tokio::runtime::Runtime> =
+            tokio::runtime::Builder::new_current_thread().enable_all().build();
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return std::thread::scope(|scope| match scope.spawn(|| block_on(future)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+    }
+    RUNTIME.with(|runtime| match runtime {
+        Ok(runtime) => runtime.block_on(future),
+        // Without a runtime of its own (the OS refused its resources), WASI's shared one.
+        Err(_) => wasmtime_wasi::runtime::in_tokio(future),
+    })
+}
