@@ -9,9 +9,9 @@ WASM_TARGETS := wasm32-wasip1 wasm32-wasip2
 # Policies build into their own target dir so guest and host builds never wait on each other.
 POLICY_DIR := target/policies
 PALISADE := target/release/palisade
-POD_SECURITY := $(POLICY_DIR)/wasm32-wasip2/wasm/pod_security.wasm
-# Crates that declare [package.metadata.policy], with the target each is built for.
-POLICY_CRATES = $(shell $(CARGO) metadata --format-version 1 --no-deps --offline 2>/dev/null | python3 -c 'import json,sys; [print(p["name"]+"@"+p["metadata"]["policy"]["target"]) for p in json.load(sys.stdin)["packages"] if (p.get("metadata") or {}).get("policy")]')
+POD_SECURITY := $(POLICY_DIR)/admission-component/pod_security.wasm
+# Every home of every crate that declares [package.metadata.policy]: `crate@home@target`.
+POLICY_HOMES = $(shell $(CARGO) metadata --format-version 1 --no-deps --offline 2>/dev/null | python3 -c 'import json,sys; [print(p["name"]+"@"+h+"@"+t) for p in json.load(sys.stdin)["packages"] for h, t in sorted(((p.get("metadata") or {}).get("policy") or {}).get("homes", {}).items())]')
 
 .PHONY: all toolchain policies build registry test run bench bench-webhook bless fmt lint docs ci clean
 
@@ -25,13 +25,18 @@ toolchain:
 	  fi; \
 	done
 
-## policies: build every policy crate for its wasm target with the `wasm` profile
+## policies: build every policy crate for each of its homes (the cargo feature of the home's
+## name, the home's wasm target, the `wasm` profile) into target/policies/<home>/<crate>.wasm
 policies: toolchain
 	@$(CARGO) fetch --locked >/dev/null
-	@for spec in $(POLICY_CRATES); do \
-	  crate=$${spec%@*}; target=$${spec#*@}; \
-	  echo "building policy $$crate for $$target"; \
-	  $(CARGO) build --locked --quiet --profile wasm --target "$$target" --target-dir $(POLICY_DIR) -p "$$crate"; \
+	@for spec in $(POLICY_HOMES); do \
+	  IFS=@ read -r crate home target <<<"$$spec"; \
+	  echo "building policy $$crate for $$home ($$target)"; \
+	  $(CARGO) build --locked --quiet --profile wasm --target "$$target" --target-dir $(POLICY_DIR)/build/$$home \
+	    --features "$$home" -p "$$crate"; \
+	  mkdir -p $(POLICY_DIR)/$$home; \
+	  built=$(POLICY_DIR)/build/$$home/$$target/wasm/$${crate//-/_}.wasm; out=$(POLICY_DIR)/$$home/$${crate//-/_}.wasm; \
+	  cmp -s "$$built" "$$out" || cp "$$built" "$$out"; \
 	done
 
 ## build: the host (CLI, runtime, tests, benches) and every policy
@@ -86,9 +91,10 @@ fmt:
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
-	@for spec in $(POLICY_CRATES); do \
-	  crate=$${spec%@*}; target=$${spec#*@}; \
-	  $(CARGO) clippy --locked --quiet --profile wasm --target "$$target" --target-dir $(POLICY_DIR) -p "$$crate" -- -D warnings; \
+	@for spec in $(POLICY_HOMES); do \
+	  IFS=@ read -r crate home target <<<"$$spec"; \
+	  $(CARGO) clippy --locked --quiet --profile wasm --target "$$target" --target-dir $(POLICY_DIR)/build/$$home \
+	    --features "$$home" -p "$$crate" -- -D warnings; \
 	done
 
 ci: test lint

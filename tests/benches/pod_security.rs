@@ -105,6 +105,15 @@ fn codec(c: &mut Criterion) {
     group.bench_function("parse", |b| {
         b.iter(|| review::parse(&body).expect("review"))
     });
+    group.bench_function("tape", |b| {
+        b.iter(|| palisade_sdk::wire::json::Tape::build(&body).expect("json"))
+    });
+    group.bench_function("serde-json-skip", |b| {
+        b.iter(|| serde_json::from_str::<serde::de::IgnoredAny>(&body).expect("json"))
+    });
+    group.bench_function("serde-json-typed", |b| {
+        b.iter(|| serde_json::from_str::<palisade_sdk::wire::AdmissionReview>(&body).expect("json"))
+    });
     group.bench_function("encode", |b| {
         b.iter(|| {
             review::encode(

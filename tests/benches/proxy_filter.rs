@@ -32,7 +32,7 @@ fn scenario(requests: usize) -> Scenario {
 
 fn proxy(c: &mut Criterion) {
     let engine = Engine::new(EngineConfig::default()).expect("engine");
-    let bytes = std::fs::read(e2e::artefact_for("request-guard", "wasm32-wasip1"))
+    let bytes = std::fs::read(e2e::artefact_for("request-guard", e2e::PROXY_WASM))
         .expect("build it with make policies");
     let filter = Filter::new(&engine, &bytes).expect("load");
     let options = RunOptions {

@@ -1,5 +1,5 @@
 //! Helpers of the end-to-end tests: where the workspace's policies and their built artefacts
-//! are. Artefacts are built by `make policies` into `target/policies/<target>/wasm/`.
+//! are. Artefacts are built by `make policies` into `target/policies/<home>/`.
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -15,71 +15,80 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The ABI of a policy exported as a `palisade:admission` component.
+/// The home of a policy exported as a `palisade:admission` component.
 pub const ADMISSION_COMPONENT: &str = "admission-component";
-/// The ABI of a policy exported as a proxy-wasm filter.
+/// The home of a policy exported as a proxy-wasm filter.
 pub const PROXY_WASM: &str = "proxy-wasm";
 
-/// A policy crate of the workspace: a directory of `policies/` whose package declares
-/// `[package.metadata.policy]` (the ABIs it exports and the target it is built for).
+/// A crate of the workspace that declares `[package.metadata.policy]`: the homes it is built
+/// for, each with its target. Policies live under `policies/`; test guests under `tests/guests/`.
 #[derive(Debug, Clone)]
 pub struct PolicyCrate {
     /// The crate (and directory) name, e.g. `pod-security`.
     pub name: String,
     /// The crate's directory.
     pub dir: PathBuf,
-    /// The ABIs it exports (`abi`), e.g. [`ADMISSION_COMPONENT`] or [`PROXY_WASM`].
-    pub abi: Vec<String>,
-    /// The target it is built for (`target`), e.g. `wasm32-wasip2`.
-    pub target: String,
+    /// Its homes and the target each is built for, e.g. `admission-component` on `wasm32-wasip2`.
+    pub homes: Vec<(String, String)>,
 }
 
 impl PolicyCrate {
-    /// Whether the crate exports the ABI `abi`.
+    /// Whether the crate is built for the home `home`.
     #[must_use]
-    pub fn exports(&self, abi: &str) -> bool {
-        self.abi.iter().any(|a| a == abi)
+    pub fn exports(&self, home: &str) -> bool {
+        self.homes.iter().any(|(h, _)| h == home)
     }
 
-    /// Where `make policies` puts the crate's artefact, for its declared target.
+    /// Whether it is a policy of the product (under `policies/`), not a test guest.
     #[must_use]
-    pub fn artefact_path(&self) -> PathBuf {
-        artefact_for(&self.name, &self.target)
+    pub fn is_policy(&self) -> bool {
+        self.dir.parent() == Some(workspace_root().join("policies").as_path())
     }
 
-    /// The crate's fixtures directory.
+    /// Where `make policies` puts the crate's artefact for `home`.
     #[must_use]
-    pub fn fixtures(&self) -> PathBuf {
-        self.dir.join("fixtures")
+    pub fn artefact_path(&self, home: &str) -> PathBuf {
+        artefact_for(&self.name, home)
     }
 
-    /// Reads the built artefact.
+    /// The crate's fixtures of a home's kind: `fixtures/admission` for admission homes,
+    /// `fixtures/http` for proxy filters.
+    #[must_use]
+    pub fn fixtures(&self, home: &str) -> PathBuf {
+        let kind = if home == PROXY_WASM {
+            "http"
+        } else {
+            "admission"
+        };
+        self.dir.join("fixtures").join(kind)
+    }
+
+    /// Reads the artefact built for `home`.
     ///
     /// # Errors
     /// When it has not been built, with the command that builds it.
-    pub fn artefact(&self) -> anyhow::Result<Vec<u8>> {
-        read_path(&self.artefact_path())
+    pub fn artefact(&self, home: &str) -> anyhow::Result<Vec<u8>> {
+        read_path(&self.artefact_path(home))
     }
 }
 
-/// Where `make policies` puts the artefact of the crate `name` built for `target`:
-/// `target/policies/<target>/wasm/<name_with_underscores>.wasm`.
+/// Where `make policies` puts the artefact of the crate `name` built for `home`:
+/// `target/policies/<home>/<name_with_underscores>.wasm`.
 #[must_use]
-pub fn artefact_for(name: &str, target: &str) -> PathBuf {
+pub fn artefact_for(name: &str, home: &str) -> PathBuf {
     workspace_root()
         .join("target/policies")
-        .join(target)
-        .join("wasm")
+        .join(home)
         .join(format!("{}.wasm", name.replace('-', "_")))
 }
 
-/// Where `make policies` puts the component (wasm32-wasip2) of the crate `name`.
+/// Where `make policies` puts the admission component of the crate `name`.
 #[must_use]
 pub fn artefact(name: &str) -> PathBuf {
-    artefact_for(name, "wasm32-wasip2")
+    artefact_for(name, ADMISSION_COMPONENT)
 }
 
-/// Reads the component (wasm32-wasip2) of the crate `name`.
+/// Reads the admission component of the crate `name`.
 ///
 /// # Errors
 /// When it has not been built, with the command that builds it.
@@ -92,11 +101,11 @@ fn read_path(path: &Path) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("reading {} (build it with `make policies`)", path.display()))
 }
 
-/// Every policy crate under `policies/` (the SDK is not one), with its declared ABIs and
-/// target, as `cargo metadata` reports them (the Makefile reads the same table).
+/// Every crate of the workspace that declares `[package.metadata.policy]`, with its homes, as
+/// `cargo metadata` reports them (the Makefile reads the same table).
 ///
 /// # Errors
-/// When `cargo metadata` fails, a policy table lacks `abi` or `target`, or no policy is found.
+/// When `cargo metadata` fails, a policy table has no `homes`, or no policy is found.
 pub fn policy_crates() -> anyhow::Result<Vec<PolicyCrate>> {
     let root = workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -119,40 +128,33 @@ pub fn policy_crates() -> anyhow::Result<Vec<PolicyCrate>> {
     }
     let metadata: Value =
         serde_json::from_slice(&output.stdout).context("parsing cargo metadata's output")?;
-    let dir = root.join("policies");
     let mut crates = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let Some(policy) = package["metadata"].get("policy") else {
             continue;
         };
         let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap_or_default());
-        let Some(crate_dir) = manifest
-            .parent()
-            .filter(|d| d.parent() == Some(dir.as_path()))
-        else {
-            continue;
-        };
         let name = package["name"].as_str().unwrap_or_default().to_owned();
-        let abi = policy["abi"]
-            .as_array()
-            .with_context(|| format!("{name}: [package.metadata.policy] has no `abi` list"))?
+        let homes = policy["homes"]
+            .as_object()
+            .with_context(|| format!("{name}: [package.metadata.policy] has no `homes` table"))?
             .iter()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect();
-        let target = policy["target"]
-            .as_str()
-            .with_context(|| format!("{name}: [package.metadata.policy] has no `target`"))?
-            .to_owned();
+            .map(|(home, target)| {
+                let target = target
+                    .as_str()
+                    .with_context(|| format!("{name}: home {home} has no target"))?;
+                Ok((home.clone(), target.to_owned()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         crates.push(PolicyCrate {
             name,
-            dir: crate_dir.to_path_buf(),
-            abi,
-            target,
+            dir: manifest.parent().map(Path::to_path_buf).unwrap_or_default(),
+            homes,
         });
     }
     crates.sort_by(|a, b| a.name.cmp(&b.name));
-    if crates.is_empty() {
-        bail!("no policy crates under {}", dir.display());
+    if !crates.iter().any(PolicyCrate::is_policy) {
+        bail!("no policy crates under {}", root.join("policies").display());
     }
     Ok(crates)
 }

@@ -1,19 +1,25 @@
-//! Every policy's fixtures through its compiled wasm in the host. Admission components: the
-//! verdicts must equal the expected files the native runs produce. Proxy filters: each fixture
-//! becomes a one-request scenario in the proxy-wasm host, and what the upstream and the client
-//! see must be what the expected verdict says (request-id values drawn from the nonce excepted:
-//! in the proxy the adapter draws its own). Plus completeness, for every policy whatever its
-//! ABI: allow and deny cases and a built artefact for its declared target.
+//! Every policy's fixtures through its compiled wasm in the host, for each of its homes.
+//! Admission homes: the verdicts must equal the expected files the native runs produce, the
+//! host giving what the fixture says (time, data tables, empty state, every capability granted).
+//! Proxy filters: each fixture becomes a scenario in the proxy-wasm host (the request `repeat`
+//! times, on one worker), and what the upstream and the client see of the last request must be
+//! what the expected verdict says (request-id values drawn from the nonce excepted: in the proxy
+//! the adapter draws its own). Plus completeness, for every policy whatever its homes: allow
+//! and deny cases and a built artefact for each home.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use e2e::{ADMISSION_COMPONENT, PROXY_WASM, PolicyCrate, policy_crates};
 use libtest_mimic::{Arguments, Failed, Trial};
 use palisade_runtime::admission::{Options, Prepared};
+use palisade_runtime::capabilities::{
+    Capabilities, DataTables, FixedClock, Grants, MemoryStore, StateLimits,
+};
 use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
-use palisade_sdk::testing::{Fixture, Outcome, check, fixture_paths, load_fixtures};
+use palisade_sdk::testing::{FIXTURE_EPOCH, Fixture, Outcome, check, fixture_paths, load_fixtures};
 use palisade_sdk::wire::{AdmissionRequest, HeaderChange, HttpRequest, HttpVerdict};
 
 fn main() -> ExitCode {
@@ -32,61 +38,88 @@ fn trials() -> anyhow::Result<Vec<Trial>> {
     let engine = Arc::new(Engine::new(EngineConfig::default())?);
     let mut trials = Vec::new();
     for policy in policy_crates()? {
-        trials.push(completeness(&policy));
-        if policy.exports(PROXY_WASM) {
-            trials.extend(proxy_trials(&engine, &policy)?);
-            continue;
+        if policy.is_policy() {
+            trials.push(completeness(&policy));
         }
-        if !policy.exports(ADMISSION_COMPONENT) {
-            continue;
-        }
-        let prepared = match policy.artefact() {
-            Ok(bytes) => Prepared::new(&engine, &bytes)
-                .map(Arc::new)
-                .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
-            Err(e) => Err(format!("{e:#}")),
-        };
-        for fixture in load_fixtures::<AdmissionRequest>(&policy.fixtures())? {
-            let prepared = prepared.clone();
-            trials.push(Trial::test(
-                format!("{}::wasm::{}", policy.name, fixture.name),
-                move || {
-                    let prepared = prepared.map_err(Failed::from)?;
-                    let outcome = evaluate(&prepared, &fixture.settings, &fixture.request);
-                    check(&fixture, &outcome).map_err(|e| format!("{e:#}").into())
-                },
-            ));
+        for (home, _) in &policy.homes {
+            if !policy.fixtures(home).is_dir() {
+                continue;
+            }
+            match home.as_str() {
+                PROXY_WASM => trials.extend(proxy_trials(&engine, &policy)?),
+                ADMISSION_COMPONENT => trials.extend(admission_trials(&engine, &policy)?),
+                other => anyhow::bail!("{}: no fixture runner for the home {other}", policy.name),
+            }
         }
     }
     Ok(trials)
 }
 
-/// The outcome as `palisade run` would see it: settings rejected at configure time, then a
-/// verdict or the policy's own error.
-fn evaluate(prepared: &Arc<Prepared>, settings: &str, request: &AdmissionRequest) -> Outcome {
-    match prepared.configure(settings, Options::default()) {
+fn admission_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec<Trial>> {
+    let prepared = match policy.artefact(ADMISSION_COMPONENT) {
+        Ok(bytes) => Prepared::new(engine, &bytes)
+            .map(Arc::new)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    let mut trials = Vec::new();
+    for fixture in load_fixtures::<AdmissionRequest>(&policy.fixtures(ADMISSION_COMPONENT))? {
+        let prepared = prepared.clone();
+        trials.push(Trial::test(
+            format!("{}::{ADMISSION_COMPONENT}::{}", policy.name, fixture.name),
+            move || {
+                let prepared = prepared.map_err(Failed::from)?;
+                let outcome = evaluate(&prepared, &fixture);
+                check(&fixture, &outcome).map_err(|e| format!("{e:#}").into())
+            },
+        ));
+    }
+    Ok(trials)
+}
+
+/// The outcome as `palisade run` would see it, with the host the fixture describes: settings
+/// rejected at configure time, then a verdict or the policy's own error (of the last of
+/// `repeat` evaluations).
+fn evaluate(prepared: &Arc<Prepared>, fixture: &Fixture) -> Outcome {
+    let capabilities = Capabilities::new(
+        Arc::new(FixedClock(fixture.host.now)),
+        Arc::new(MemoryStore::new(StateLimits::default())),
+        DataTables::new(fixture.host.data.clone()),
+    );
+    let options = Options {
+        capabilities: Some(Arc::new(capabilities)),
+        grants: Grants::all(),
+        ..Options::default()
+    };
+    match prepared.configure(&fixture.settings, options) {
         Err(LoadError::Settings(e)) => Outcome::SettingsError(e.to_string()),
         Err(e) => Outcome::Error(format!("host error: {e}")),
-        Ok(policy) => match policy.evaluate_blocking(request).result {
-            Ok(verdict) => Outcome::Verdict(verdict),
-            Err(EvalError::Policy(e)) => Outcome::Error(e.to_string()),
-            Err(e) => Outcome::Error(format!("host error: {e}")),
-        },
+        Ok(policy) => {
+            let mut outcome = Outcome::Error("the fixture was not evaluated".into());
+            for _ in 0..fixture.repeat {
+                outcome = match policy.evaluate_blocking(&fixture.request).result {
+                    Ok(verdict) => Outcome::Verdict(verdict),
+                    Err(EvalError::Policy(e)) => Outcome::Error(e.to_string()),
+                    Err(e) => Outcome::Error(format!("host error: {e}")),
+                };
+            }
+            outcome
+        }
     }
 }
 
 fn proxy_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec<Trial>> {
-    let filter = match policy.artefact() {
+    let filter = match policy.artefact(PROXY_WASM) {
         Ok(bytes) => Filter::new(engine, &bytes)
             .map(Arc::new)
             .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
         Err(e) => Err(format!("{e:#}")),
     };
     let mut trials = Vec::new();
-    for fixture in load_fixtures::<HttpRequest>(&policy.fixtures())? {
+    for fixture in load_fixtures::<HttpRequest>(&policy.fixtures(PROXY_WASM))? {
         let filter = filter.clone();
         trials.push(Trial::test(
-            format!("{}::wasm::{}", policy.name, fixture.name),
+            format!("{}::{PROXY_WASM}::{}", policy.name, fixture.name),
             move || {
                 let filter = filter.map_err(Failed::from)?;
                 let expected = std::fs::read_to_string(fixture.expected_path())
@@ -100,7 +133,8 @@ fn proxy_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec<Tri
     Ok(trials)
 }
 
-/// The fixture as a one-request scenario on one worker.
+/// The fixture as a scenario on one worker: the clock moved to the fixture's time, then the
+/// request `repeat` times.
 fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
     let r = &fixture.request;
     let c = &r.connection;
@@ -115,13 +149,21 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
         connection["peerUriSans"] = serde_json::json!([principal]);
     }
     let settings: serde_json::Value = serde_json::from_str(&fixture.settings).unwrap_or_default();
+    let mut steps = Vec::new();
+    if let Some(later) = fixture.host.now.checked_sub(FIXTURE_EPOCH)
+        && !later.is_zero()
+    {
+        steps.push(serde_json::json!({"advance": format!("{}ms", later.as_millis())}));
+    }
+    let request = serde_json::json!({"request": {
+        "method": r.method, "path": r.path, "authority": r.authority, "scheme": r.scheme,
+        "headers": r.headers,
+    }});
+    steps.extend(std::iter::repeat_n(request, fixture.repeat as usize));
     let text = serde_json::json!({
         "plugin": {"workers": 1, "configuration": if settings.is_null() { serde_json::Value::Null } else { settings }},
         "connection": connection,
-        "steps": [{"request": {
-            "method": r.method, "path": r.path, "authority": r.authority, "scheme": r.scheme,
-            "headers": r.headers,
-        }}],
+        "steps": steps,
     });
     serde_json::from_value(text).map_err(|e| format!("building the scenario: {e}"))
 }
@@ -142,7 +184,7 @@ fn proxy_agrees(
                 && got.chars().nth(14) == Some('4')
                 && got.chars().filter(|c| *c == '-').count() == 4)
     };
-    let request = report.requests.first();
+    let request = report.requests.last();
     match expected {
         Outcome::SettingsError(_) => {
             if report.accepted {
@@ -232,25 +274,32 @@ fn proxy_agrees(
 fn completeness(policy: &PolicyCrate) -> Trial {
     let policy = policy.clone();
     Trial::test(format!("{}::complete", policy.name), move || {
-        let names: Vec<String> = fixture_paths(&policy.fixtures())
-            .map_err(|e| format!("{e:#}"))?
-            .iter()
-            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
-            .collect();
-        for prefix in ["allow-", "deny-"] {
-            if !names.iter().any(|name| name.starts_with(prefix)) {
-                return Err(format!("{} has no {prefix} fixture", policy.name).into());
+        for (home, target) in &policy.homes {
+            let dir = policy.fixtures(home);
+            let names: BTreeMap<String, ()> = fixture_paths(&dir)
+                .map_err(|e| format!("{e:#}"))?
+                .iter()
+                .filter_map(|p| Some((p.file_name()?.to_str()?.to_owned(), ())))
+                .collect();
+            for prefix in ["allow-", "deny-"] {
+                if !names.keys().any(|name| name.starts_with(prefix)) {
+                    return Err(format!(
+                        "{} has no {prefix} fixture for {home} in {}",
+                        policy.name,
+                        dir.display()
+                    )
+                    .into());
+                }
             }
-        }
-        let artefact = policy.artefact_path();
-        if !artefact.is_file() {
-            return Err(format!(
-                "{} has no built artefact at {} (built for {})",
-                policy.name,
-                artefact.display(),
-                policy.target
-            )
-            .into());
+            let artefact = policy.artefact_path(home);
+            if !artefact.is_file() {
+                return Err(format!(
+                    "{} has no built artefact for {home} at {} (built for {target})",
+                    policy.name,
+                    artefact.display()
+                )
+                .into());
+            }
         }
         Ok(())
     })

@@ -78,7 +78,7 @@ fn check(filter: &Filter, path: &Path) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let prepared = (|| -> anyhow::Result<Arc<Filter>> {
-        let bytes = std::fs::read(e2e::artefact_for("proxy-probe", "wasm32-wasip1"))
+        let bytes = std::fs::read(e2e::artefact_for("proxy-probe", e2e::PROXY_WASM))
             .context("reading the probe filter (build it with `make policies`)")?;
         let engine = Engine::new(EngineConfig::default())?;
         Ok(Arc::new(Filter::new(&engine, &bytes)?))

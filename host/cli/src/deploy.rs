@@ -4,10 +4,12 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::Args;
+use palisade_runtime::capabilities::{Capabilities, MemoryStore, SystemClock};
 use palisade_webhook::manifests::{Endpoint, WebhookOptions, webhook_configurations};
 use palisade_webhook::{Config, PolicySet};
 use rcgen::{
@@ -52,7 +54,12 @@ pub(crate) fn webhook_config(
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let engine = engine_args.engine()?;
-    let set = PolicySet::load(&config, &engine);
+    let capabilities = Arc::new(Capabilities::new(
+        Arc::new(SystemClock),
+        Arc::new(MemoryStore::new(config.state.into())),
+        config.load_data()?,
+    ));
+    let set = PolicySet::load(&config, &engine, &capabilities);
     if let Some(failed) = set.statuses().into_iter().find(|s| s.status == "error") {
         bail!(
             "policy {} does not load, so its rules are unknown: {}",

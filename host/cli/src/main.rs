@@ -2,6 +2,7 @@
 //! one module per subcommand. Exit codes: 0 success/allowed, 1 denied/failed tests, 2 error.
 
 mod deploy;
+mod host;
 mod input;
 mod istio;
 mod package;

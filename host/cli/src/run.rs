@@ -10,10 +10,12 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use palisade_runtime::admission::{Decision, FailurePolicy, Mode, Options, Prepared, review};
+use palisade_runtime::capabilities::{Grants, StateLimits};
 use palisade_runtime::proxy_wasm::{Filter, RunOptions};
 use palisade_sdk::wire::Verdict;
 use palisade_webhook::{Config, PolicySet};
 
+use crate::host::HostArgs;
 use crate::{EngineArgs, input, proxy};
 
 /// Arguments of `palisade run`.
@@ -61,6 +63,8 @@ pub(crate) struct RunArgs {
     /// Output format of the response.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     output: Format,
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 /// How `palisade run` prints the response.
@@ -113,7 +117,7 @@ pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<Ex
     let review = read_request(request_path)?;
     let engine = engine_args.engine()?;
     let (name, decision) = match (&args.config, &args.policy) {
-        (Some(config), _) => decide_configured(config, args.id.as_deref(), &engine, &review)?,
+        (Some(config), _) => decide_configured(args, config, &engine, &review)?,
         (None, Some(policy)) => decide_policy(args, policy, &engine, &review)?,
         (None, None) => bail!("give --policy (a module) or --config (a server configuration)"),
     };
@@ -162,8 +166,13 @@ fn decide_policy(
         Prepared::new(engine, &module)
             .with_context(|| format!("loading policy {}", path.display()))?,
     );
+    let capabilities = args
+        .host
+        .capabilities(args.host.data()?, StateLimits::default())?;
     let options = Options {
         id: args.id.clone(),
+        capabilities: Some(capabilities),
+        grants: args.host.grants()?,
         failure_policy: match args.failure_policy {
             FailureArg::Fail => FailurePolicy::Fail,
             FailureArg::Ignore => FailurePolicy::Ignore,
@@ -183,21 +192,28 @@ fn decide_policy(
     ))
 }
 
-/// A policy or group of a server configuration, loaded as the server loads it.
+/// A policy or group of a server configuration, loaded as the server loads it (its data
+/// tables, state bounds and grants; the clock is `--now`'s or the system's).
 fn decide_configured(
+    args: &RunArgs,
     path: &Path,
-    id: Option<&str>,
     engine: &palisade_runtime::Engine,
     review: &review::Review,
 ) -> anyhow::Result<(String, Decision)> {
-    let Some(id) = id else {
+    let Some(id) = args.id.as_deref() else {
         bail!("--config needs --id (the policy or group to run)");
     };
     let config = Config::load(path)?;
     let Some(config) = config.only(id) else {
         bail!("{}: no policy or group has the id {id:?}", path.display());
     };
-    let set = PolicySet::load(&config, engine);
+    if args.host.grants()? != Grants::default() {
+        bail!("--capability does not apply with --config: its policies have their own grants");
+    }
+    let capabilities = args
+        .host
+        .capabilities(config.load_data()?, config.state.into())?;
+    let set = PolicySet::load(&config, engine, &capabilities);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -12,7 +12,7 @@ fn root() -> PathBuf {
 
 fn artefact(name: &str) -> PathBuf {
     let path = root()
-        .join("target/policies/wasm32-wasip2/wasm")
+        .join("target/policies/admission-component")
         .join(format!("{name}.wasm"));
     assert!(
         path.is_file(),

@@ -10,7 +10,7 @@ fn root() -> PathBuf {
 }
 
 fn filter() -> String {
-    let path = root().join("target/policies/wasm32-wasip1/wasm/request_guard.wasm");
+    let path = root().join("target/policies/proxy-wasm/request_guard.wasm");
     assert!(
         path.is_file(),
         "{} is missing: run `make policies`",

@@ -20,6 +20,7 @@ use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use sha2::{Digest, Sha256};
 
 use crate::cache::CacheStatus;
+use crate::capabilities::{Capabilities, Grants, Scope};
 use crate::component;
 use crate::engine::Ticker;
 use crate::{Abi, Engine, EvalError, Limits, LoadError};
@@ -139,8 +140,15 @@ impl Prepared {
         options: Options,
     ) -> Result<Policy, LoadError> {
         self.validate_settings(settings)?;
+        let id = options.id.unwrap_or_else(|| self.metadata().name.clone());
+        let scope = Arc::new(Scope {
+            capabilities: options.capabilities.unwrap_or_default(),
+            grants: options.grants,
+            namespace: id.clone(),
+        });
         Ok(Policy {
-            id: options.id.unwrap_or_else(|| self.metadata().name.clone()),
+            id,
+            scope,
             prepared: Arc::clone(self),
             settings: settings.to_owned(),
             limits: options.limits.unwrap_or(self.default_limits),
@@ -154,9 +162,14 @@ impl Prepared {
 }
 
 /// How a configured policy is run; the default is the engine's limits, failurePolicy `Fail`,
-/// protect mode and warm instances, under the policy's own name.
+/// protect mode, warm instances and no capabilities, under the policy's own name.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// The embedder's capabilities (shared by every policy it configures, so that state
+    /// outlives reloads); a private set if unset.
+    pub capabilities: Option<Arc<Capabilities>>,
+    /// What of them the policy may use; its state lives under its id.
+    pub grants: Grants,
     /// The id the host knows the policy by (in decisions and logs); the policy's name if unset.
     pub id: Option<String>,
     /// Deadline and memory cap of each evaluation; the engine's defaults if unset.
@@ -196,6 +209,7 @@ impl Default for Instances {
 /// A prepared policy bound to validated settings and options: what hosts evaluate with.
 pub struct Policy {
     id: String,
+    scope: Arc<Scope>,
     prepared: Arc<Prepared>,
     settings: String,
     limits: Limits,
@@ -211,6 +225,19 @@ pub struct Policy {
 /// A live instance of any ABI, its settings already parsed.
 enum Instance {
     Component(component::Instance),
+}
+
+impl Instance {
+    /// Evaluates one request; also says whether the instance may be reused.
+    async fn evaluate(
+        &mut self,
+        limits: Limits,
+        request: &AdmissionRequest,
+    ) -> (Result<Verdict, EvalError>, bool) {
+        match self {
+            Self::Component(i) => i.evaluate(limits, request).await,
+        }
+    }
 }
 
 impl std::fmt::Debug for Policy {
@@ -288,10 +315,9 @@ impl Policy {
         let _busy = Busy::enter(&self.busy);
         let max_idle = match self.instances {
             Instances::Fresh => {
-                let result = match &self.prepared.module {
-                    Module::Component(c) => {
-                        c.evaluate_fresh(&self.settings, self.limits, request).await
-                    }
+                let result = match self.start().await {
+                    Ok(mut instance) => instance.evaluate(self.limits, request).await.0,
+                    Err(e) => Err(e),
                 };
                 return Evaluation {
                     result,
@@ -313,9 +339,7 @@ impl Policy {
                 }
             },
         };
-        let (result, sound) = match &mut instance {
-            Instance::Component(i) => i.evaluate(self.limits, request).await,
-        };
+        let (result, sound) = instance.evaluate(self.limits, request).await;
         if sound
             && let Ok(mut pool) = self.pool.lock()
             && pool.len() < max_idle
@@ -328,10 +352,16 @@ impl Policy {
     async fn start(&self) -> Result<Instance, EvalError> {
         match &self.prepared.module {
             Module::Component(c) => c
-                .start(&self.settings, self.limits)
+                .start(&self.settings, self.limits, &self.scope)
                 .await
                 .map(Instance::Component),
         }
+    }
+
+    /// The grants the policy was configured with.
+    #[must_use]
+    pub fn grants(&self) -> &Grants {
+        &self.scope.grants
     }
 
     /// [`evaluate`](Self::evaluate) for callers that are not async (the CLI, tests): blocks

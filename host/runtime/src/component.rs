@@ -1,26 +1,35 @@
-//! The ABI module of `palisade:admission` components (wasm32-wasip2): prepare once (compile,
-//! check the world version, link, pre-instantiate, read the metadata), check settings, start
-//! instances with settings parsed once, evaluate requests on them. The generated bindings stay
-//! private; callers see the SDK's wire types. WASI is linked with nothing granted: no files,
-//! environment, clocks beyond the defaults or network; what the guest writes to stderr is kept to
-//! explain a trap.
+//! The ABI module of `palisade:admission` components (wasm32-wasip2), worlds 0.2.0 and 0.1.0:
+//! prepare once (compile, check the world version, link, pre-instantiate, read the metadata),
+//! check settings, start instances with settings parsed once, evaluate requests on them. The
+//! generated bindings stay private; callers see the SDK's wire types. The older world is served
+//! by converting to and from the newest one's types (`v0_1`).
+//!
+//! WASI is linked with nothing granted: no files, environment or network, and clocks that read
+//! zero unless the policy has the `clock` capability; what the guest writes to stderr is kept
+//! to explain a trap. The world's capability imports answer from the policy's [`Scope`]: what
+//! its grants do not cover is a `denied` error to the guest.
 //!
 //! Guests run asynchronously: an evaluation is a future that yields to the executor at every
 //! epoch tick, so a policy that loops until its timeout holds a thread for one tick at a time.
+//! A capability call is bounded by the same deadline: while the guest waits on the host no
+//! epoch interrupt can fire, so the host stops waiting itself when the deadline passes.
 
 mod convert;
+mod v0_1;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use wasmtime::component::{HasSelf, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::abi::{ADMISSION_INTERFACE, Abi};
 use crate::cache::CacheStatus;
+use crate::capabilities::{Clock, Scope, StateError};
+use crate::error::DeadlineExceeded;
 use crate::limits::MemoryCap;
 use crate::{Engine, EvalError, Limits, LoadError};
 
@@ -28,29 +37,32 @@ mod bindings {
     wasmtime::component::bindgen!({
         world: "admission-policy",
         path: "../../wit",
+        imports: { default: async | trappable },
         exports: { default: async },
         // Requests are lowered into the guest straight from the host's parse, not copied first.
         ownership: Borrowing { duplicate_if_necessary: false },
     });
 }
 
-use bindings::AdmissionPolicyPre;
-use bindings::palisade::admission::log::Level;
+use bindings::palisade::admission::types::CapabilityError;
+use bindings::palisade::admission::{clock, data, log, state, types};
 
-/// The version of the `palisade:admission` package this host implements.
-pub(crate) const WORLD_VERSION: &str = "0.1.0";
+/// The newest version of the `palisade:admission` package, the one the SDK builds.
+pub(crate) const WORLD_VERSION: &str = "0.2.0";
 
 /// How much of a guest's stderr is kept to explain a trap.
 const STDERR_CAPACITY: usize = 16 << 10;
 
-/// Per-instance state: everything a call may touch lives here, nothing is shared.
+/// Per-instance state: everything a call may touch lives here or in the policy's scope.
 struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     cap: MemoryCap,
     stderr: MemoryOutputPipe,
     policy: Arc<str>,
-    /// When the call in progress must stop; checked at every epoch tick.
+    /// What the policy may use; `None` while loading (metadata, settings checks).
+    scope: Option<Arc<Scope>>,
+    /// When the call in progress must stop; checked at every epoch tick and by host calls.
     deadline: Instant,
 }
 
@@ -63,25 +75,183 @@ impl WasiView for State {
     }
 }
 
-impl bindings::palisade::admission::types::Host for State {}
-
-impl bindings::palisade::admission::log::Host for State {
-    fn log(&mut self, level: Level, message: String) {
-        let policy = &*self.policy;
-        match level {
-            Level::Trace => tracing::trace!(policy, "{message}"),
-            Level::Debug => tracing::debug!(policy, "{message}"),
-            Level::Info => tracing::info!(policy, "{message}"),
-            Level::Warn => tracing::warn!(policy, "{message}"),
-            Level::Error => tracing::error!(policy, "{message}"),
+impl State {
+    /// The scope, if it grants `capability`; the guest's error otherwise.
+    fn granted(
+        &self,
+        capability: &str,
+        allowed: impl FnOnce(&Scope) -> bool,
+    ) -> Result<&Arc<Scope>, CapabilityError> {
+        match &self.scope {
+            Some(scope) if allowed(scope) => Ok(scope),
+            Some(_) => Err(CapabilityError::Denied(format!(
+                "policy {} is not granted the {capability} capability",
+                self.policy
+            ))),
+            None => Err(CapabilityError::Denied(format!(
+                "capabilities are not available while the policy is loaded ({capability})"
+            ))),
         }
     }
+}
+
+/// Waits for a host future, at most until the call's `deadline`; past it, the call ends as a
+/// timeout (a trap the classifier names so).
+async fn before<T>(deadline: Instant, future: impl Future<Output = T>) -> wasmtime::Result<T> {
+    tokio::time::timeout_at(deadline.into(), future)
+        .await
+        .map_err(|_| wasmtime::Error::new(DeadlineExceeded))
+}
+
+impl types::Host for State {}
+
+impl log::Host for State {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let policy = &*self.policy;
+        match level {
+            log::Level::Trace => tracing::trace!(policy, "{message}"),
+            log::Level::Debug => tracing::debug!(policy, "{message}"),
+            log::Level::Info => tracing::info!(policy, "{message}"),
+            log::Level::Warn => tracing::warn!(policy, "{message}"),
+            log::Level::Error => tracing::error!(policy, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl clock::Host for State {
+    async fn now(&mut self) -> wasmtime::Result<Result<u64, CapabilityError>> {
+        Ok(self.granted("clock", |s| s.grants.clock).map(|scope| {
+            u64::try_from(scope.capabilities.clock().now().as_nanos()).unwrap_or(u64::MAX)
+        }))
+    }
+}
+
+fn state_error(error: StateError) -> CapabilityError {
+    match error {
+        StateError::Invalid(message) => CapabilityError::Invalid(message),
+        StateError::Unavailable(message) => CapabilityError::Unavailable(message),
+    }
+}
+
+impl state::Host for State {
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<state::Entry>, CapabilityError>> {
+        let scope = match self.granted("state", |s| s.grants.state) {
+            Ok(scope) => Arc::clone(scope),
+            Err(denied) => return Ok(Err(denied)),
+        };
+        let store = scope.capabilities.state();
+        let answer = before(self.deadline, store.get(&scope.namespace, &key)).await?;
+        Ok(answer
+            .map(|entry| {
+                entry.map(|e| state::Entry {
+                    value: e.value,
+                    cas: e.cas,
+                })
+            })
+            .map_err(state_error))
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        cas: u32,
+    ) -> wasmtime::Result<Result<bool, CapabilityError>> {
+        let scope = match self.granted("state", |s| s.grants.state) {
+            Ok(scope) => Arc::clone(scope),
+            Err(denied) => return Ok(Err(denied)),
+        };
+        let store = scope.capabilities.state();
+        let answer = before(self.deadline, store.set(&scope.namespace, &key, value, cas)).await?;
+        Ok(answer.map_err(state_error))
+    }
+}
+
+impl data::Host for State {
+    async fn get(
+        &mut self,
+        table: String,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, CapabilityError>> {
+        let capability = format!("data table {table:?}");
+        Ok(self
+            .granted(&capability, |s| s.grants.data_table(&table))
+            .and_then(|scope| {
+                scope
+                    .capabilities
+                    .data()
+                    .get(&table, &key)
+                    .map(|value| value.map(str::to_owned))
+                    .ok_or_else(|| unknown_table(&table))
+            }))
+    }
+
+    async fn keys(
+        &mut self,
+        table: String,
+        prefix: String,
+    ) -> wasmtime::Result<Result<Vec<String>, CapabilityError>> {
+        let capability = format!("data table {table:?}");
+        Ok(self
+            .granted(&capability, |s| s.grants.data_table(&table))
+            .and_then(|scope| {
+                scope
+                    .capabilities
+                    .data()
+                    .keys(&table, &prefix)
+                    .ok_or_else(|| unknown_table(&table))
+            }))
+    }
+}
+
+fn unknown_table(table: &str) -> CapabilityError {
+    CapabilityError::Invalid(format!("the configuration has no data table {table:?}"))
+}
+
+/// WASI's wall clock: the scope's clock when the policy has the `clock` capability, zero
+/// otherwise.
+struct WallClock(Option<Arc<dyn Clock>>);
+
+impl HostWallClock for WallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0.as_ref().map_or(Duration::ZERO, |clock| clock.now())
+    }
+}
+
+/// WASI's monotonic clock: time since the instance started with the `clock` capability, zero
+/// otherwise.
+struct MonotonicClock(Option<Instant>);
+
+impl HostMonotonicClock for MonotonicClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        self.0.map_or(0, |start| {
+            u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        })
+    }
+}
+
+/// The pre-instantiated component, of whichever world it exports.
+enum Pre {
+    Newest(bindings::AdmissionPolicyPre<State>),
+    V0_1(v0_1::Pre<State>),
 }
 
 /// A compiled, linked and pre-instantiated admission component.
 pub(crate) struct Prepared {
     engine: wasmtime::Engine,
-    pre: AdmissionPolicyPre<State>,
+    pre: Pre,
     metadata: PolicyMetadata,
     name: Arc<str>,
     cache: CacheStatus,
@@ -96,25 +266,31 @@ impl Prepared {
         version: &str,
         limits: Limits,
     ) -> Result<Self, LoadError> {
-        if version != WORLD_VERSION {
+        if version != WORLD_VERSION && version != v0_1::VERSION {
             return Err(LoadError::AbiVersion {
                 found: format!("{ADMISSION_INTERFACE}@{version}"),
-                supported: format!("{ADMISSION_INTERFACE}@{WORLD_VERSION}"),
+                supported: format!(
+                    "{ADMISSION_INTERFACE}@{WORLD_VERSION} and @{}",
+                    v0_1::VERSION
+                ),
             });
         }
         let (component, cache) = engine.compile::<wasmtime::component::Component>(bytes)?;
         let mut linker = Linker::<State>::new(engine.wasmtime());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(LoadError::Link)?;
-        bindings::palisade::admission::log::add_to_linker::<State, HasSelf<State>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(LoadError::Link)?;
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(LoadError::Link)?;
-        let pre = AdmissionPolicyPre::new(instance_pre)
-            .map_err(|e| LoadError::MissingExport(format!("{e:#}")))?;
+        let pre = if version == WORLD_VERSION {
+            bindings::AdmissionPolicy::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+                .map_err(LoadError::Link)?;
+            let instance_pre = linker
+                .instantiate_pre(&component)
+                .map_err(LoadError::Link)?;
+            Pre::Newest(
+                bindings::AdmissionPolicyPre::new(instance_pre)
+                    .map_err(|e| LoadError::MissingExport(format!("{e:#}")))?,
+            )
+        } else {
+            Pre::V0_1(v0_1::link(&mut linker, &component)?)
+        };
         let mut prepared = Self {
             engine: engine.wasmtime().clone(),
             pre,
@@ -122,16 +298,19 @@ impl Prepared {
             name: Arc::from("policy"),
             cache,
         };
-        prepared.metadata = prepared
-            .call(limits, async |policy, store| {
-                let metadata = policy
+        let mut store = prepared.store(limits, None);
+        prepared.metadata = match &prepared.pre {
+            Pre::Newest(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(policy) => policy
                     .palisade_admission_policy()
-                    .call_metadata(&mut *store)
-                    .await?;
-                Ok(Ok(convert::metadata_from_abi(metadata)))
-            })
-            .await
-            .map_err(LoadError::Eval)?;
+                    .call_metadata(&mut store)
+                    .await
+                    .map(convert::metadata_from_abi),
+                Err(e) => Err(e),
+            },
+            Pre::V0_1(pre) => v0_1::metadata(pre, &mut store).await,
+        }
+        .map_err(|e| LoadError::Eval(classify(e, &store, limits)))?;
         prepared.name = Arc::from(prepared.metadata.name.as_str());
         Ok(prepared)
     }
@@ -152,102 +331,87 @@ impl Prepared {
         settings: &str,
         limits: Limits,
     ) -> Result<(), EvalError> {
-        self.call(limits, async |policy, store| {
-            Ok(policy
-                .palisade_admission_policy()
-                .call_validate_settings(&mut *store, settings)
-                .await?
-                .map_err(|e| EvalError::Settings(convert::settings_error(e))))
-        })
-        .await
+        let mut store = self.store(limits, None);
+        let result = match &self.pre {
+            Pre::Newest(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(policy) => policy
+                    .palisade_admission_policy()
+                    .call_validate_settings(&mut store, settings)
+                    .await
+                    .map(|r| r.map_err(convert::settings_error)),
+                Err(e) => Err(e),
+            },
+            Pre::V0_1(pre) => v0_1::validate_settings(pre, &mut store, settings).await,
+        };
+        match result {
+            Ok(answer) => answer.map_err(EvalError::Settings),
+            Err(e) => Err(classify(e, &store, limits)),
+        }
     }
 
-    /// Evaluates one request on a fresh instance whose evaluator is created for this request.
-    pub(crate) async fn evaluate_fresh(
-        &self,
-        settings: &str,
-        limits: Limits,
-        request: &AdmissionRequest,
-    ) -> Result<Verdict, EvalError> {
-        let lists = convert::Lists::new(request);
-        let extra = lists.extra();
-        let abi_request = convert::request_to_abi(request, &lists, &extra);
-        self.call(limits, async |policy, store| {
-            let evaluator = policy.palisade_admission_policy().evaluator();
-            let handle = match evaluator.call_create(&mut *store, settings).await? {
-                Ok(handle) => handle,
-                Err(e) => return Ok(Err(EvalError::Settings(convert::settings_error(e)))),
-            };
-            let result = evaluator
-                .call_validate(&mut *store, handle, abi_request)
-                .await?;
-            Ok(match result {
-                Ok(verdict) => convert::verdict_from_abi(verdict),
-                Err(e) => Err(EvalError::Policy(convert::policy_error(e))),
-            })
-        })
-        .await
-    }
-
-    /// Starts an instance and creates its evaluator with `settings`, for reuse across requests.
+    /// Starts an instance and creates its evaluator with `settings`, for any number of
+    /// requests; capability calls answer from `scope`.
     pub(crate) async fn start(
         &self,
         settings: &str,
         limits: Limits,
+        scope: &Arc<Scope>,
     ) -> Result<Instance, EvalError> {
-        let mut store = self.store(limits);
-        let started = match self.pre.instantiate_async(&mut store).await {
-            Ok(policy) => policy
-                .palisade_admission_policy()
-                .evaluator()
-                .call_create(&mut store, settings)
+        let mut store = self.store(limits, Some(Arc::clone(scope)));
+        let started = match &self.pre {
+            Pre::Newest(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(policy) => policy
+                    .palisade_admission_policy()
+                    .evaluator()
+                    .call_create(&mut store, settings)
+                    .await
+                    .map(|created| {
+                        created
+                            .map(|evaluator| (World::Newest(policy), evaluator))
+                            .map_err(convert::settings_error)
+                    }),
+                Err(e) => Err(e),
+            },
+            Pre::V0_1(pre) => v0_1::start(pre, &mut store, settings)
                 .await
-                .map(|created| (policy, created)),
-            Err(e) => Err(e),
+                .map(|created| created.map(|(policy, evaluator)| (World::V0_1(policy), evaluator))),
         };
         match started {
-            Ok((policy, Ok(evaluator))) => Ok(Instance {
+            Ok(Ok((world, evaluator))) => Ok(Instance {
                 store,
-                policy,
+                world,
                 evaluator,
             }),
-            Ok((_, Err(e))) => Err(EvalError::Settings(convert::settings_error(e))),
+            Ok(Err(settings)) => Err(EvalError::Settings(settings)),
             Err(e) => Err(classify(e, &store, limits)),
         }
     }
 
-    /// Runs `f` on a fresh instance in a fresh store under `limits`, classifying failures.
-    async fn call<R>(
-        &self,
-        limits: Limits,
-        f: impl AsyncFnOnce(
-            &bindings::AdmissionPolicy,
-            &mut Store<State>,
-        ) -> wasmtime::Result<Result<R, EvalError>>,
-    ) -> Result<R, EvalError> {
-        let mut store = self.store(limits);
-        let outcome = match self.pre.instantiate_async(&mut store).await {
-            Ok(policy) => f(&policy, &mut store).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(result) => result,
-            Err(e) => Err(classify(e, &store, limits)),
-        }
-    }
-
-    /// A fresh store: its own WASI context (nothing granted, stderr kept), memory cap and
-    /// deadline. At every epoch tick the guest yields to the executor, or traps with
-    /// `Interrupt` once the deadline (wall clock, see [`arm`]) has passed.
-    fn store(&self, limits: Limits) -> Store<State> {
+    /// A fresh store: its own WASI context (nothing granted, clocks only with the `clock`
+    /// capability, stderr kept), memory cap and deadline. At every epoch tick the guest yields
+    /// to the executor, or traps with `Interrupt` once the deadline (wall clock, see [`arm`])
+    /// has passed.
+    fn store(&self, limits: Limits, scope: Option<Arc<Scope>>) -> Store<State> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let clock = scope
+            .as_ref()
+            .filter(|s| s.grants.clock)
+            .map(|s| Arc::clone(s.capabilities.clock()));
+        let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone())
+            .monotonic_clock(MonotonicClock(clock.as_ref().map(|_| Instant::now())))
+            .wall_clock(WallClock(clock));
         let state = State {
-            wasi,
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             cap: MemoryCap::new(limits.memory),
             stderr,
-            policy: Arc::clone(&self.name),
+            // Logs and errors name the policy by the id the host knows it by.
+            policy: scope.as_ref().map_or_else(
+                || Arc::clone(&self.name),
+                |s| Arc::from(s.namespace.as_str()),
+            ),
+            scope,
             deadline: Instant::now(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -265,7 +429,7 @@ impl Prepared {
 }
 
 /// Starts the clock of one call: the deadline is `limits.timeout` from now, checked at the next
-/// epoch tick and every tick after.
+/// epoch tick and every tick after, and by every capability call.
 fn arm(store: &mut Store<State>, limits: Limits) {
     store.data_mut().deadline = Instant::now() + limits.timeout;
     store.set_epoch_deadline(1);
@@ -284,10 +448,16 @@ fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> Eva
     crate::error::classify(error, store.data().cap.refused, limits, &stderr)
 }
 
+/// The instance of whichever world the component exports.
+enum World {
+    Newest(bindings::AdmissionPolicy),
+    V0_1(v0_1::Policy),
+}
+
 /// A live instance with its evaluator (settings parsed once), reused across requests.
 pub(crate) struct Instance {
     store: Store<State>,
-    policy: bindings::AdmissionPolicy,
+    world: World,
     evaluator: ResourceAny,
 }
 
@@ -303,12 +473,18 @@ impl Instance {
         let lists = convert::Lists::new(request);
         let extra = lists.extra();
         let abi_request = convert::request_to_abi(request, &lists, &extra);
-        let result = self
-            .policy
-            .palisade_admission_policy()
-            .evaluator()
-            .call_validate(&mut self.store, self.evaluator, abi_request)
-            .await;
+        let result = match &self.world {
+            World::Newest(policy) => {
+                policy
+                    .palisade_admission_policy()
+                    .evaluator()
+                    .call_validate(&mut self.store, self.evaluator, abi_request)
+                    .await
+            }
+            World::V0_1(policy) => {
+                v0_1::validate(policy, &mut self.store, self.evaluator, &abi_request).await
+            }
+        };
         match result {
             Ok(Ok(verdict)) => {
                 let verdict = convert::verdict_from_abi(verdict);

@@ -107,6 +107,12 @@ impl EvalError {
     }
 }
 
+/// A host call (a capability) outlived the evaluation's deadline: the host stopped waiting,
+/// and the call ends as a timeout, as if an epoch interrupt had fired.
+#[derive(Debug, thiserror::Error)]
+#[error("the deadline passed while the policy waited on the host")]
+pub(crate) struct DeadlineExceeded;
+
 /// Names what stopped a guest call: the memory cap (when the limiter refused a growth), the
 /// deadline (an epoch interrupt), or a trap, whose message gets `guest_output` (what the guest
 /// said before dying: a Rust panic message) and whose backtrace is kept apart for logs.
@@ -121,6 +127,9 @@ pub(crate) fn classify(
             limit: limits.memory,
             requested,
         };
+    }
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        return EvalError::Timeout(limits.timeout);
     }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => EvalError::Timeout(limits.timeout),

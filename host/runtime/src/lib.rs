@@ -5,6 +5,7 @@
 mod abi;
 pub mod admission;
 mod cache;
+pub mod capabilities;
 mod component;
 mod engine;
 mod error;

@@ -9,7 +9,7 @@ root=$(cd "$here/../../.." && pwd)
 bash "$root/policies/pod-security/examples/demo.sh" "$palisade" "$policy" || true
 
 # The proxy side: request-guard through the Envoy-faithful proxy-wasm host.
-guard="$root/target/policies/wasm32-wasip1/wasm/request_guard.wasm"
+guard="$root/target/policies/proxy-wasm/request_guard.wasm"
 if [[ -f $guard ]]; then
   echo
   echo "\$ palisade run --policy request_guard.wasm --http policies/request-guard/examples/scenario.yaml"

@@ -1,7 +1,7 @@
 //! The webhook's configuration file (`palisade.yaml`): where to listen, TLS, input limits, the
 //! policies and the policy groups. Validated as a whole before anything is bound or loaded.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::expression::Expression;
 pub use palisade_runtime::admission::{FailurePolicy, Mode};
+use palisade_runtime::capabilities::{DataTables, Grants, StateLimits};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +31,68 @@ pub struct Config {
     /// Groups of policies combined by a boolean expression, served like policies.
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
+    /// Read-only data tables for policies with the `data` capability: name to file (YAML or
+    /// JSON, a mapping of keys to values), relative to the configuration file; re-read with it.
+    #[serde(default)]
+    pub data: BTreeMap<String, PathBuf>,
+    /// Bounds of the shared state of policies with the `state` capability (per policy).
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Bounds of the in-memory shared state, per policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Keys kept per policy; a new key past it forgets the least recently used one.
+    pub max_entries: usize,
+    /// Longest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        let limits = StateLimits::default();
+        Self {
+            max_entries: limits.max_entries,
+            max_key_bytes: limits.max_key_bytes,
+            max_value_bytes: limits.max_value_bytes,
+        }
+    }
+}
+
+impl From<StateConfig> for StateLimits {
+    fn from(c: StateConfig) -> Self {
+        Self {
+            max_entries: c.max_entries,
+            max_key_bytes: c.max_key_bytes,
+            max_value_bytes: c.max_value_bytes,
+        }
+    }
+}
+
+/// What a policy may ask of the host; nothing unless listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CapabilitiesConfig {
+    /// The clock (and WASI's clocks, which read zero otherwise).
+    pub clock: bool,
+    /// Shared state, kept across requests and reloads under the policy's id.
+    pub state: bool,
+    /// The data tables it may read (names of `data`), or `["*"]` for all.
+    pub data: BTreeSet<String>,
+}
+
+impl From<&CapabilitiesConfig> for Grants {
+    fn from(c: &CapabilitiesConfig) -> Self {
+        Self {
+            clock: c.clock,
+            state: c.state,
+            data: c.data.clone(),
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -99,6 +162,9 @@ pub struct PolicyConfig {
     /// Memory cap of one instance, in MiB.
     #[serde(default = "default_memory_mib")]
     pub memory_mib: usize,
+    /// What the policy may ask of the host.
+    #[serde(default)]
+    pub capabilities: CapabilitiesConfig,
 }
 
 fn default_timeout() -> Duration {
@@ -175,6 +241,9 @@ impl Config {
         for policy in &mut config.policies {
             policy.module = base.join(&policy.module);
         }
+        for file in config.data.values_mut() {
+            *file = base.join(&*file);
+        }
         if let Some(tls) = &mut config.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
@@ -195,6 +264,27 @@ impl Config {
     /// The parser's message, with line and column.
     pub fn parse(text: &str) -> Result<Self, String> {
         serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Reads the data tables: each file a mapping of keys to values, YAML or JSON.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file that cannot be read or is not such a mapping.
+    pub fn load_data(&self) -> Result<DataTables, ConfigError> {
+        let mut tables = BTreeMap::new();
+        for (name, path) in &self.data {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let table: BTreeMap<String, serde_json::Value> =
+                serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: format!("data table {name:?} must map keys to values: {e}"),
+                })?;
+            tables.insert(name.clone(), table);
+        }
+        Ok(DataTables::new(tables))
     }
 
     /// The part of the configuration the policy or group `id` needs (the policy, or the
@@ -245,6 +335,17 @@ impl Config {
                     policy.memory_mib
                 ));
             }
+            if let Some(table) = policy
+                .capabilities
+                .data
+                .iter()
+                .find(|t| *t != "*" && !self.data.contains_key(*t))
+            {
+                return Err(format!(
+                    "policies[{i}].capabilities.data: no data table is named {table:?} (data: {})",
+                    self.data.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
         }
         let policy_ids: BTreeSet<&str> = self.policies.iter().map(|p| p.id.as_str()).collect();
         for (i, group) in self.groups.iter().enumerate() {
@@ -264,6 +365,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.state.max_entries == 0 {
+            return Err("state.maxEntries: must be positive".into());
         }
         if self.limits.max_body_bytes == 0 || self.limits.max_concurrency == 0 {
             return Err("limits: maxBodyBytes and maxConcurrency must be positive".into());

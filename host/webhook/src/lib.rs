@@ -12,8 +12,9 @@ mod serve;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use palisade_runtime::capabilities::Capabilities;
 
-pub use config::{Config, ConfigError};
+pub use config::{CapabilitiesConfig, Config, ConfigError, StateConfig};
 pub use expression::Expression;
 pub use metrics::Metrics;
 pub use palisade_runtime::admission::{Decision, Outcome};
@@ -21,10 +22,13 @@ pub use policy_set::{Instances, PolicySet, Status};
 pub use router::{ApiError, router};
 pub use serve::{ServeOptions, Server, serve};
 
-/// What every request handler shares: the current policy set (swapped whole on reload),
-/// metrics and server limits.
+/// What every request handler shares: the current policy set (swapped whole on reload), the
+/// host capabilities every policy set is given (so shared state outlives reloads), metrics and
+/// server limits.
 pub struct AppState {
     set: ArcSwap<PolicySet>,
+    /// What policies may ask of the host; built once, kept across reloads.
+    pub capabilities: Arc<Capabilities>,
     /// The metrics registry.
     pub metrics: Metrics,
     /// Input limits of the current configuration.
@@ -34,9 +38,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State serving `set`.
+    /// State serving `set`, whose policies were given `capabilities`.
     #[must_use]
-    pub fn new(set: PolicySet, limits: config::ServerLimits, strict_ready: bool) -> Self {
+    pub fn new(
+        set: PolicySet,
+        capabilities: Arc<Capabilities>,
+        limits: config::ServerLimits,
+        strict_ready: bool,
+    ) -> Self {
         let metrics = Metrics::default();
         metrics.policies_failed.set(
             set.statuses()
@@ -46,6 +55,7 @@ impl AppState {
         );
         Self {
             set: ArcSwap::from_pointee(set),
+            capabilities,
             metrics,
             limits,
             strict_ready,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use palisade_runtime::admission::{Decision, Failure, Options, Outcome, Policy, Prepared};
+use palisade_runtime::capabilities::{Capabilities, Grants};
 use palisade_runtime::{Engine, Limits};
 use palisade_sdk::wire::{AdmissionRequest, Rule, Verdict};
 use serde::Serialize;
@@ -79,16 +80,20 @@ pub struct Status {
 }
 
 impl PolicySet {
-    /// Loads every policy of `config` (failures are recorded, not returned) and its groups.
-    /// Blocks the calling thread (compiling is CPU work).
+    /// Loads every policy of `config` (failures are recorded, not returned) and its groups;
+    /// policies get what their grants allow of `capabilities`. Blocks the calling thread
+    /// (compiling is CPU work).
     #[must_use]
-    pub fn load(config: &Config, engine: &Engine) -> Self {
+    pub fn load(config: &Config, engine: &Engine, capabilities: &Arc<Capabilities>) -> Self {
         // Policies sharing a module (same bytes) share one compiled, pre-instantiated copy.
         let mut modules = Modules::default();
         let policies = config
             .policies
             .iter()
-            .map(|p| (p.id.clone(), LoadedPolicy::load(p, engine, &mut modules)))
+            .map(|p| {
+                let loaded = LoadedPolicy::load(p, engine, capabilities, &mut modules);
+                (p.id.clone(), loaded)
+            })
             .collect();
         let groups = config
             .groups
@@ -264,8 +269,13 @@ impl PolicySet {
 }
 
 impl LoadedPolicy {
-    fn load(config: &PolicyConfig, engine: &Engine, modules: &mut Modules) -> Self {
-        let state = Self::prepare(config, engine, modules).map_err(|e| {
+    fn load(
+        config: &PolicyConfig,
+        engine: &Engine,
+        capabilities: &Arc<Capabilities>,
+        modules: &mut Modules,
+    ) -> Self {
+        let state = Self::prepare(config, engine, capabilities, modules).map_err(|e| {
             let message = format!("{e:#}");
             tracing::error!(policy = %config.id, module = %config.module.display(), error = %message, "policy failed to load");
             message
@@ -279,6 +289,7 @@ impl LoadedPolicy {
     fn prepare(
         config: &PolicyConfig,
         engine: &Engine,
+        capabilities: &Arc<Capabilities>,
         modules: &mut Modules,
     ) -> anyhow::Result<Policy> {
         use anyhow::Context;
@@ -308,6 +319,8 @@ impl LoadedPolicy {
             }),
             failure_policy: config.failure_policy,
             mode: config.mode,
+            capabilities: Some(Arc::clone(capabilities)),
+            grants: Grants::from(&config.capabilities),
             ..Options::default()
         };
         let policy = prepared

@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use palisade_runtime::Engine;
+use palisade_runtime::capabilities::{Capabilities, DataTables, MemoryStore, SystemClock};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
@@ -82,12 +83,23 @@ impl Server {
             ),
         };
         let engine = Arc::new(engine);
+        let capabilities = Arc::new(Capabilities::new(
+            Arc::new(SystemClock),
+            Arc::new(MemoryStore::new(config.state.into())),
+            config.load_data()?,
+        ));
         let set = {
-            let (config, engine) = (config.clone(), Arc::clone(&engine));
-            tokio::task::spawn_blocking(move || PolicySet::load(&config, &engine)).await?
+            let (config, engine, capabilities) = (
+                config.clone(),
+                Arc::clone(&engine),
+                Arc::clone(&capabilities),
+            );
+            tokio::task::spawn_blocking(move || PolicySet::load(&config, &engine, &capabilities))
+                .await?
         };
         let state = Arc::new(AppState::new(
             set,
+            capabilities,
             config.limits.clone(),
             options.strict_ready,
         ));
@@ -373,6 +385,7 @@ impl Watcher {
     fn track(&mut self, config: &Config) {
         let mut files = vec![self.config.clone()];
         files.extend(config.policies.iter().map(|p| p.module.clone()));
+        files.extend(config.data.values().cloned());
         if let Some(tls) = &config.tls {
             files.extend([tls.cert.clone(), tls.key.clone()]);
         }
@@ -450,11 +463,12 @@ async fn reload_loop(
             continue;
         }
         tracing::info!(forced, files = ?changed, "reloading configuration");
-        match reload(&options.config, &engine).await {
-            Ok((new_config, set)) => {
+        match reload(&options.config, &config, &engine, &state.capabilities).await {
+            Ok((new_config, set, data)) => {
                 if new_config.listen != config.listen {
                     tracing::warn!("listen address changed; it takes effect on restart");
                 }
+                state.capabilities.replace_data(data);
                 state.replace(set);
                 watcher.track(&new_config);
                 config = new_config;
@@ -471,13 +485,28 @@ async fn reload_loop(
     }
 }
 
-/// Loads a new configuration and policy set; any failure (invalid file, a policy that does
-/// not load) rejects the whole reload.
-async fn reload(path: &Path, engine: &Arc<Engine>) -> anyhow::Result<(Config, PolicySet)> {
+/// Loads a new configuration, its data tables and policy set; any failure (invalid file, a
+/// data table that does not read, a policy that does not load, a change that needs a restart)
+/// rejects the whole reload.
+async fn reload(
+    path: &Path,
+    current: &Config,
+    engine: &Arc<Engine>,
+    capabilities: &Arc<Capabilities>,
+) -> anyhow::Result<(Config, PolicySet, DataTables)> {
     let config = Config::load(path)?;
+    if config.state != current.state {
+        bail!(
+            "{}: state (the shared state's bounds) changed; it takes effect on restart",
+            path.display()
+        );
+    }
+    let data = config.load_data()?;
     let set = {
-        let (config, engine) = (config.clone(), Arc::clone(engine));
-        tokio::task::spawn_blocking(move || PolicySet::load(&config, &engine)).await?
+        let (config, engine, capabilities) =
+            (config.clone(), Arc::clone(engine), Arc::clone(capabilities));
+        tokio::task::spawn_blocking(move || PolicySet::load(&config, &engine, &capabilities))
+            .await?
     };
     if let Some(failed) = set.statuses().into_iter().find(|s| s.status == "error") {
         bail!(
@@ -486,5 +515,5 @@ async fn reload(path: &Path, engine: &Arc<Engine>) -> anyhow::Result<(Config, Po
             failed.error.unwrap_or_default()
         );
     }
-    Ok((config, set))
+    Ok((config, set, data))
 }

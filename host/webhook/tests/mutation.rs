@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
+use palisade_runtime::capabilities::Capabilities;
 use palisade_runtime::{Engine, EngineConfig};
 use palisade_webhook::{AppState, Config, PolicySet, router};
 use serde_json::{Value, json};
@@ -14,7 +15,7 @@ use tower::ServiceExt;
 
 fn state() -> Arc<AppState> {
     let module = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/wasm32-wasip2/wasm/pod_security.wasm");
+        .join("../../target/policies/admission-component/pod_security.wasm");
     assert!(
         module.is_file(),
         "{} is missing: run `make policies`",
@@ -27,8 +28,10 @@ fn state() -> Arc<AppState> {
     let config = Config::parse(&text).expect("config");
     config.validate().expect("valid");
     let engine = Engine::new(EngineConfig::default()).expect("engine");
+    let capabilities = Arc::new(Capabilities::default());
     Arc::new(AppState::new(
-        PolicySet::load(&config, &engine),
+        PolicySet::load(&config, &engine, &capabilities),
+        capabilities,
         config.limits.clone(),
         true,
     ))

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
+use palisade_runtime::capabilities::Capabilities;
 use palisade_runtime::{Engine, EngineConfig};
 use palisade_webhook::{AppState, Config, PolicySet, router};
 use serde_json::{Value, json};
@@ -19,7 +20,7 @@ fn engine() -> &'static Engine {
 
 fn hostile() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/wasm32-wasip2/wasm/hostile.wasm");
+        .join("../../target/policies/admission-component/hostile.wasm");
     assert!(
         path.is_file(),
         "{} is missing: run `make policies`",
@@ -48,8 +49,10 @@ fn state(strict: bool) -> Arc<AppState> {
     let text = CONFIG.replace("HOSTILE", hostile().to_str().expect("utf-8"));
     let config = Config::parse(&text).expect("config parses");
     config.validate().expect("config is valid");
+    let capabilities = Arc::new(Capabilities::default());
     Arc::new(AppState::new(
-        PolicySet::load(&config, engine()),
+        PolicySet::load(&config, engine(), &capabilities),
+        capabilities,
         config.limits.clone(),
         strict,
     ))

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 fn hostile() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/wasm32-wasip2/wasm/hostile.wasm");
+        .join("../../target/policies/admission-component/hostile.wasm");
     assert!(
         path.is_file(),
         "{} is missing: run `make policies`",

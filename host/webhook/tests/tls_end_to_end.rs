@@ -18,7 +18,7 @@ const BARE_POD_DENIAL: &str = r#"violates PodSecurity "restricted:latest": allow
 
 fn module(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/wasm32-wasip2/wasm")
+        .join("../../target/policies/admission-component")
         .join(name);
     assert!(
         path.is_file(),

@@ -10,7 +10,7 @@
 use palisade_sdk::wire::{
     AdmissionRequest, Operation, PatchOperation, PolicyMetadata, RawJson, Rule, Verdict,
 };
-use palisade_sdk::{AdmissionPolicy, PolicyError};
+use palisade_sdk::{AdmissionPolicy, Host, PolicyError, SettingsError};
 
 mod checks;
 mod exemption;
@@ -41,6 +41,7 @@ pub struct PodSecurity;
 
 impl AdmissionPolicy for PodSecurity {
     type Settings = Settings;
+    type Prepared = Settings;
 
     fn metadata() -> PolicyMetadata {
         let operations = [Operation::Create, Operation::Update];
@@ -73,7 +74,15 @@ impl AdmissionPolicy for PodSecurity {
         }
     }
 
-    fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
+    fn prepare(settings: Settings) -> Result<Settings, SettingsError> {
+        Ok(settings)
+    }
+
+    fn evaluate(
+        request: &AdmissionRequest,
+        settings: &Settings,
+        _host: &dyn Host,
+    ) -> Result<Verdict, PolicyError> {
         evaluate(request, settings)
     }
 }
@@ -206,7 +215,7 @@ fn required<'a>(object: Option<Pod<'a>>, field: &str) -> Result<Pod<'a>, PolicyE
     object.ok_or_else(|| PolicyError::InvalidRequest(format!("the request has no {field}")))
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "admission-component"))]
 palisade_sdk::export_admission!(PodSecurity);
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 )]
 
 use palisade_sdk::wire::{HeaderChange, HttpRequest, HttpVerdict};
-use palisade_sdk::{HttpPolicy, PolicyError};
+use palisade_sdk::{Host, HttpPolicy, PolicyError, SettingsError};
 
 mod path;
 mod pattern;
@@ -26,8 +26,17 @@ pub struct RequestGuard;
 
 impl HttpPolicy for RequestGuard {
     type Settings = Settings;
+    type Prepared = Settings;
 
-    fn evaluate(request: &HttpRequest, settings: &Settings) -> Result<HttpVerdict, PolicyError> {
+    fn prepare(settings: Settings) -> Result<Settings, SettingsError> {
+        Ok(settings)
+    }
+
+    fn evaluate(
+        request: &HttpRequest,
+        settings: &Settings,
+        _host: &dyn Host,
+    ) -> Result<HttpVerdict, PolicyError> {
         evaluate(request, settings)
     }
 }
@@ -91,5 +100,5 @@ fn denied_path(path: &str, settings: &Settings) -> Option<String> {
     })
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "proxy-wasm"))]
 palisade_sdk::export_proxy_wasm!(RequestGuard);

@@ -1,12 +1,16 @@
 //! The adapter that exports an [`AdmissionPolicy`] as a component of the `palisade:admission`
-//! WIT world (wasm32-wasip2). Only this module and its children name the generated bindings.
+//! WIT world (wasm32-wasip2), and serves its [`Host`] with the world's imports. Only this module
+//! and its children name the generated bindings.
 
 mod convert;
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
+use crate::host::{Entry, Host, HostError, Level};
 use crate::{AdmissionPolicy, parse_settings};
 use bindings::exports::palisade::admission::policy as abi;
+use bindings::palisade::admission::{clock, data, log, state};
 
 #[doc(hidden)]
 pub mod bindings {
@@ -27,10 +31,16 @@ pub use wit_bindgen::rt;
 #[doc(hidden)]
 pub struct Component<P>(PhantomData<P>);
 
-/// An `evaluator` resource: settings parsed once, then any number of requests.
+/// An `evaluator` resource: settings parsed and prepared once, then any number of requests.
 #[doc(hidden)]
 pub struct Evaluator<P: AdmissionPolicy> {
-    settings: P::Settings,
+    prepared: P::Prepared,
+}
+
+/// Settings text to prepared settings: parsed, validated, compiled.
+fn prepare<P: AdmissionPolicy>(settings: &str) -> Result<P::Prepared, abi::SettingsError> {
+    let settings = parse_settings::<P::Settings>(settings)?;
+    Ok(P::prepare(settings)?)
 }
 
 impl<P: AdmissionPolicy + 'static> abi::Guest for Component<P> {
@@ -41,28 +51,71 @@ impl<P: AdmissionPolicy + 'static> abi::Guest for Component<P> {
     }
 
     fn validate_settings(settings: String) -> Result<(), abi::SettingsError> {
-        parse_settings::<P::Settings>(&settings)
-            .map(drop)
-            .map_err(Into::into)
+        prepare::<P>(&settings).map(drop)
     }
 }
 
 impl<P: AdmissionPolicy + 'static> abi::GuestEvaluator for Evaluator<P> {
     fn create(settings: String) -> Result<abi::Evaluator, abi::SettingsError> {
-        let settings = parse_settings::<P::Settings>(&settings)?;
-        Ok(abi::Evaluator::new(Self { settings }))
+        let prepared = prepare::<P>(&settings)?;
+        Ok(abi::Evaluator::new(Self { prepared }))
     }
 
     fn validate(&self, request: abi::AdmissionRequest) -> Result<abi::Verdict, abi::PolicyError> {
-        let request = convert::request_from_abi(request)?;
-        let verdict = P::evaluate(&request, &self.settings)?;
+        let request = convert::request_from_abi(request);
+        let verdict = P::evaluate(&request, &self.prepared, &Imports)?;
         convert::verdict_to_abi(verdict)
+    }
+}
+
+/// The [`Host`] of a component: the world's imports.
+struct Imports;
+
+impl Host for Imports {
+    fn now(&self) -> Result<Duration, HostError> {
+        clock::now()
+            .map(Duration::from_nanos)
+            .map_err(convert::host_error)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Entry>, HostError> {
+        state::get(key)
+            .map(|entry| {
+                entry.map(|e| Entry {
+                    value: e.value,
+                    cas: e.cas,
+                })
+            })
+            .map_err(convert::host_error)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
+        state::set(key, value, cas).map_err(convert::host_error)
+    }
+
+    fn data(&self, table: &str, key: &str) -> Result<Option<String>, HostError> {
+        data::get(table, key).map_err(convert::host_error)
+    }
+
+    fn data_keys(&self, table: &str, prefix: &str) -> Result<Vec<String>, HostError> {
+        data::keys(table, prefix).map_err(convert::host_error)
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Trace => log::Level::Trace,
+            Level::Debug => log::Level::Debug,
+            Level::Info => log::Level::Info,
+            Level::Warn => log::Level::Warn,
+            Level::Error => log::Level::Error,
+        };
+        log::log(level, message);
     }
 }
 
 /// Exports a policy type as a `palisade:admission` component:
 /// `palisade_sdk::export_admission!(PodSecurity);` in the policy's `lib.rs`, under
-/// `#[cfg(target_arch = "wasm32")]`.
+/// `#[cfg(all(target_arch = "wasm32", feature = "admission-component"))]`.
 #[macro_export]
 macro_rules! export_admission {
     ($policy:ty) => {

@@ -1,6 +1,6 @@
 //! Palisade's guest SDK: the [`wire`] types every host and policy share, the [`AdmissionPolicy`]
-//! and [`HttpPolicy`] traits a policy implements, settings parsing, and one export macro per ABI
-//! (behind features).
+//! and [`HttpPolicy`] traits a policy implements, the [`Host`] it may ask for time, shared state
+//! and data, settings parsing, and one export macro per ABI (behind features).
 //! Without features this crate needs serde and serde_json only and builds for native and wasm.
 #![deny(
     clippy::unwrap_used,
@@ -16,6 +16,7 @@ extern crate self as palisade_sdk;
 
 #[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
 pub mod admission_component;
+pub mod host;
 mod policy;
 #[cfg(any(test, all(feature = "proxy-wasm", target_arch = "wasm32")))]
 mod property;
@@ -26,5 +27,6 @@ mod settings;
 pub mod testing;
 pub mod wire;
 
+pub use host::{Host, HostError};
 pub use policy::{AdmissionPolicy, HttpPolicy, PolicyError};
 pub use settings::{PolicySettings, SettingsError, parse_settings};

@@ -1,18 +1,30 @@
 //! The contract between a policy's logic and the ABI adapters that export it.
 
-use crate::PolicySettings;
 use crate::wire::{AdmissionRequest, HttpRequest, HttpVerdict, PolicyMetadata, Verdict};
+use crate::{Host, PolicySettings, SettingsError};
 
-/// An admission policy: a pure function from a request and parsed settings to a [`Verdict`].
+/// An admission policy: a function from a request, its prepared settings and what the host
+/// gives (time, shared state, data tables) to a [`Verdict`].
 ///
-/// Implementations do no IO and read no clock, randomness or globals, so every fixture is
-/// deterministic. Export one with `palisade_sdk::export_admission!(Type)`.
+/// Implementations do no IO and read no clock, randomness or globals of their own: everything
+/// comes in as arguments, so every fixture is deterministic. Export one with
+/// `palisade_sdk::export_admission!(Type)`.
 pub trait AdmissionPolicy {
-    /// The policy's settings; parsed and validated once, before any request.
+    /// The policy's settings, as configured.
     type Settings: PolicySettings;
+    /// What the settings compile to, once per instance (regexes, rule indexes, keys); the
+    /// settings themselves when there is nothing to compile.
+    type Prepared;
 
     /// The policy's self-description (name, version, rules).
     fn metadata() -> PolicyMetadata;
+
+    /// Compiles validated settings, once per instance, before any request; also run when a
+    /// host checks settings, so what cannot compile is a settings error at load.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the setting that cannot be compiled.
+    fn prepare(settings: Self::Settings) -> Result<Self::Prepared, SettingsError>;
 
     /// Decides on one request. A denial is `Ok`; `Err` means the policy could not decide.
     ///
@@ -21,23 +33,29 @@ pub trait AdmissionPolicy {
     /// parse as the kind it claims to be).
     fn evaluate(
         request: &AdmissionRequest,
-        settings: &Self::Settings,
+        prepared: &Self::Prepared,
+        host: &dyn Host,
     ) -> Result<Verdict, PolicyError>;
 }
 
-/// An HTTP policy (a proxy filter): a pure function from a request's headers and connection,
-/// and parsed settings, to an [`HttpVerdict`].
+/// An HTTP policy (a proxy filter): a function from a request's headers and connection, its
+/// prepared settings and what the host gives (time, shared state) to an [`HttpVerdict`].
 ///
-/// Implementations do no IO and read no clock, randomness or globals; the adapter supplies what
-/// they would need (for example [`HttpRequest::nonce`]), so every fixture is deterministic.
-/// Export one with `palisade_sdk::export_proxy_wasm!(Type)`.
-///
-/// Stateful capabilities (token buckets and counters shared across requests and workers) are
-/// not part of this trait yet: they will come as a host-provided context argument to
-/// `evaluate`, in a later issue.
+/// Implementations do no IO and read no clock, randomness or globals of their own; the adapter
+/// supplies what they need (for example [`HttpRequest::nonce`], or the [`Host`]), so every
+/// fixture is deterministic. Export one with `palisade_sdk::export_proxy_wasm!(Type)`.
 pub trait HttpPolicy {
     /// The policy's settings; parsed and validated once, when the proxy configures the filter.
     type Settings: PolicySettings;
+    /// What the settings compile to, once per VM.
+    type Prepared;
+
+    /// Compiles validated settings when the proxy configures the filter.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the setting that cannot be compiled; the proxy then rejects
+    /// the configuration.
+    fn prepare(settings: Self::Settings) -> Result<Self::Prepared, SettingsError>;
 
     /// Decides on one request at the request-headers phase. A denial is `Ok`; `Err` means the
     /// policy could not decide, and the adapter fails closed (403, reason `policy-error`).
@@ -46,7 +64,8 @@ pub trait HttpPolicy {
     /// [`PolicyError`] when the request cannot be evaluated.
     fn evaluate(
         request: &HttpRequest,
-        settings: &Self::Settings,
+        prepared: &Self::Prepared,
+        host: &dyn Host,
     ) -> Result<HttpVerdict, PolicyError>;
 }
 
@@ -59,4 +78,10 @@ pub enum PolicyError {
     /// The policy failed for a reason of its own.
     #[error("internal policy error: {0}")]
     Internal(String),
+}
+
+impl From<crate::HostError> for PolicyError {
+    fn from(error: crate::HostError) -> Self {
+        Self::Internal(error.to_string())
+    }
 }

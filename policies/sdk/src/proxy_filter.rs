@@ -1,14 +1,18 @@
 //! The adapter that exports an [`HttpPolicy`] as a proxy-wasm ABI 0.2.1 HTTP filter (Envoy,
-//! Istio; built for wasm32-wasip1). Only this module names the `proxy-wasm` crate; it calls the
-//! SDK's `hostcalls` directly, because its trait helpers `unwrap` statuses a host may return.
+//! Istio; built for wasm32-wasip1), and serves its [`Host`] with proxy-wasm's clock, shared data
+//! (shared by every worker's VM of the plugin) and log calls. Only this module names the
+//! `proxy-wasm` crate; it calls the SDK's `hostcalls` directly, because its trait helpers
+//! `unwrap` statuses a host may return.
 
 use std::marker::PhantomData;
 use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 
+use crate::host::{Entry, Host, HostError, Level};
 use crate::property::connection_from_properties;
 use crate::wire::{HeaderChange, HttpRequest, HttpVerdict, Nonce};
 use crate::{HttpPolicy, PolicyError, parse_settings};
@@ -31,9 +35,10 @@ pub fn start<P: HttpPolicy + 'static>() {
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::<P>::new()) });
 }
 
-/// The root context: parses the plugin configuration once and hands it to every stream.
+/// The root context: parses and prepares the plugin configuration once and hands it to every
+/// stream.
 struct Root<P: HttpPolicy> {
-    settings: Option<Rc<P::Settings>>,
+    settings: Option<Rc<P::Prepared>>,
 }
 
 impl<P: HttpPolicy> Root<P> {
@@ -63,9 +68,9 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
                 return false;
             }
         };
-        match parse_settings::<P::Settings>(&text) {
-            Ok(settings) => {
-                self.settings = Some(Rc::new(settings));
+        match parse_settings::<P::Settings>(&text).and_then(P::prepare) {
+            Ok(prepared) => {
+                self.settings = Some(Rc::new(prepared));
                 true
             }
             Err(e) => {
@@ -91,7 +96,7 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
 /// One HTTP stream: decides at the request headers, applies response changes later.
 struct Stream<P: HttpPolicy> {
     /// `None` when the plugin was never configured successfully: every request fails closed.
-    settings: Option<Rc<P::Settings>>,
+    settings: Option<Rc<P::Prepared>>,
     /// The verdict's response header changes, kept for `on_http_response_headers`.
     response_headers: Vec<HeaderChange>,
     policy: PhantomData<P>,
@@ -141,7 +146,68 @@ impl<P: HttpPolicy> Stream<P> {
         let settings = self.settings.as_deref().ok_or_else(|| {
             PolicyError::Internal("the filter has no settings: on_configure did not succeed".into())
         })?;
-        P::evaluate(&read_request()?, settings)
+        P::evaluate(&read_request()?, settings, &ProxyHost)
+    }
+}
+
+/// The [`Host`] of a proxy filter: proxy-wasm's clock, shared data and log calls. Shared data
+/// is common to every VM of the plugin's `vm_id` on the proxy (all its workers), which is what
+/// makes counters and token buckets shared between workers; data tables do not exist here.
+struct ProxyHost;
+
+impl Host for ProxyHost {
+    fn now(&self) -> Result<Duration, HostError> {
+        hostcalls::get_current_time()
+            .map_err(|status| {
+                HostError::Unavailable(format!("proxy_get_current_time_nanoseconds: {status:?}"))
+            })?
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| HostError::Unavailable(format!("the proxy's clock is before 1970: {e}")))
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Entry>, HostError> {
+        match hostcalls::get_shared_data(key) {
+            // An empty value may come without bytes.
+            Ok((value, Some(cas))) => Ok(Some(Entry {
+                value: value.unwrap_or_default(),
+                cas,
+            })),
+            Ok((_, None)) => Ok(None),
+            Err(status) => Err(HostError::Unavailable(format!(
+                "proxy_get_shared_data({key:?}): {status:?}"
+            ))),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
+        let cas = (cas != 0).then_some(cas);
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(true),
+            Err(Status::CasMismatch) => Ok(false),
+            Err(status) => Err(HostError::Unavailable(format!(
+                "proxy_set_shared_data({key:?}): {status:?}"
+            ))),
+        }
+    }
+
+    fn data(&self, _table: &str, _key: &str) -> Result<Option<String>, HostError> {
+        Err(HostError::Unsupported("data tables"))
+    }
+
+    fn data_keys(&self, _table: &str, _prefix: &str) -> Result<Vec<String>, HostError> {
+        Err(HostError::Unsupported("data tables"))
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Trace => LogLevel::Trace,
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        // A log line that cannot be written has nowhere to be reported.
+        let _ = hostcalls::log(level, message);
     }
 }
 

@@ -1,7 +1,8 @@
-//! The fixture runner: one `<case>.yaml` (settings + request) and one `<case>.expected.json`
-//! (the outcome) per test, discovered at run time, so adding a file adds a test. One runner for
-//! every kind of policy (admission requests and verdicts, HTTP requests and verdicts), natively
-//! through a policy's `evaluate` or through any host: the caller supplies the evaluation.
+//! The fixture runner: one `<case>.yaml` (settings, request, and what the host gives) and one
+//! `<case>.expected.json` (the outcome) per test, discovered at run time in a directory and its
+//! subdirectories, so adding a file adds a test. One runner for every kind of policy (admission
+//! requests and verdicts, HTTP requests and verdicts), natively through a policy's `evaluate`
+//! with a deterministic [`TestHost`], or through any host: the caller supplies the evaluation.
 //!
 //! `PALISADE_BLESS=1` rewrites the expected files instead of comparing.
 
@@ -9,11 +10,15 @@ use anyhow::{Context, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::host::{Entry, Host, HostError, Level};
 use crate::wire::{AdmissionRequest, HttpRequest, HttpVerdict, Verdict};
 use crate::{AdmissionPolicy, HttpPolicy, PolicyError, PolicySettings, parse_settings};
 
@@ -70,11 +75,12 @@ impl FixtureVerdict for HttpVerdict {
     }
 }
 
-/// One fixture: a named case with settings and a complete request (an admission request
-/// unless said otherwise).
+/// One fixture: a named case with settings, a complete request (an admission request unless
+/// said otherwise), what the host gives, and how many times the request is evaluated.
 #[derive(Debug, Clone)]
 pub struct Fixture<R = AdmissionRequest> {
-    /// The case name: the file name without `.yaml`.
+    /// The case name: the file's path under the fixture directory, without `.yaml`
+    /// (`baseline/deny-privileged`).
     pub name: String,
     /// The `<case>.yaml` file.
     pub path: PathBuf,
@@ -82,14 +88,201 @@ pub struct Fixture<R = AdmissionRequest> {
     pub settings: String,
     /// The request, built by [`FixtureRequest::from_fixture`].
     pub request: R,
+    /// The time, data tables and state the host gives.
+    pub host: FixtureHost,
+    /// How many times the request is evaluated, one after another, with the same host (its
+    /// state carries over); the last outcome is the one checked.
+    pub repeat: u32,
 }
 
 impl<R> Fixture<R> {
-    /// Where this case's expected outcome lives.
+    /// Where this case's expected outcome lives: `<case>.expected.json` beside the case.
     #[must_use]
     pub fn expected_path(&self) -> PathBuf {
+        let stem = self
+            .path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        self.path.with_file_name(format!("{stem}.expected.json"))
+    }
+
+    /// The file name without `.yaml`: what the `allow-`/`deny-`/`error-` prefix is read from.
+    #[must_use]
+    pub fn file_stem(&self) -> &str {
         self.path
-            .with_file_name(format!("{}.expected.json", self.name))
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+    }
+}
+
+/// What the host gives a fixture's policy: the time and the data tables. Every fixture starts
+/// with empty state.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FixtureHost {
+    /// The time the clock reads, RFC 3339 UTC (`2026-01-01T00:00:00Z`, the default).
+    #[serde(deserialize_with = "rfc3339")]
+    pub now: Duration,
+    /// Data tables: name, then key to JSON value.
+    pub data: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+/// 2026-01-01T00:00:00Z, the time fixtures run at unless they say otherwise.
+pub const FIXTURE_EPOCH: Duration = Duration::from_secs(1_767_225_600);
+
+impl Default for FixtureHost {
+    fn default() -> Self {
+        Self {
+            now: FIXTURE_EPOCH,
+            data: BTreeMap::new(),
+        }
+    }
+}
+
+fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_rfc3339(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an RFC 3339 UTC time such as 2026-01-01T00:00:00Z"
+        ))
+    })
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into the time since the Unix epoch.
+#[must_use]
+#[expect(
+    clippy::arithmetic_side_effects,
+    reason = "month, day, hour, minute and second are range-checked first; the year's arithmetic is checked"
+)]
+pub fn parse_rfc3339(text: &str) -> Option<Duration> {
+    let (date, time) = text.split_once(['T', 't'])?;
+    let time = time.strip_suffix(['Z', 'z'])?;
+    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
+    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+    let (time, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut time = time.splitn(3, ':').map(str::parse::<u64>);
+    let (hour, minute, second) = (time.next()?.ok()?, time.next()?.ok()?, time.next()?.ok()?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month.checked_add(9)?).rem_euclid(12);
+    let doy = (153_i64.checked_mul(mp)?.checked_add(2)?) / 5 + day.checked_sub(1)?;
+    let doe = yoe.checked_mul(365)? + yoe / 4 - yoe / 100 + doy;
+    let days = era
+        .checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)?;
+    let seconds = u64::try_from(days)
+        .ok()?
+        .checked_mul(86_400)?
+        .checked_add(hour * 3600 + minute * 60 + second)?;
+    let nanos = if fraction.is_empty() {
+        0
+    } else {
+        let digits: String = fraction
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        digits.parse::<u32>().ok()?
+    };
+    Some(Duration::new(seconds, nanos))
+}
+
+/// The deterministic [`Host`] of native fixture runs: the fixture's time and data, state in a
+/// map (empty at the start of each fixture), log lines kept.
+#[derive(Debug, Default)]
+pub struct TestHost {
+    /// The time the clock reads.
+    pub now: Duration,
+    /// The data tables: name, then key to JSON value.
+    pub data: BTreeMap<String, BTreeMap<String, Value>>,
+    state: RefCell<BTreeMap<String, Entry>>,
+    next_cas: RefCell<u32>,
+    logs: RefCell<Vec<(Level, String)>>,
+}
+
+impl TestHost {
+    /// A host giving what the fixture says.
+    #[must_use]
+    pub fn new(host: &FixtureHost) -> Self {
+        Self {
+            now: host.now,
+            data: host.data.clone(),
+            ..Self::default()
+        }
+    }
+
+    /// The log lines written so far.
+    #[must_use]
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.logs.borrow().clone()
+    }
+}
+
+impl Host for TestHost {
+    fn now(&self) -> Result<Duration, HostError> {
+        Ok(self.now)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Entry>, HostError> {
+        Ok(self.state.borrow().get(key).cloned())
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
+        let mut state = self.state.borrow_mut();
+        if cas != 0 && state.get(key).map(|e| e.cas) != Some(cas) {
+            return Ok(false);
+        }
+        let mut next = self.next_cas.borrow_mut();
+        *next = next.wrapping_add(1).max(1);
+        state.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                cas: *next,
+            },
+        );
+        Ok(true)
+    }
+
+    fn data(&self, table: &str, key: &str) -> Result<Option<String>, HostError> {
+        let table = self
+            .data
+            .get(table)
+            .ok_or_else(|| HostError::Invalid(format!("no data table {table:?}")))?;
+        Ok(table.get(key).map(Value::to_string))
+    }
+
+    fn data_keys(&self, table: &str, prefix: &str) -> Result<Vec<String>, HostError> {
+        let table = self
+            .data
+            .get(table)
+            .ok_or_else(|| HostError::Invalid(format!("no data table {table:?}")))?;
+        Ok(table
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_owned()));
     }
 }
 
@@ -114,19 +307,38 @@ struct FixtureFile {
     description: Option<String>,
     #[serde(default)]
     settings: Value,
+    #[serde(default)]
+    host: FixtureHost,
+    #[serde(default = "one")]
+    repeat: u32,
     request: Value,
 }
 
-/// Every `*.yaml` fixture file of `dir`, sorted by name.
+fn one() -> u32 {
+    1
+}
+
+/// Every `*.yaml` fixture file under `dir` and its subdirectories, sorted by path.
 ///
 /// # Errors
-/// When the directory cannot be read.
+/// When a directory cannot be read.
 pub fn fixture_paths(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading fixture directory {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
+    let mut paths = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .with_context(|| format!("reading fixture directory {}", dir.display()))?
+        {
+            let path = entry
+                .with_context(|| format!("reading fixture directory {}", dir.display()))?
+                .path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                paths.push(path);
+            }
+        }
+    }
     paths.sort();
     Ok(paths)
 }
@@ -138,27 +350,37 @@ pub fn fixture_paths(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn load_fixtures<R: FixtureRequest>(dir: &Path) -> anyhow::Result<Vec<Fixture<R>>> {
     fixture_paths(dir)?
         .iter()
-        .map(|p| load_fixture(p))
+        .map(|p| load_fixture(dir, p))
         .collect()
 }
 
-fn load_fixture<R: FixtureRequest>(path: &Path) -> anyhow::Result<Fixture<R>> {
+fn load_fixture<R: FixtureRequest>(dir: &Path, path: &Path) -> anyhow::Result<Fixture<R>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading fixture {}", path.display()))?;
     let file: FixtureFile = serde_yaml::from_str(&text)
         .with_context(|| format!("parsing fixture {}", path.display()))?;
-    let name = path
-        .file_stem()
+    let relative = path.strip_prefix(dir).unwrap_or(path).with_extension("");
+    let name = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    if file.repeat == 0 {
+        bail!("fixture {}: repeat must be at least 1", path.display());
+    }
+    let stem = relative
+        .file_name()
         .and_then(|s| s.to_str())
-        .with_context(|| format!("fixture name of {}", path.display()))?
-        .to_owned();
-    let request = R::from_fixture(file.request, &name)
+        .with_context(|| format!("fixture name of {}", path.display()))?;
+    let request = R::from_fixture(file.request, stem)
         .with_context(|| format!("building the request of fixture {}", path.display()))?;
     Ok(Fixture {
         name,
         path: path.to_owned(),
         settings: file.settings.to_string(),
         request,
+        host: file.host,
+        repeat: file.repeat,
     })
 }
 
@@ -225,37 +447,51 @@ fn type_of(object: &Value) -> (String, String, String) {
     (group.to_owned(), version.to_owned(), kind.to_owned())
 }
 
-/// Evaluates a fixture natively through the admission policy `P`: settings parsed and
-/// validated first, as hosts do.
+/// Evaluates a fixture natively through the admission policy `P`, as hosts do: settings
+/// parsed, validated and prepared first, then the request `repeat` times with a [`TestHost`].
 #[must_use]
 pub fn evaluate_natively<P: AdmissionPolicy>(fixture: &Fixture) -> Outcome {
-    decide(&fixture.settings, |settings| {
-        P::evaluate(&fixture.request, settings)
-    })
+    decide(
+        &fixture.settings,
+        P::prepare,
+        fixture,
+        |prepared: &P::Prepared, host| P::evaluate(&fixture.request, prepared, host),
+    )
 }
 
-/// Evaluates a fixture natively through the HTTP policy `P`: settings parsed and validated
-/// first, as the proxy-wasm adapter does in `on_configure`.
+/// Evaluates a fixture natively through the HTTP policy `P`, as the proxy-wasm adapter does:
+/// settings parsed, validated and prepared in `on_configure`, then the request `repeat` times.
 #[must_use]
 pub fn evaluate_http_natively<P: HttpPolicy>(
     fixture: &Fixture<HttpRequest>,
 ) -> Outcome<HttpVerdict> {
-    decide(&fixture.settings, |settings| {
-        P::evaluate(&fixture.request, settings)
-    })
+    decide(
+        &fixture.settings,
+        P::prepare,
+        fixture,
+        |prepared: &P::Prepared, host| P::evaluate(&fixture.request, prepared, host),
+    )
 }
 
-fn decide<S: PolicySettings, V>(
+fn decide<S: PolicySettings, Pr, R, V>(
     settings: &str,
-    evaluate: impl FnOnce(&S) -> Result<V, PolicyError>,
+    prepare: impl FnOnce(S) -> Result<Pr, crate::SettingsError>,
+    fixture: &Fixture<R>,
+    evaluate: impl Fn(&Pr, &dyn Host) -> Result<V, PolicyError>,
 ) -> Outcome<V> {
-    match parse_settings::<S>(settings) {
-        Err(e) => Outcome::SettingsError(e.to_string()),
-        Ok(settings) => match evaluate(&settings) {
+    let prepared = match parse_settings::<S>(settings).and_then(prepare) {
+        Ok(prepared) => prepared,
+        Err(e) => return Outcome::SettingsError(e.to_string()),
+    };
+    let host = TestHost::new(&fixture.host);
+    let mut outcome = Outcome::Error("the fixture was not evaluated".to_owned());
+    for _ in 0..fixture.repeat {
+        outcome = match evaluate(&prepared, &host) {
             Ok(verdict) => Outcome::Verdict(verdict),
             Err(e) => Outcome::Error(e.to_string()),
-        },
+        };
     }
+    outcome
 }
 
 /// Checks one fixture's outcome against its expected file (or writes it when blessing), and that
@@ -292,10 +528,11 @@ pub fn check<R, V: FixtureVerdict>(
             );
         }
     }
+    let stem = fixture.file_stem();
     let prefix_ok = match outcome {
-        Outcome::Verdict(v) if v.is_allowed() => fixture.name.starts_with("allow-"),
-        Outcome::Verdict(_) => fixture.name.starts_with("deny-"),
-        Outcome::SettingsError(_) | Outcome::Error(_) => fixture.name.starts_with("error-"),
+        Outcome::Verdict(v) if v.is_allowed() => stem.starts_with("allow-"),
+        Outcome::Verdict(_) => stem.starts_with("deny-"),
+        Outcome::SettingsError(_) | Outcome::Error(_) => stem.starts_with("error-"),
     };
     if !prefix_ok {
         bail!(
@@ -315,9 +552,19 @@ where
     V: FixtureVerdict,
     F: Fn(&Fixture<R>) -> Outcome<V> + Send + Sync + 'static,
 {
-    let args = libtest_mimic::Arguments::from_args();
+    run_trials(fixture_trials(label, dir, evaluate))
+}
+
+/// The fixtures of `dir` as libtest-mimic tests named `<label>::<case>` (a crate with two
+/// homes runs both sets with [`run_trials`]).
+pub fn fixture_trials<R, V, F>(label: &str, dir: &Path, evaluate: F) -> Vec<libtest_mimic::Trial>
+where
+    R: FixtureRequest + Send + 'static,
+    V: FixtureVerdict,
+    F: Fn(&Fixture<R>) -> Outcome<V> + Send + Sync + 'static,
+{
     let evaluate = Arc::new(evaluate);
-    let trials = match load_fixtures(dir) {
+    match load_fixtures(dir) {
         Ok(fixtures) => fixtures
             .into_iter()
             .map(|fixture| {
@@ -334,6 +581,11 @@ where
                 move || Err(message.into()),
             )]
         }
-    };
-    libtest_mimic::run(&args, trials).exit_code()
+    }
+}
+
+/// Runs tests with the process's arguments (filters, `--list`, ...) and returns its exit code.
+#[must_use]
+pub fn run_trials(trials: Vec<libtest_mimic::Trial>) -> ExitCode {
+    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit_code()
 }

@@ -4,6 +4,7 @@
 
 mod admission;
 mod http;
+pub mod json;
 mod metadata;
 mod text;
 mod verdict;

@@ -3,6 +3,7 @@
 //! so that `palisade run` and `palisade serve` answer the same request with the same bytes.
 
 use base64::Engine as _;
+use palisade_sdk::wire::json::{self, Tape};
 use palisade_sdk::wire::{AdmissionRequest, AdmissionResponse, AdmissionReview, Status, Verdict};
 
 /// The AdmissionReview versions the API server may send.
@@ -33,24 +34,26 @@ pub struct Review {
     pub request: AdmissionRequest,
 }
 
-/// Reads an AdmissionReview, or a bare AdmissionRequest, from JSON text. A review is read in
-/// one typed pass (the object is kept as raw text for the policy to read); only what is not a
-/// review is tried again as a bare request.
+/// Reads an AdmissionReview, or a bare AdmissionRequest, from JSON text, in one pass that
+/// checks the text and records its tokens (a [`Tape`]), then one typed read from the tape: the
+/// object, old object and options are kept as raw text with their part of the tape, for the
+/// policy to read without scanning them again. Only what is not a review is tried again as a
+/// bare request, and only a failure is read again by serde_json, to say where it is.
 ///
 /// # Errors
 /// [`ReviewError`] naming what is wrong, with line and column for malformed JSON.
 pub fn parse(json: &str) -> Result<Review, ReviewError> {
-    let review = match serde_json::from_str::<AdmissionReview>(json) {
-        Ok(review) => review,
-        // A bare request fails as a review: its `kind` is a GroupVersionKind, not a string.
-        Err(error) => {
-            return serde_json::from_str::<AdmissionRequest>(json)
-                .map(bare)
-                .map_err(|_| ReviewError::Malformed(error));
-        }
+    let Ok(tape) = Tape::build(json) else {
+        return Err(malformed(json));
+    };
+    // A bare request fails as a review: its `kind` is a GroupVersionKind, not a string.
+    let Ok(review) = json::from_tape::<AdmissionReview>(json, &tape) else {
+        return json::from_tape::<AdmissionRequest>(json, &tape)
+            .map(bare)
+            .map_err(|_| malformed(json));
     };
     let Some(request) = review.request else {
-        return match serde_json::from_str::<AdmissionRequest>(json) {
+        return match json::from_tape::<AdmissionRequest>(json, &tape) {
             Ok(request) => Ok(bare(request)),
             Err(_) => Err(ReviewError::MissingRequest),
         };
@@ -67,6 +70,18 @@ pub fn parse(json: &str) -> Result<Review, ReviewError> {
         api_version,
         request,
     })
+}
+
+/// The error serde_json gives for text that is not a review, with its line and column.
+fn malformed(json: &str) -> ReviewError {
+    match serde_json::from_str::<AdmissionReview>(json) {
+        Err(error) => ReviewError::Malformed(error),
+        // Only serde_json's reading of the same text can say where it is wrong; should it accept
+        // what the tape refused, say so rather than invent a position.
+        Ok(_) => ReviewError::Malformed(serde::de::Error::custom(
+            "the AdmissionReview could not be read",
+        )),
+    }
 }
 
 fn bare(request: AdmissionRequest) -> Review {

@@ -1,4 +1,5 @@
-//! Conversions between the SDK's wire types and the generated WIT types (host side).
+//! Conversions between the SDK's wire types and the generated types of the newest world
+//! (host side); older worlds convert to and from these.
 
 use palisade_sdk::wire::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, PatchOperation,
@@ -57,10 +58,18 @@ pub(super) fn request_to_abi<'a>(
             groups: &lists.groups,
             extra,
         },
-        object: r.object.as_ref().map(RawJson::get),
-        old_object: r.old_object.as_ref().map(RawJson::get),
+        object: r.object.as_ref().map(json),
+        old_object: r.old_object.as_ref().map(json),
         dry_run: r.dry_run,
-        options: r.options.as_ref().map(RawJson::get),
+        options: r.options.as_ref().map(json),
+    }
+}
+
+/// JSON text with the tape the host built while reading the review.
+fn json(raw: &RawJson) -> t::Json<'_> {
+    t::Json {
+        text: raw.get(),
+        tape: raw.tape().words(),
     }
 }
 

@@ -6,10 +6,10 @@ use crate::wire::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, PolicyMetadata, RawJson,
     Rule, UserInfo, Verdict,
 };
-use crate::{PolicyError, SettingsError};
+use crate::{HostError, PolicyError, SettingsError};
 
-pub(super) fn request_from_abi(r: abi::AdmissionRequest) -> Result<AdmissionRequest, PolicyError> {
-    Ok(AdmissionRequest {
+pub(super) fn request_from_abi(r: abi::AdmissionRequest) -> AdmissionRequest {
+    AdmissionRequest {
         uid: r.uid,
         kind: gvk(r.kind),
         resource: gvr(r.resource),
@@ -30,12 +30,12 @@ pub(super) fn request_from_abi(r: abi::AdmissionRequest) -> Result<AdmissionRequ
         old_object: raw(r.old_object),
         dry_run: r.dry_run,
         options: raw(r.options),
-    })
+    }
 }
 
-/// The host checked this JSON when it parsed the review; the policy's own parse reads it.
-fn raw(text: Option<String>) -> Option<RawJson> {
-    text.map(RawJson::trusted)
+/// The host checked this JSON and built its tape when it read the review.
+fn raw(json: Option<t::Json>) -> Option<RawJson> {
+    json.map(|json| RawJson::trusted(json.text, json.tape))
 }
 
 fn gvk(k: t::GroupVersionKind) -> GroupVersionKind {
@@ -116,6 +116,14 @@ impl From<SettingsError> for abi::SettingsError {
             path: e.path,
             message: e.message,
         }
+    }
+}
+
+pub(super) fn host_error(e: t::CapabilityError) -> HostError {
+    match e {
+        t::CapabilityError::Denied(m) => HostError::Denied(m),
+        t::CapabilityError::Invalid(m) => HostError::Invalid(m),
+        t::CapabilityError::Unavailable(m) => HostError::Unavailable(m),
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
+use super::json::{self, Tape};
 use crate::PolicyError;
 
 /// An `admission.k8s.io/v1` (or `v1beta1`) AdmissionReview as the API server sends and expects it.
@@ -106,40 +107,51 @@ impl AdmissionRequest {
     }
 }
 
-/// Parses raw JSON into `T`. The common case (the object fits) takes one plain pass; only a
-/// failed parse is repeated with path tracking, to name where the object does not fit.
+/// Reads raw JSON into `T` through its tape. Only a failed read is repeated, with serde_json
+/// and path tracking, to name where the object does not fit.
 fn parse_raw<'a, T: Deserialize<'a>>(
     raw: Option<&'a RawJson>,
     field: &str,
 ) -> Result<Option<T>, PolicyError> {
     let Some(raw) = raw else { return Ok(None) };
-    if let Ok(value) = serde_json::from_str(raw.get()) {
-        return Ok(Some(value));
-    }
+    let error = match raw.read() {
+        Ok(value) => return Ok(Some(value)),
+        Err(error) => error,
+    };
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    serde_path_to_error::deserialize::<_, T>(&mut deserializer)
-        .map(Some)
-        .map_err(|e| PolicyError::InvalidRequest(format!("{field}.{}: {}", e.path(), e.inner())))
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Err(e) => Err(PolicyError::InvalidRequest(format!(
+            "{field}.{}: {}",
+            e.path(),
+            e.inner()
+        ))),
+        // Both readers take the same values; should they ever disagree, the tape's word stands.
+        Ok(_) => Err(PolicyError::InvalidRequest(format!("{field}: {error}"))),
+    }
 }
 
-/// JSON text kept as it came, parsed only when a policy asks for it (as in
-/// [`AdmissionRequest::object`]), so a policy reads an object once, into its own types.
+/// JSON text kept as it came, with its [`Tape`], read only when a policy asks for it (as in
+/// [`AdmissionRequest::object`]): a policy reads an object once, into its own types, skipping
+/// what it does not read without scanning it.
 ///
-/// It (de)serializes as the JSON it holds. Deserializing checks that it is JSON; so do
-/// [`parse`](Self::parse) and [`from_value`](Self::from_value) by construction. Inside a policy,
-/// the admission adapter takes the text the host already checked without checking it again:
-/// a policy's typed parse reports any problem anyway, with its JSON path.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RawJson(String);
+/// It (de)serializes as the JSON it holds; building one ([`parse`](Self::parse),
+/// [`from_value`](Self::from_value), deserializing) checks the text and builds its tape in one
+/// pass. Read from a tape-aware deserializer (the host's review parse), it takes its text and
+/// its part of the tape as they are, without a second pass.
+#[derive(Clone)]
+pub struct RawJson {
+    text: String,
+    tape: Tape,
+}
 
 impl RawJson {
-    /// Checks that `text` is one JSON value and keeps it as it is.
+    /// Checks that `text` is one JSON value and keeps it as it is, with its tape.
     ///
     /// # Errors
-    /// The parser's error when it is not.
-    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
-        serde_json::from_str::<&RawValue>(&text)?;
-        Ok(Self(text))
+    /// Where and why the text is not JSON.
+    pub fn parse(text: String) -> Result<Self, json::Error> {
+        let tape = Tape::build(&text)?;
+        Ok(Self { text, tape })
     }
 
     /// Serializes `value` as compact JSON.
@@ -147,31 +159,58 @@ impl RawJson {
     /// # Errors
     /// The serializer's error (for example a map with non-string keys).
     pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::to_string(value).map(Self)
+        let text = serde_json::to_string(value)?;
+        Self::parse(text).map_err(serde::ser::Error::custom)
     }
 
-    /// Text its producer vouches for (the host's, already checked by its parse).
+    /// Text and tape their producer vouches for (the host's: it checked the text and built the
+    /// tape while reading the review). A tape that does not fit gives read errors, not panics.
     #[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
-    pub(crate) fn trusted(text: String) -> Self {
-        Self(text)
+    pub(crate) fn trusted(text: String, tape: Vec<u32>) -> Self {
+        Self {
+            text,
+            tape: Tape::from_words(tape),
+        }
     }
 
     /// The JSON text.
     #[must_use]
     pub fn get(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The text's tape.
+    #[must_use]
+    pub fn tape(&self) -> &Tape {
+        &self.tape
+    }
+
+    /// Reads the value into `T` through the tape; `T` may borrow from the text.
+    ///
+    /// # Errors
+    /// [`json::Error`] when the value does not fit `T`.
+    pub fn read<'a, T: Deserialize<'a>>(&'a self) -> Result<T, json::Error> {
+        json::from_tape(&self.text, &self.tape)
     }
 }
 
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for RawJson {}
+
 impl std::fmt::Debug for RawJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
 impl Serialize for RawJson {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serde_json::from_str::<&RawValue>(&self.0)
+        serde_json::from_str::<&RawValue>(&self.text)
             .map_err(serde::ser::Error::custom)?
             .serialize(serializer)
     }
@@ -179,8 +218,82 @@ impl Serialize for RawJson {
 
 impl<'de> Deserialize<'de> for RawJson {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_newtype_struct(json::RAW_TOKEN, RawJsonVisitor)
+    }
+}
+
+/// A tape handed over as little-endian bytes by the tape reader.
+struct TapeBytes(Vec<u32>);
+
+impl<'de> Deserialize<'de> for TapeBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+
+        impl serde::de::Visitor<'_> for BytesVisitor {
+            type Value = TapeBytes;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a tape as bytes")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<TapeBytes, E> {
+                Ok(TapeBytes(
+                    bytes
+                        .chunks_exact(4)
+                        .filter_map(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(u32::from_le_bytes)
+                        .collect(),
+                ))
+            }
+        }
+
+        deserializer.deserialize_bytes(BytesVisitor)
+    }
+}
+
+/// Takes a value's text and tape from the tape reader, or its text from any other
+/// deserializer (serde_json's, which hands over the value itself) and builds the tape.
+struct RawJsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawJsonVisitor {
+    type Value = RawJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<RawJson, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        Ok(Self(Box::<str>::from(raw).into_string()))
+        RawJson::parse(Box::<str>::from(raw).into_string()).map_err(serde::de::Error::custom)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawJson, A::Error> {
+        let mut text = None;
+        let mut tape = None;
+        while let Some(key) = map.next_key::<&str>()? {
+            match key {
+                json::RAW_TEXT => text = Some(map.next_value::<String>()?),
+                json::RAW_TAPE => tape = Some(map.next_value::<TapeBytes>()?.0),
+                other => {
+                    return Err(serde::de::Error::unknown_field(
+                        other,
+                        &[json::RAW_TEXT, json::RAW_TAPE],
+                    ));
+                }
+            }
+        }
+        match (text, tape) {
+            (Some(text), Some(tape)) => Ok(RawJson {
+                text,
+                tape: Tape::from_words(tape),
+            }),
+            _ => Err(serde::de::Error::custom(
+                "a raw JSON value needs its text and tape",
+            )),
+        }
     }
 }
 
@@ -313,7 +426,7 @@ mod tests {
     #[test]
     fn raw_json_is_checked_where_it_is_built() {
         let error = RawJson::parse(r#"{"kind": "Pod""#.to_owned()).unwrap_err();
-        assert!(error.is_eof(), "{error}");
+        assert_eq!(error.to_string(), "EOF while parsing an object at byte 14");
         assert!(RawJson::parse("[1] 2".to_owned()).is_err());
         assert_eq!(
             RawJson::from_value(&serde_json::json!({"a": [1, "b"]}))

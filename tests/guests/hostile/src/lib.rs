@@ -2,7 +2,7 @@
 //! misbehaves when evaluating. Never deploy it.
 
 use palisade_sdk::wire::{AdmissionRequest, PatchOperation, PolicyMetadata, Verdict};
-use palisade_sdk::{AdmissionPolicy, PolicyError, PolicySettings, SettingsError};
+use palisade_sdk::{AdmissionPolicy, Host, PolicyError, PolicySettings, SettingsError};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How the policy misbehaves.
@@ -33,6 +33,10 @@ pub enum Behaviour {
     /// Keeps a counter across calls in a global and reports it in the message: shows what an
     /// instance carries from one request to the next.
     Count,
+    /// Allows, with one warning per capability saying what it answered: the clock (seconds),
+    /// WASI's clock (seconds), the counter `calls` in the shared state (incremented), and
+    /// `key` of the data table `table`.
+    Capabilities,
 }
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -57,6 +61,7 @@ pub struct Hostile;
 
 impl AdmissionPolicy for Hostile {
     type Settings = Settings;
+    type Prepared = Settings;
 
     fn metadata() -> PolicyMetadata {
         PolicyMetadata {
@@ -68,7 +73,15 @@ impl AdmissionPolicy for Hostile {
         }
     }
 
-    fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdict, PolicyError> {
+    fn prepare(settings: Settings) -> Result<Settings, SettingsError> {
+        Ok(settings)
+    }
+
+    fn evaluate(
+        request: &AdmissionRequest,
+        settings: &Settings,
+        host: &dyn Host,
+    ) -> Result<Verdict, PolicyError> {
         match settings.behaviour {
             Behaviour::Loop => spin(),
             Behaviour::GrowMemory => hoard(),
@@ -91,6 +104,19 @@ impl AdmissionPolicy for Hostile {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
                 Ok(Verdict::allow().with_warning(format!("call {calls}")))
             }
+            Behaviour::Capabilities => Ok(Verdict::allow()
+                .with_warning(format!("clock: {:?}", host.now().map(|t| t.as_secs())))
+                .with_warning(format!(
+                    "wasi clock: {:?}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|t| t.as_secs())
+                ))
+                .with_warning(format!(
+                    "state: {:?}",
+                    palisade_sdk::host::counter_add(host, "calls", 1)
+                ))
+                .with_warning(format!("data: {:?}", host.data("table", "key")))),
         }
     }
 }
@@ -120,5 +146,5 @@ fn recurse(depth: u64) -> u64 {
         .wrapping_add(recurse(depth.wrapping_add(1)))
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "admission-component"))]
 palisade_sdk::export_admission!(Hostile);
