@@ -13,7 +13,7 @@ use palisade_runtime::capabilities::{
     Capabilities, Clock, DataTables, FixedClock, Grants, MemoryStore, StateLimits, SystemClock,
 };
 
-use crate::input;
+use palisade_suite::input;
 
 /// Host capabilities on the command line.
 #[derive(Debug, Args)]

@@ -3,7 +3,6 @@
 
 mod deploy;
 mod host;
-mod input;
 mod istio;
 mod package;
 mod proxy;

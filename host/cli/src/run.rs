@@ -15,8 +15,10 @@ use palisade_runtime::proxy_wasm::{Filter, RunOptions};
 use palisade_sdk::wire::Verdict;
 use palisade_webhook::{Config, PolicySet};
 
+use palisade_suite::input;
+
 use crate::host::HostArgs;
-use crate::{EngineArgs, input, proxy};
+use crate::{EngineArgs, proxy};
 
 /// Arguments of `palisade run`.
 #[derive(Debug, Args)]
@@ -114,7 +116,7 @@ pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<Ex
     let Some(request_path) = &args.request else {
         bail!("give --request (an AdmissionReview) or --http (a proxy scenario)");
     };
-    let review = read_request(request_path)?;
+    let review = input::read_request(request_path)?;
     let engine = engine_args.engine()?;
     let (name, decision) = match (&args.config, &args.policy) {
         (Some(config), _) => decide_configured(args, config, &engine, &review)?,
@@ -231,7 +233,7 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
     let Some(policy) = &args.policy else {
         bail!("--http needs --policy (the filter)");
     };
-    let scenario = proxy::read_scenario(scenario)?;
+    let scenario: palisade_runtime::proxy_wasm::Scenario = input::read_document(scenario)?;
     let engine = engine_args.engine()?;
     let module = input::read_module(policy)?;
     let filter = Filter::new(&engine, &module)
@@ -258,20 +260,6 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads an AdmissionReview or AdmissionRequest: JSON as it is (the policy sees the bytes the
-/// API server would send), YAML converted to JSON.
-pub(crate) fn read_request(path: &Path) -> anyhow::Result<review::Review> {
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let json = if is_json {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
-    } else {
-        input::read_as_json(path)?
-    };
-    review::parse(&json).with_context(|| format!("reading the request in {}", path.display()))
 }
 
 /// The one-line human summary: decision, policy, reason and message.

@@ -305,6 +305,72 @@ fn suite_reports_each_case_counts_and_junit() {
 }
 
 #[test]
+fn a_case_naming_a_missing_file_is_an_input_error_not_a_failure() {
+    let cache = tempfile::tempdir().expect("dir");
+    let dir = cache.path();
+    let suite = format!(
+        "policy: {}\ncases:\n  - name: compliant\n    request: {}\n    expect: {{allowed: true}}\n  - name: typo\n    request: no-such-review.yaml\n    expect: {{allowed: true}}\n",
+        path(&artefact("pod_security")),
+        path(&example("restricted-deployment.yaml")),
+    );
+    let suite_path = dir.join("suite.yaml");
+    std::fs::write(&suite_path, suite).expect("write");
+    let output = palisade(&cache)
+        .args(["test", path(&suite_path)])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Exit 2 (the inputs), as for any unusable input; exit 1 means a policy did not do what
+    // its suite expects.
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("PASS"), "the case before it ran: {stdout}");
+    assert!(
+        stderr.contains("no-such-review.yaml") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn suites_give_policies_the_host_they_describe() {
+    let cache = tempfile::tempdir().expect("dir");
+    let dir = cache.path();
+    std::fs::write(
+        dir.join("review.yaml"),
+        "uid: u\nkind: {group: \"\", version: v1, kind: ConfigMap}\nresource: {group: \"\", version: v1, resource: configmaps}\noperation: CREATE\nuserInfo: {username: alice}\nobject: {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n",
+    )
+    .expect("write");
+    let suite = format!(
+        "policy: {}\nsettings: {{requests: 2, windowSeconds: 60}}\ncapabilities: {{clock: true, state: true}}\nhost: {{now: \"2026-05-01T00:00:00Z\"}}\ncases:\n  - {{name: first, request: review.yaml, expect: {{allowed: true}}}}\n  - {{name: second, request: review.yaml, expect: {{allowed: true}}}}\n  - {{name: third, request: review.yaml, expect: {{allowed: false, reason: quota-exceeded, message: refills in 60s}}}}\n  - {{name: state is per suite and cases run in order, request: review.yaml, repeat: 2, expect: {{allowed: false}}}}\n",
+        path(&artefact("quota")),
+    );
+    let suite_path = dir.join("suite.yaml");
+    std::fs::write(&suite_path, suite).expect("write");
+    let output = palisade(&cache)
+        .args(["test", path(&suite_path)])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.ends_with("4 passed, 0 failed\n"), "{stdout}");
+    // Without the grants, the policy is told no, and it says so.
+    let denied = std::fs::read_to_string(&suite_path)
+        .expect("read")
+        .replace("capabilities: {clock: true, state: true}\n", "");
+    std::fs::write(&suite_path, denied).expect("write");
+    let output = palisade(&cache)
+        .args(["test", path(&suite_path)])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("not granted the clock capability"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn bundled_example_suite_passes() {
     let cache = tempfile::tempdir().expect("dir");
     artefact("pod_security");

@@ -1,9 +1,11 @@
 //! Proxy-wasm filters as OCI images: the two variants Istio's agent pulls ([`Image`]), OCI image
-//! layouts on disk ([`layout`]), and push/pull over the distribution API ([`Registry`]).
+//! layouts on disk ([`layout`]), push/pull over the distribution API ([`Registry`]), and the
+//! Istio resources that load a filter ([`istio`]).
 //! Knows OCI and the wasm binary format only: never wasmtime, never argument parsing.
 
 mod extract;
 mod image;
+pub mod istio;
 pub mod layout;
 pub mod media_type;
 mod module;

@@ -1,0 +1,244 @@
+//! Running suites: each policy module loaded once per run (by path) through the API of its
+//! ABI, each case run against it with the host the suite describes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use palisade_runtime::admission::{Options, Prepared};
+use palisade_runtime::capabilities::{
+    Capabilities, Clock, DataTables, FixedClock, Grants, MemoryStore, StateLimits, SystemClock,
+};
+use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario};
+use palisade_runtime::{Abi, Engine, LoadError};
+use palisade_sdk::wire::Verdict;
+
+use crate::{Case, Suite, SuiteError, check, input};
+
+/// A suite's policy, by ABI.
+#[derive(Clone)]
+enum Loaded {
+    Admission(Arc<Prepared>),
+    Proxy(Arc<Filter>),
+}
+
+/// Runs suites; modules named by several suites are loaded once.
+pub struct Runner<'a> {
+    engine: &'a Engine,
+    modules: BTreeMap<PathBuf, Loaded>,
+}
+
+/// What one case gave.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case's name.
+    pub name: String,
+    /// Why it failed; `None` when it passed.
+    pub failure: Option<String>,
+    /// How long it took.
+    pub time: Duration,
+}
+
+/// What one suite gave.
+#[derive(Debug, Clone)]
+pub struct SuiteReport {
+    /// The suite file.
+    pub path: PathBuf,
+    /// Its cases, in order.
+    pub cases: Vec<CaseResult>,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner evaluating on `engine` (its limits apply to every evaluation).
+    #[must_use]
+    pub fn new(engine: &'a Engine) -> Self {
+        Self {
+            engine,
+            modules: BTreeMap::new(),
+        }
+    }
+
+    /// Runs the suite in `path`; `each` sees every case's result as it is known.
+    ///
+    /// # Errors
+    /// [`SuiteError`] when the suite, its module or a file a case names cannot be used; the
+    /// cases run before it are reported through `each`.
+    pub fn run(
+        &mut self,
+        path: &Path,
+        mut each: impl FnMut(&CaseResult),
+    ) -> Result<SuiteReport, SuiteError> {
+        let suite: Suite = input::read_document(path)?;
+        let invalid = |message: String| SuiteError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if suite.cases.is_empty() {
+            return Err(invalid("it has no cases".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let loaded = self.load(&base.join(&suite.policy), path)?;
+        let host = SuiteHost::new(&suite, path)?;
+        let mut cases = Vec::new();
+        for case in &suite.cases {
+            let started = Instant::now();
+            let failure = match (&loaded, &case.request, &case.scenario) {
+                (Loaded::Admission(prepared), Some(request), None) => {
+                    self.admission(prepared, &host, &suite, case, &base.join(request))?
+                }
+                (Loaded::Proxy(filter), None, Some(scenario)) => {
+                    self.proxy(filter, &suite, case, &base.join(scenario))?
+                }
+                (Loaded::Admission(_), _, _) => {
+                    return Err(invalid(format!(
+                        "case {:?}: an admission policy's case needs `request` (and no `scenario`)",
+                        case.name
+                    )));
+                }
+                (Loaded::Proxy(_), _, _) => {
+                    return Err(invalid(format!(
+                        "case {:?}: a proxy filter's case needs `scenario` (and no `request`)",
+                        case.name
+                    )));
+                }
+            };
+            let result = CaseResult {
+                name: case.name.clone(),
+                failure: failure.err(),
+                time: started.elapsed(),
+            };
+            each(&result);
+            cases.push(result);
+        }
+        Ok(SuiteReport {
+            path: path.to_owned(),
+            cases,
+        })
+    }
+
+    fn load(&mut self, module: &Path, suite: &Path) -> Result<Loaded, SuiteError> {
+        if let Some(loaded) = self.modules.get(module) {
+            return Ok(loaded.clone());
+        }
+        let bytes = input::read_module(module)?;
+        let load = |source: LoadError| SuiteError::Load {
+            module: module.to_owned(),
+            suite: suite.to_owned(),
+            source,
+        };
+        let loaded = match Abi::detect(&bytes).map_err(load)? {
+            Abi::ProxyWasm { .. } => {
+                Loaded::Proxy(Arc::new(Filter::new(self.engine, &bytes).map_err(load)?))
+            }
+            _ => Loaded::Admission(Arc::new(Prepared::new(self.engine, &bytes).map_err(load)?)),
+        };
+        self.modules.insert(module.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// An admission case: configured with its settings and the suite's host, evaluated
+    /// `repeat` times; the last outcome checked.
+    fn admission(
+        &self,
+        prepared: &Arc<Prepared>,
+        host: &SuiteHost,
+        suite: &Suite,
+        case: &Case,
+        request: &Path,
+    ) -> Result<Result<(), String>, SuiteError> {
+        let review = input::read_request(request)?;
+        let settings = case
+            .settings
+            .as_ref()
+            .or(suite.settings.as_ref())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let options = Options {
+            capabilities: Some(Arc::clone(&host.capabilities)),
+            grants: host.grants.clone(),
+            ..Options::default()
+        };
+        let outcome: Result<Verdict, String> = match prepared.configure(&settings, options) {
+            Err(e) => Err(chain(&e)),
+            Ok(policy) => {
+                let mut outcome = Err("the case was not evaluated".to_owned());
+                for _ in 0..case.repeat.max(1) {
+                    outcome = policy
+                        .evaluate_blocking(&review.request)
+                        .result
+                        .map_err(|e| chain(&e));
+                }
+                outcome
+            }
+        };
+        Ok(check::admission(&case.expect, outcome))
+    }
+
+    /// A proxy case: its scenario (with the case's settings as the plugin configuration, when
+    /// given) through the filter as Envoy would run it.
+    fn proxy(
+        &self,
+        filter: &Filter,
+        suite: &Suite,
+        case: &Case,
+        scenario: &Path,
+    ) -> Result<Result<(), String>, SuiteError> {
+        let mut scenario: Scenario = input::read_document(scenario)?;
+        if let Some(settings) = case.settings.as_ref().or(suite.settings.as_ref()) {
+            scenario.plugin.configuration = Some(settings.clone());
+        }
+        let options = RunOptions {
+            limits: self.engine.default_limits(),
+            trace: false,
+        };
+        let (report, _) = palisade_runtime::proxy_wasm::run(filter, &scenario, options);
+        Ok(check::proxy(&case.expect, &report))
+    }
+}
+
+/// What the host gives a suite's admission policy.
+struct SuiteHost {
+    capabilities: Arc<Capabilities>,
+    grants: Grants,
+}
+
+impl SuiteHost {
+    fn new(suite: &Suite, path: &Path) -> Result<Self, SuiteError> {
+        let clock: Arc<dyn Clock> = match &suite.host.now {
+            None => Arc::new(SystemClock),
+            Some(now) => Arc::new(FixedClock(
+                palisade_sdk::testing::parse_rfc3339(now).ok_or_else(|| SuiteError::Invalid {
+                    path: path.to_owned(),
+                    message: format!(
+                        "host.now {now:?} is not an RFC 3339 UTC time such as 2026-01-01T00:00:00Z"
+                    ),
+                })?,
+            )),
+        };
+        Ok(Self {
+            capabilities: Arc::new(Capabilities::new(
+                clock,
+                Arc::new(MemoryStore::new(StateLimits::default())),
+                DataTables::new(suite.host.data.clone()),
+            )),
+            grants: Grants {
+                clock: suite.capabilities.clock,
+                state: suite.capabilities.state,
+                data: suite.capabilities.data.clone(),
+            },
+        })
+    }
+}
+
+/// An error with its causes, as one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
