@@ -13,7 +13,7 @@ POD_SECURITY := $(POLICY_DIR)/admission-component/pod_security.wasm
 # Every home of every crate that declares [package.metadata.policy]: `crate@home@target`.
 POLICY_HOMES = $(shell $(CARGO) metadata --format-version 1 --no-deps --offline 2>/dev/null | python3 -c 'import json,sys; [print(p["name"]+"@"+h+"@"+t) for p in json.load(sys.stdin)["packages"] for h, t in sorted(((p.get("metadata") or {}).get("policy") or {}).get("homes", {}).items())]')
 
-.PHONY: all toolchain policies build registry test run bench bench-webhook bless fmt lint docs ci clean
+.PHONY: all toolchain policies build tools test run bench bench-webhook bless fmt lint docs ci clean
 
 all: build
 
@@ -43,23 +43,36 @@ policies: toolchain
 build: policies
 	$(CARGO) build --locked --release --workspace --all-targets
 
-## registry: install Debian's docker-registry for the push/pull test (host/cli/tests/oci.rs) when
-## it is missing and apt-get is usable; otherwise say that test will be skipped. Never fails.
-registry:
-	@if command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ]; then :; \
-	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  echo "installing docker-registry (Debian package) for the registry tests"; \
-	  if ! { apt-get install -y -qq docker-registry >/dev/null 2>&1 \
-	         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq docker-registry >/dev/null 2>&1; }; }; then \
-	    echo "could not install docker-registry: the registry tests will be skipped"; \
+## tools: the outside programs some tests use, installed from Debian where they are missing and
+## apt-get is usable: docker-registry (push/pull, host/cli/tests/oci.rs) and kubectl (the
+## kustomize base, tests/tests/deploy.rs; Debian's kubernetes-client). helm has no Debian
+## package: its tests run where it is installed. Never fails: a test whose program is missing
+## is reported as skipped at the end of `make test`.
+tools:
+	@missing=(); \
+	command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || missing+=(docker-registry); \
+	command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client); \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $${missing[*]} (Debian packages) for the tests that use them"; \
+	    apt-get install -y -qq "$${missing[@]}" >/dev/null 2>&1 \
+	      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$${missing[@]}" >/dev/null 2>&1; } \
+	      || echo "could not install $${missing[*]}: the tests that use them will be reported as skipped"; \
+	  else \
+	    echo "$${missing[*]} missing and apt-get is not usable here: the tests that use them will be reported as skipped"; \
 	  fi; \
-	else \
-	  echo "docker-registry is missing and apt-get is not usable here: the registry tests will be skipped"; \
 	fi
 
-## test: build everything and run every test (unit, doc, fixtures natively and in wasm, CLI)
-test: build registry
+## test: build everything and run every test (unit, doc, fixtures natively and in wasm, CLI),
+## then say which tests were skipped and why (a skip never reads as a pass)
+test: build tools
+	@rm -f target/test-skips.log
 	$(CARGO) test --locked --release --workspace
+	@if [ -s target/test-skips.log ]; then \
+	  echo; echo "$$(sort -u target/test-skips.log | wc -l) skipped:"; sort -u target/test-skips.log | sed 's/^/  /'; \
+	else \
+	  echo; echo "0 skipped: every test ran"; \
+	fi
 
 ## run: build, run the CLI demo, then serve the webhook on https://127.0.0.1:8443 (Ctrl-C stops)
 run: build

@@ -15,6 +15,34 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The file `make test` reads, after the tests, to say which were skipped and why.
+#[must_use]
+pub fn skip_log() -> PathBuf {
+    workspace_root().join("target/test-skips.log")
+}
+
+/// Records that the calling test did not run because of `reason` (a missing outside program):
+/// a line in [`skip_log`], named after the test (the test harness names each test's thread
+/// after it), which `make test` prints in its closing summary, so a skip never reads as a pass.
+/// Also said on stderr.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    eprintln!("skipped {test}: {reason}");
+    let line = format!("{test}: {reason}\n");
+    let written = std::fs::create_dir_all(workspace_root().join("target")).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(skip_log())?
+            .write_all(line.as_bytes())
+    });
+    if let Err(e) = written {
+        eprintln!("could not record the skip in {}: {e}", skip_log().display());
+    }
+}
+
 /// The home of a policy exported as a `palisade:admission` component.
 pub const ADMISSION_COMPONENT: &str = "admission-component";
 /// The home of a policy exported as a proxy-wasm filter.

@@ -18,7 +18,7 @@ fn render() -> Option<Vec<Value>> {
     let output = match Command::new("kubectl").arg("kustomize").arg(&dir).output() {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipped: kubectl not found, so the kustomize base is not rendered");
+            e2e::skip("kubectl is not installed, so the kustomize base is not rendered");
             return None;
         }
         Err(e) => panic!("running kubectl: {e}"),
@@ -593,7 +593,7 @@ fn helm(args: &[&str]) -> Option<std::process::Output> {
 #[test]
 fn helm_lint_and_template_render_a_hardened_webhook() {
     if helm(&["version"]).is_none() {
-        eprintln!("skipping helm lint/template: helm is not installed");
+        e2e::skip("helm is not installed, so the chart is not linted or rendered");
         return;
     }
     let chart = chart_dir();

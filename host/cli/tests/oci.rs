@@ -1,6 +1,6 @@
 //! `palisade package` and `palisade push` as a user runs them: the layout and digests `package`
 //! prints, then a round trip through a real registry (Debian's `docker-registry`, started here
-//! on 127.0.0.1 with a temp storage dir; skipped with a `skipping:` line where it is missing).
+//! on 127.0.0.1 with a temp storage dir; skipped, and said so in `make test`'s summary, where it is missing).
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -311,7 +311,7 @@ fn pushes_both_variants_to_a_local_registry_and_pulls_the_same_module_back() {
     let registry = match start_registry() {
         Ok(registry) => registry,
         Err(reason) => {
-            eprintln!("skipping: {reason}");
+            e2e::skip(&reason);
             return;
         }
     };
