@@ -539,13 +539,33 @@ struct Server {
 
 impl Server {
     fn start(config: &Path, cache: &tempfile::TempDir) -> Self {
+        Self::start_with(config, cache, None, std::process::Stdio::null())
+    }
+
+    /// The server with at most `max_files` open descriptors (`ulimit -n`), its log in `stderr`.
+    fn start_with(
+        config: &Path,
+        cache: &tempfile::TempDir,
+        max_files: Option<u32>,
+        stderr: std::process::Stdio,
+    ) -> Self {
         let binary = assert_cmd::cargo::cargo_bin("palisade");
-        let child = std::process::Command::new(binary)
+        let mut command = match max_files {
+            None => std::process::Command::new(binary),
+            Some(n) => {
+                let mut sh = std::process::Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(binary);
+                sh
+            }
+        };
+        let child = command
             .args(["serve", "--insecure-http", "--config", path(config)])
             .env("PALISADE_CACHE_DIR", cache.path())
-            .env("PALISADE_LOG", "error")
+            .env("PALISADE_LOG", "warn")
+            .env("PALISADE_LOG_FORMAT", "text")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("palisade serve starts");
         let text = std::fs::read_to_string(config).expect("config");
@@ -699,5 +719,70 @@ groups:
     assert_eq!(
         String::from_utf8_lossy(output.stdout.strip_suffix(b"\n").unwrap_or(&output.stdout)),
         String::from_utf8_lossy(&served)
+    );
+}
+
+/// CPU seconds a process has used (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat").1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+#[test]
+fn out_of_descriptors_the_server_pauses_between_accepts_logs_once_and_counts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let config = dir.path().join("palisade.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\npolicies:\n  - {{id: pod-security, module: {}}}\n",
+            path(&artefact("pod_security"))
+        ),
+    )
+    .expect("write config");
+    let log = dir.path().join("server.log");
+    let server = Server::start_with(
+        &config,
+        &cache,
+        Some(64),
+        std::process::Stdio::from(std::fs::File::create(&log).expect("log file")),
+    );
+    // Hold more connections than the server has descriptors: accept then fails with EMFILE.
+    let held: Vec<_> = (0..96)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = server.child.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_seconds(pid) - before;
+    assert!(
+        used < 0.3,
+        "out of descriptors, the server used {used:.2} s of CPU in 2 s: it spins on accept"
+    );
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200, "the server accepts again once descriptors are free");
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    let errors: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("palisade_accept_errors_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("palisade_accept_errors_total in /metrics");
+    assert!(errors >= 1.0, "{metrics}");
+    let lines = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .filter(|l| l.contains("accepting connections fails"))
+        .count();
+    assert!(
+        (1..=2).contains(&lines),
+        "{lines} log lines about failing accepts, for {errors} failures"
     );
 }

@@ -67,6 +67,8 @@ pub struct Metrics {
     /// Instances started by policy, counted as the request that started one is decided: first
     /// uses, concurrency beyond the pool, and replacements of instances dropped after a failure.
     pub instance_starts: Family<PolicyLabels, Counter>,
+    /// Connections the listener failed to accept (out of file descriptors, most often).
+    pub accept_errors: Counter,
 }
 
 /// Labels of a rejected request.
@@ -93,6 +95,7 @@ impl Default for Metrics {
         let policies_failed = Gauge::default();
         let instances = Family::<InstanceLabels, Gauge>::default();
         let instance_starts = Family::<PolicyLabels, Counter>::default();
+        let accept_errors = Counter::default();
         registry.register(
             "admission_requests",
             "Admission requests decided",
@@ -134,6 +137,11 @@ impl Default for Metrics {
             "Policy instances started",
             instance_starts.clone(),
         );
+        registry.register(
+            "accept_errors",
+            "Connections the listener failed to accept",
+            accept_errors.clone(),
+        );
         Self {
             registry,
             requests,
@@ -145,6 +153,7 @@ impl Default for Metrics {
             policies_failed,
             instances,
             instance_starts,
+            accept_errors,
         }
     }
 }

@@ -171,6 +171,8 @@ async fn accept_loop(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let limits = &config.limits;
+    let metrics = Arc::clone(&state);
+    let metrics = &metrics.metrics;
     let app = router(state).layer(
         ServiceBuilder::new()
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -185,13 +187,21 @@ async fn accept_loop(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let header_timeout = limits.header_timeout;
+    let mut failures = AcceptFailures::default();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    failures.reset();
+                    pair
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
+                    metrics.accept_errors.inc();
+                    let pause = failures.record(&e);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
@@ -221,6 +231,46 @@ async fn accept_loop(
         () = tokio::time::sleep(Duration::from_secs(25)) => tracing::warn!("connections still open after 25s; exiting"),
     }
     Ok(())
+}
+
+/// Accept errors in a row: each one pauses the loop a little longer (out of descriptors,
+/// accepting again at once would only fail again, with a core busy), and they are logged at
+/// most once per interval, with how many there were.
+#[derive(Default)]
+struct AcceptFailures {
+    in_a_row: u32,
+    unlogged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    /// The first pause after a failure; it doubles up to [`Self::MAX_PAUSE`].
+    const FIRST_PAUSE: Duration = Duration::from_millis(5);
+    const MAX_PAUSE: Duration = Duration::from_secs(1);
+    const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+    /// Notes a failure; returns how long to pause before accepting again.
+    fn record(&mut self, error: &std::io::Error) -> Duration {
+        self.unlogged = self.unlogged.saturating_add(1);
+        let due = self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Self::LOG_INTERVAL);
+        if due {
+            tracing::warn!(error = %error, failures = self.unlogged, "accepting connections fails; pausing between attempts");
+            self.unlogged = 0;
+            self.logged_at = Some(std::time::Instant::now());
+        }
+        let pause = Self::FIRST_PAUSE
+            .saturating_mul(1 << self.in_a_row.min(8))
+            .min(Self::MAX_PAUSE);
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        pause
+    }
+
+    /// A connection was accepted: the next failure starts with a short pause again.
+    fn reset(&mut self) {
+        self.in_a_row = 0;
+    }
 }
 
 async fn serve_connection<S, T>(

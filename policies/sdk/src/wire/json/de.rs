@@ -496,8 +496,7 @@ impl<'de> de::MapAccess<'de> for Raw<'de, '_> {
             return Err(Error::new("no value left"));
         };
         // Handed over as little-endian bytes: one buffer, not a sequence of numbers.
-        let sliced = super::tape::slice(tape.words, tape.first, tape.last, tape.base);
-        let bytes: Vec<u8> = sliced.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let bytes = super::tape::slice(tape.words, tape.first, tape.last, tape.base);
         seed.deserialize(de::value::BytesDeserializer::new(&bytes))
     }
 }

@@ -84,7 +84,7 @@ impl Tape {
         let mut builder = Builder {
             bytes: text.as_bytes(),
             pos: 0,
-            words: Vec::with_capacity(text.len() / 6),
+            words: Vec::with_capacity(text.len() / 4),
             open: Vec::new(),
         };
         builder.value()?;
@@ -124,45 +124,30 @@ impl Tape {
 }
 
 /// The first position from `pos` on that holds `"`, `\\` or a control character (or the end):
-/// eight bytes at a time while none of them is one, then byte by byte.
-fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = bytes.get(pos..pos.saturating_add(8)) {
-        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let word = u64::from_le_bytes(chunk);
-        // A byte is zero in `x ^ c` where it equals `c`; "has a zero byte" is the classic
-        // (v - ONES) & !v & HIGHS, and bytes below 0x20 are caught the same way with
-        // (word - 0x20 * ONES) & !word & HIGHS.
-        let quote = word ^ (u64::from(b'"').wrapping_mul(ONES));
-        let backslash = word ^ (u64::from(b'\\').wrapping_mul(ONES));
-        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-        let control = word.wrapping_sub(0x20_u64.wrapping_mul(ONES)) & !word & HIGHS;
-        if zero(quote) | zero(backslash) | control != 0 {
-            break;
-        }
-        pos = pos.wrapping_add(8);
-    }
-    while let Some(&byte) = bytes.get(pos) {
-        if byte == b'"' || byte == b'\\' || byte < 0x20 {
-            break;
-        }
-        pos = pos.wrapping_add(1);
-    }
-    pos
+/// the next quote or backslash found with `memchr` (vectorised), then the bytes before it
+/// checked for control characters in one pass the compiler vectorises too.
+fn skip_plain(bytes: &[u8], pos: usize) -> usize {
+    let rest = bytes.get(pos..).unwrap_or_default();
+    let special = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    let plain = rest.get(..special).unwrap_or_default();
+    let control = if plain.iter().any(|&b| b < 0x20) {
+        plain.iter().position(|&b| b < 0x20).unwrap_or(special)
+    } else {
+        special
+    };
+    pos.saturating_add(control)
 }
 
 /// The words of the value whose tokens are `start..=end` and whose text starts at byte `base`:
-/// offsets and token numbers made relative to it, as if it had been built on its own.
-pub(super) fn slice(words: &[u32], start: usize, end: usize, base: usize) -> Vec<u32> {
+/// offsets and token numbers made relative to it, as if it had been built on its own; as
+/// little-endian bytes, how the tape reader hands a value's tape over.
+pub(super) fn slice(words: &[u32], start: usize, end: usize, base: usize) -> Vec<u8> {
     let base = u32::try_from(base).unwrap_or(u32::MAX) << 4;
     let first = u32::try_from(start).unwrap_or(u32::MAX);
     let words = words
         .get(start.saturating_mul(2)..end.saturating_add(1).saturating_mul(2))
         .unwrap_or_default();
-    let mut out = Vec::with_capacity(words.len());
+    let mut out = Vec::with_capacity(words.len().saturating_mul(4));
     for pair in words.chunks_exact(2) {
         let (Some(&w0), Some(&w1)) = (pair.first(), pair.get(1)) else {
             continue;
@@ -171,8 +156,9 @@ pub(super) fn slice(words: &[u32], start: usize, end: usize, base: usize) -> Vec
             Kind::from_word(w0),
             Some(Kind::ObjectStart | Kind::ObjectEnd | Kind::ArrayStart | Kind::ArrayEnd)
         );
-        out.push(w0.wrapping_sub(base));
-        out.push(if linked { w1.wrapping_sub(first) } else { w1 });
+        out.extend_from_slice(&w0.wrapping_sub(base).to_le_bytes());
+        let w1 = if linked { w1.wrapping_sub(first) } else { w1 };
+        out.extend_from_slice(&w1.to_le_bytes());
     }
     out
 }
