@@ -17,7 +17,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::EngineArgs;
+use crate::{EngineArgs, output};
 
 /// Arguments of `palisade webhook-config`.
 #[derive(Debug, Args)]
@@ -90,7 +90,7 @@ pub(crate) fn webhook_config(
         excluded_namespaces: vec![args.namespace.clone(), "kube-system".into()],
     };
     for object in webhook_configurations(&config, &set, &options) {
-        print!("---\n{}", serde_yaml::to_string(&object)?);
+        output::text(format_args!("---\n{}", serde_yaml::to_string(&object)?))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -174,11 +174,11 @@ pub(crate) fn cert(args: &CertArgs) -> anyhow::Result<ExitCode> {
     for (name, pem) in &files {
         write_new(&args.out.join(name), pem, args.force)?;
     }
-    eprintln!(
+    output::note(format_args!(
         "wrote {} to {}",
         files.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
         args.out.display()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

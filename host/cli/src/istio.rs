@@ -13,6 +13,7 @@ use palisade_oci::istio::{
 use palisade_suite::input::read_document;
 use serde_json::Value;
 
+use crate::output;
 use crate::package::read_filter;
 use crate::push::{RegistryArgs, runtime};
 
@@ -154,6 +155,6 @@ pub(crate) fn istio(args: &IstioArgs) -> anyhow::Result<ExitCode> {
     } else {
         serde_yaml::to_string(&istio::wasm_plugin(&plugin, &options))?
     };
-    print!("{yaml}");
+    output::text(yaml)?;
     Ok(ExitCode::SUCCESS)
 }

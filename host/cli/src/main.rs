@@ -4,6 +4,7 @@
 mod deploy;
 mod host;
 mod istio;
+mod output;
 mod package;
 mod proxy;
 mod push;
@@ -188,15 +189,22 @@ fn main() -> ExitCode {
         Command::Package(args) => package::package(args),
         Command::Push(args) => push::push(args),
         Command::Istio(args) => istio::istio(args),
-        Command::Reference => {
-            print!("{}", reference());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Reference => output::text(reference())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`| head`): end quietly, as a process killed by SIGPIPE would
+        // be seen (128 + 13).
+        Err(e)
+            if e.downcast_ref::<output::StdoutError>()
+                .is_some_and(output::StdoutError::is_closed_pipe) =>
+        {
+            ExitCode::from(141)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            output::note(format_args!("error: {e:#}"));
             ExitCode::from(2)
         }
     }

@@ -116,6 +116,6 @@ pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
         "tar": args.tar,
         "variants": variants,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::line(serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }

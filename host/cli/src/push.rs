@@ -152,6 +152,6 @@ pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
         "digest": pushed.digest,
         "sha256": pushed.digest.trim_start_matches("sha256:"),
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::line(serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }

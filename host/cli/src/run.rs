@@ -18,7 +18,7 @@ use palisade_webhook::{Config, PolicySet};
 use palisade_suite::input;
 
 use crate::host::HostArgs;
-use crate::{EngineArgs, proxy};
+use crate::{EngineArgs, output, proxy};
 
 /// Arguments of `palisade run`.
 #[derive(Debug, Args)]
@@ -139,8 +139,8 @@ pub(crate) fn run(args: &RunArgs, engine_args: &EngineArgs) -> anyhow::Result<Ex
             serde_yaml::to_string(&review::response(&review.api_version, uid, verdict))?
         }
     };
-    println!("{}", text.trim_end());
-    eprintln!("{}", summary(&name, verdict));
+    output::line(text.trim_end())?;
+    output::note(summary(&name, verdict));
     Ok(ExitCode::from(if !decision.errors.is_empty() {
         2
     } else if verdict.allowed {
@@ -244,19 +244,19 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
     };
     let (report, trace) = palisade_runtime::proxy_wasm::run(&filter, &scenario, options);
     for line in trace {
-        eprintln!("{line}");
+        output::note(line);
     }
     let text = match args.output {
         Format::Json => serde_json::to_string_pretty(&report)?,
         Format::Compact => serde_json::to_string(&report)?,
         Format::Yaml => serde_yaml::to_string(&report)?,
     };
-    println!("{}", text.trim_end());
+    output::line(text.trim_end())?;
     for request in &report.requests {
-        eprintln!("{}", proxy::summary(request));
+        output::note(proxy::summary(request));
     }
     if let Some(reason) = &report.rejected {
-        eprintln!("plugin rejected: {reason}");
+        output::note(format_args!("plugin rejected: {reason}"));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use palisade_suite::Runner;
 
-use crate::EngineArgs;
+use crate::{EngineArgs, output};
 
 /// Arguments of `palisade test`.
 #[derive(Debug, Args)]
@@ -29,15 +29,22 @@ pub(crate) fn test(args: &TestArgs, engine_args: &EngineArgs) -> anyhow::Result<
     let mut reports = Vec::new();
     for path in &args.suites {
         let suite = path.display().to_string();
-        reports.push(runner.run(path, |case| match &case.failure {
-            None => println!("PASS {suite} :: {}", case.name),
-            Some(why) => println!("FAIL {suite} :: {}: {why}", case.name),
-        })?);
+        let mut printed = Ok(());
+        let report = runner.run(path, |case| {
+            if printed.is_ok() {
+                printed = match &case.failure {
+                    None => output::line(format_args!("PASS {suite} :: {}", case.name)),
+                    Some(why) => output::line(format_args!("FAIL {suite} :: {}: {why}", case.name)),
+                };
+            }
+        });
+        printed?;
+        reports.push(report?);
     }
     let cases = || reports.iter().flat_map(|r| &r.cases);
     let failed = cases().filter(|c| c.failure.is_some()).count();
     let passed = cases().count().saturating_sub(failed);
-    println!("{passed} passed, {failed} failed");
+    output::line(format_args!("{passed} passed, {failed} failed"))?;
     if let Some(junit) = &args.junit {
         let xml = palisade_suite::junit(&reports).context("rendering the JUnit report")?;
         std::fs::write(junit, xml).with_context(|| format!("writing {}", junit.display()))?;

@@ -726,8 +726,14 @@ groups:
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
     // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat").1.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
     ticks / 100.0
 }
 
@@ -768,7 +774,10 @@ fn out_of_descriptors_the_server_pauses_between_accepts_logs_once_and_counts() {
     drop(held);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let (status, metrics) = server.get("/metrics");
-    assert_eq!(status, 200, "the server accepts again once descriptors are free");
+    assert_eq!(
+        status, 200,
+        "the server accepts again once descriptors are free"
+    );
     let metrics = String::from_utf8_lossy(&metrics).into_owned();
     let errors: f64 = metrics
         .lines()
@@ -785,4 +794,53 @@ fn out_of_descriptors_the_server_pauses_between_accepts_logs_once_and_counts() {
         (1..=2).contains(&lines),
         "{lines} log lines about failing accepts, for {errors} failures"
     );
+}
+
+/// The command as a plain process, for control over its standard streams.
+fn process(cache: &tempfile::TempDir) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("palisade"));
+    command
+        .env("PALISADE_CACHE_DIR", cache.path())
+        .env_remove("PALISADE_LOG");
+    command
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let cache = tempfile::tempdir().expect("dir");
+    let mut child = process(&cache)
+        .args(["run", "--policy", path(&artefact("pod_security"))])
+        .args(["--request", path(&example("privileged-pod.yaml"))])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // `palisade run ... | head -c0`: the reader is gone before anything is written.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
+}
+
+#[test]
+fn a_full_disk_is_an_error_naming_stdout() {
+    let cache = tempfile::tempdir().expect("dir");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let output = process(&cache)
+        .args(["test", path(&example("suite.yaml"))])
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: writing to stdout: No space left on device"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
