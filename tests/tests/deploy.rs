@@ -491,24 +491,23 @@ fn helm_values_make_valid_server_configurations() {
         config
             .validate()
             .unwrap_or_else(|e| panic!("{name}: the server configuration is invalid: {e}"));
-        // The API server must wait at least as long as the policy may run, or the policy's
-        // own failurePolicy never applies.
+        // The API server must wait longer than the server's own deadline (which is longer
+        // than every policy's), or the policies' failurePolicy never answers a timeout.
         let default_timeout = values["webhook"]["timeoutSeconds"]
             .as_u64()
             .expect("timeout");
-        for (policy, entry) in config
-            .policies
-            .iter()
-            .zip(values["policies"].as_array().expect("policies"))
-        {
+        let entries = values["policies"].as_array().expect("policies").iter();
+        let groups = values["groups"].as_array().into_iter().flatten();
+        for entry in entries.chain(groups) {
             let seconds = entry["webhook"]["timeoutSeconds"]
                 .as_u64()
                 .unwrap_or(default_timeout);
             assert!(
-                std::time::Duration::from_secs(seconds) >= policy.timeout,
-                "{name}: the webhook of {} times out after {seconds}s, before the policy's {:?}",
-                policy.id,
-                policy.timeout
+                std::time::Duration::from_secs(seconds) > config.limits.request_timeout,
+                "{name}: the webhook of {} times out after {seconds}s, before the server's \
+                 requestTimeout of {:?}",
+                entry["id"],
+                config.limits.request_timeout
             );
         }
     }

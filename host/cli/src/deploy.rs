@@ -89,7 +89,9 @@ pub(crate) fn webhook_config(
         timeout_seconds: args.timeout_seconds,
         excluded_namespaces: vec![args.namespace.clone(), "kube-system".into()],
     };
-    for object in webhook_configurations(&config, &set, &options) {
+    let objects = webhook_configurations(&config, &set, &options)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+    for object in objects {
         output::text(format_args!("---\n{}", serde_yaml::to_string(&object)?))?;
     }
     Ok(ExitCode::SUCCESS)

@@ -497,6 +497,50 @@ fn webhook_config_routes_each_policy_with_its_rules() {
 }
 
 #[test]
+fn webhook_config_refuses_an_api_server_wait_shorter_than_the_server_deadline() {
+    let cache = tempfile::tempdir().expect("dir");
+    let policy = artefact("pod_security");
+    let config = cache.path().join("palisade.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "limits: {{requestTimeout: 8s}}\npolicies:\n  - {{id: pod-security, module: {}}}\n",
+            path(&policy)
+        ),
+    )
+    .expect("write");
+    let run = |seconds: &str| {
+        palisade(&cache)
+            .args([
+                "webhook-config",
+                "--config",
+                path(&config),
+                "--timeout-seconds",
+                seconds,
+            ])
+            .output()
+            .expect("runs")
+    };
+    let refused = run("8");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "limits.requestTimeout (8s) must be shorter than the webhook's timeoutSeconds (8s)"
+        ),
+        "{stderr}"
+    );
+    assert!(refused.stdout.is_empty());
+    let accepted = run("9");
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+}
+
+#[test]
 fn cert_writes_a_ca_and_a_serving_pair_and_keeps_existing_files() {
     let cache = tempfile::tempdir().expect("dir");
     let out = cache.path().join("tls");

@@ -112,29 +112,44 @@ pub struct TlsConfig {
     pub client_ca: Option<PathBuf>,
 }
 
-/// Input limits and timeouts of the server.
-#[derive(Debug, Clone, Deserialize)]
+/// Input limits and timeouts of the server; applied again on every reload.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ServerLimits {
     /// Largest request body accepted; larger ones get 413 (the API server's own limit is 3 MiB).
     pub max_body_bytes: usize,
-    /// Deadline of a whole request, reading included.
+    /// Deadline of a request once its headers are in: reading the body, waiting for an
+    /// evaluation slot and evaluating. Past it the answer is the policy's failurePolicy.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Deadline for a client to send its request headers.
+    /// Deadline for the TLS handshake and, on HTTP/1, for the request headers.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
-    /// Requests evaluated at once; more wait their turn.
+    /// A connection on which nothing arrives for this long is closed (HTTP/1 and HTTP/2 alike,
+    /// an unfinished HTTP/2 preface included).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Evaluations at once; more wait their turn (bodies are read before a turn is taken).
     pub max_concurrency: usize,
+    /// Open connections at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Open connections from one client address at once.
+    pub max_connections_per_client: usize,
+    /// Concurrent streams on one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             max_body_bytes: 3 << 20,
-            request_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(8),
             header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
             max_concurrency: 1024,
+            max_connections: 1024,
+            max_connections_per_client: 256,
+            max_streams_per_connection: 128,
         }
     }
 }
@@ -313,6 +328,7 @@ impl Config {
     /// # Errors
     /// A message naming the offending item.
     pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()?;
         let mut ids = BTreeSet::new();
         if self.policies.is_empty() {
             return Err("policies: at least one policy is required".into());
@@ -321,6 +337,15 @@ impl Config {
             check_id(&policy.id).map_err(|e| format!("policies[{i}].id: {e}"))?;
             if !ids.insert(policy.id.as_str()) {
                 return Err(format!("policies[{i}].id: {:?} is used twice", policy.id));
+            }
+            if policy.timeout >= self.limits.request_timeout {
+                return Err(format!(
+                    "policies[{i}].timeout: {} does not fit limits.requestTimeout ({}): the \
+                     server's deadline would pass before the policy's, and the request would \
+                     not be answered by its failurePolicy",
+                    humantime::format_duration(policy.timeout),
+                    humantime::format_duration(self.limits.request_timeout)
+                ));
             }
             // The API server waits at most 30 s for a webhook.
             if policy.timeout.is_zero() || policy.timeout > Duration::from_secs(30) {
@@ -369,8 +394,49 @@ impl Config {
         if self.state.max_entries == 0 {
             return Err("state.maxEntries: must be positive".into());
         }
-        if self.limits.max_body_bytes == 0 || self.limits.max_concurrency == 0 {
-            return Err("limits: maxBodyBytes and maxConcurrency must be positive".into());
+        Ok(())
+    }
+}
+
+impl ServerLimits {
+    /// Checks the limits on their own: every count and deadline positive, connections closed
+    /// for idleness only after a request could have been answered.
+    ///
+    /// # Errors
+    /// A message naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("maxBodyBytes", self.max_body_bytes),
+            ("maxConcurrency", self.max_concurrency),
+            ("maxConnections", self.max_connections),
+            ("maxConnectionsPerClient", self.max_connections_per_client),
+            (
+                "maxStreamsPerConnection",
+                self.max_streams_per_connection as usize,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("limits.{field}: must be positive"));
+            }
+        }
+        for (field, value) in [
+            ("requestTimeout", self.request_timeout),
+            ("headerTimeout", self.header_timeout),
+            ("idleTimeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!(
+                    "limits.{field}: must be longer than 0s (every connection or request would fail)"
+                ));
+            }
+        }
+        if self.idle_timeout <= self.request_timeout {
+            return Err(format!(
+                "limits.idleTimeout: {} must be longer than limits.requestTimeout ({}), or \
+                 connections waiting for an answer would be closed as idle",
+                humantime::format_duration(self.idle_timeout),
+                humantime::format_duration(self.request_timeout)
+            ));
         }
         Ok(())
     }
@@ -388,5 +454,60 @@ fn check_id(id: &str) -> Result<(), String> {
         Err(format!(
             "{id:?} must be 1-63 characters of a-z, 0-9, '-', '_' or '.'"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(text: &str) -> String {
+        let config = Config::parse(text).unwrap_or_else(|e| panic!("parses: {e}"));
+        config.validate().expect_err("must be refused")
+    }
+
+    const POLICY: &str = "policies: [{id: p, module: p.wasm}]\n";
+
+    #[test]
+    fn a_policy_must_answer_before_the_servers_deadline() {
+        let error = invalid(
+            "limits: {requestTimeout: 2s}\npolicies: [{id: p, module: p.wasm, timeout: 2s}]\n",
+        );
+        assert!(
+            error.starts_with("policies[0].timeout: 2s does not fit limits.requestTimeout (2s)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn zero_timeouts_and_counts_are_refused_by_name() {
+        for (limits, field) in [
+            ("headerTimeout: 0s", "limits.headerTimeout"),
+            ("requestTimeout: 0s", "limits.requestTimeout"),
+            ("idleTimeout: 0s", "limits.idleTimeout"),
+            ("maxConcurrency: 0", "limits.maxConcurrency"),
+            (
+                "maxConnectionsPerClient: 0",
+                "limits.maxConnectionsPerClient",
+            ),
+            (
+                "maxStreamsPerConnection: 0",
+                "limits.maxStreamsPerConnection",
+            ),
+        ] {
+            let error = invalid(&format!("limits: {{{limits}}}\n{POLICY}"));
+            assert!(error.starts_with(field), "{limits}: {error}");
+        }
+    }
+
+    #[test]
+    fn connections_are_not_closed_as_idle_while_a_request_may_still_be_answered() {
+        let error = invalid(&format!(
+            "limits: {{requestTimeout: 5s, idleTimeout: 5s}}\n{POLICY}"
+        ));
+        assert!(
+            error.starts_with("limits.idleTimeout: 5s must be longer"),
+            "{error}"
+        );
     }
 }

@@ -22,17 +22,19 @@ pub use policy_set::{Instances, PolicySet, Status};
 pub use router::{ApiError, router};
 pub use serve::{ServeOptions, Server, serve};
 
-/// What every request handler shares: the current policy set (swapped whole on reload), the
-/// host capabilities every policy set is given (so shared state outlives reloads), metrics and
-/// server limits.
+/// What every request handler shares: the current policy set and limits (each swapped whole
+/// on reload), the evaluation slots, the host capabilities every policy set is given (so shared
+/// state outlives reloads), and metrics.
 pub struct AppState {
     set: ArcSwap<PolicySet>,
+    limits: ArcSwap<config::ServerLimits>,
+    /// `limits.maxConcurrency` evaluation slots; a new semaphore when the limit changes
+    /// (evaluations in progress keep the slots they hold of the old one).
+    slots: ArcSwap<tokio::sync::Semaphore>,
     /// What policies may ask of the host; built once, kept across reloads.
     pub capabilities: Arc<Capabilities>,
     /// The metrics registry.
     pub metrics: Metrics,
-    /// Input limits of the current configuration.
-    pub limits: config::ServerLimits,
     /// Ready only when every policy loaded.
     pub strict_ready: bool,
 }
@@ -55,11 +57,34 @@ impl AppState {
         );
         Self {
             set: ArcSwap::from_pointee(set),
+            slots: ArcSwap::from_pointee(tokio::sync::Semaphore::new(limits.max_concurrency)),
+            limits: ArcSwap::from_pointee(limits),
             capabilities,
             metrics,
-            limits,
             strict_ready,
         }
+    }
+
+    /// The limits now in force.
+    #[must_use]
+    pub fn limits(&self) -> Arc<config::ServerLimits> {
+        self.limits.load_full()
+    }
+
+    /// The evaluation slots now in force.
+    pub(crate) fn slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.slots.load_full()
+    }
+
+    /// Applies new limits (a reload): requests and connections already in progress finish
+    /// under the ones they started with.
+    pub fn replace_limits(&self, limits: config::ServerLimits) {
+        if limits.max_concurrency != self.limits.load().max_concurrency {
+            self.slots.store(Arc::new(tokio::sync::Semaphore::new(
+                limits.max_concurrency,
+            )));
+        }
+        self.limits.store(Arc::new(limits));
     }
 
     /// The current policy set.

@@ -40,12 +40,25 @@ pub struct WebhookOptions {
 
 /// The ValidatingWebhookConfiguration (every policy and group) and, when any policy mutates,
 /// the MutatingWebhookConfiguration (mutating policies only).
-#[must_use]
+///
+/// # Errors
+/// When the server's `limits.requestTimeout` does not fit `timeoutSeconds`: the API server
+/// would give up (and apply its own failurePolicy) before the server's timeout answer, so a
+/// slow policy's failurePolicy would never be the one that decides.
 pub fn webhook_configurations(
     config: &Config,
     set: &PolicySet,
     options: &WebhookOptions,
-) -> Vec<Value> {
+) -> Result<Vec<Value>, String> {
+    let waits = std::time::Duration::from_secs(u64::from(options.timeout_seconds));
+    if config.limits.request_timeout >= waits {
+        return Err(format!(
+            "limits.requestTimeout ({}) must be shorter than the webhook's timeoutSeconds ({}s): \
+             the API server stops waiting first and the policies' failurePolicy never answers",
+            humantime::format_duration(config.limits.request_timeout),
+            options.timeout_seconds
+        ));
+    }
     let rules = set.webhook_rules();
     let failure = |id: &str| {
         let policy = config.policies.iter().find(|p| p.id == id);
@@ -115,5 +128,5 @@ pub fn webhook_configurations(
             "webhooks": mutating,
         }));
     }
-    out
+    Ok(out)
 }

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub instance_starts: Family<PolicyLabels, Counter>,
     /// Connections the listener failed to accept (out of file descriptors, most often).
     pub accept_errors: Counter,
+    /// Connections closed as they arrived: over `maxConnections` or `maxConnectionsPerClient`.
+    pub rejected_connections: Counter,
 }
 
 /// Labels of a rejected request.
@@ -96,6 +98,7 @@ impl Default for Metrics {
         let instances = Family::<InstanceLabels, Gauge>::default();
         let instance_starts = Family::<PolicyLabels, Counter>::default();
         let accept_errors = Counter::default();
+        let rejected_connections = Counter::default();
         registry.register(
             "admission_requests",
             "Admission requests decided",
@@ -142,6 +145,11 @@ impl Default for Metrics {
             "Connections the listener failed to accept",
             accept_errors.clone(),
         );
+        registry.register(
+            "rejected_connections",
+            "Connections closed as they arrived, over the connection limits",
+            rejected_connections.clone(),
+        );
         Self {
             registry,
             requests,
@@ -154,6 +162,7 @@ impl Default for Metrics {
             instances,
             instance_starts,
             accept_errors,
+            rejected_connections,
         }
     }
 }

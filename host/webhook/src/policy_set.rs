@@ -211,19 +211,56 @@ impl PolicySet {
         Some(self.decide_group(group, request).await)
     }
 
+    /// The answer to a request the server's deadline cut short: for a policy, what its
+    /// failurePolicy makes of a timeout; for a group, a failed-closed denial (a group has no
+    /// failurePolicy of its own). `None` when there is no such id.
+    #[must_use]
+    pub fn timed_out(
+        &self,
+        id: &str,
+        request: &AdmissionRequest,
+        deadline: std::time::Duration,
+    ) -> Option<Decision> {
+        let failure = Failure {
+            kind: "timeout",
+            message: format!(
+                "the server's deadline of {} (limits.requestTimeout) passed before {id} answered",
+                humantime::format_duration(deadline)
+            ),
+            backtrace: String::new(),
+        };
+        if let Some(policy) = self.policies.get(id) {
+            let config = &policy.config;
+            let decision =
+                Decision::enforced(id, &request.uid, Err(failure), config.failure_policy);
+            return Some(decision.in_mode(id, config.mode));
+        }
+        let group = self.groups.get(id)?;
+        let decision = Decision::enforced(
+            id,
+            &request.uid,
+            Err(failure),
+            crate::config::FailurePolicy::Fail,
+        );
+        Some(decision.in_mode(id, group.config.mode))
+    }
+
     async fn decide_group(&self, group: &LoadedGroup, request: &AdmissionRequest) -> Decision {
         let mut members = BTreeMap::new();
         let mut errors = Vec::new();
         let mut started = Vec::new();
-        for id in group.expression.members() {
-            if let Some(policy) = self.policies.get(&id) {
-                // A member's own failurePolicy decides what its failure counts as; its mode
-                // does not matter inside a group: the group's mode does.
-                let decision = policy.decide_enforced(request).await;
-                errors.extend(decision.errors.iter().copied());
-                started.extend(decision.started.iter().cloned());
-                members.insert(id, decision);
-            }
+        // Members are independent: evaluated concurrently, so the group takes as long as its
+        // slowest member, not their sum (each evaluation yields at every epoch tick).
+        let evaluations = group.expression.members().into_iter().filter_map(|id| {
+            let policy = self.policies.get(&id)?;
+            // A member's own failurePolicy decides what its failure counts as; its mode
+            // does not matter inside a group: the group's mode does.
+            Some(async move { (id, policy.decide_enforced(request).await) })
+        });
+        for (id, decision) in futures_util::future::join_all(evaluations).await {
+            errors.extend(decision.errors.iter().copied());
+            started.extend(decision.started.iter().cloned());
+            members.insert(id, decision);
         }
         let allowed = group
             .expression

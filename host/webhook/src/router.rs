@@ -1,25 +1,27 @@
 //! The HTTP surface: `POST /validate/{id}` and `/mutate/{id}` take an AdmissionReview and answer
 //! in the version it came in; `/policies`, `/healthz`, `/readyz`, `/metrics` for operations.
-//! No socket here: [`router`] is a plain `Router`, driven by `serve` or by tests.
+//! Every rejection is a JSON `{"error": ...}` and counted. No socket here: [`router`] is a plain
+//! `Router`, driven by `serve` or by tests.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use palisade_runtime::review;
 
+use http_body_util::BodyExt;
+
 use crate::AppState;
+use crate::config::ServerLimits;
 use crate::metrics::{ErrorLabels, InstanceLabels, PolicyLabels, RequestLabels, StatusLabels};
 
 /// The webhook's router over shared state.
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state.limits.max_body_bytes;
     Router::new()
         .route("/validate/{id}", post(validate))
         .route("/mutate/{id}", post(mutate))
@@ -27,62 +29,107 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(limit))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn not_found(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> ApiError {
+    state.reject(ApiError::NotFound(format!("no endpoint at {}", uri.path())))
+}
+
+async fn method_not_allowed(
+    State(state): State<Arc<AppState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    state.reject(ApiError::MethodNotAllowed(format!(
+        "{method} is not allowed on {}",
+        uri.path()
+    )))
 }
 
 async fn validate(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
-    review_request(&state, &id, &body, false).await
+    review_request(&state, &id, body, false).await
 }
 
 async fn mutate(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
-    review_request(&state, &id, &body, true).await
+    review_request(&state, &id, body, true).await
 }
 
-/// The body, or a counted rejection: over the limit is 413 with a JSON error like every other
-/// rejection (the API server shows it in the admission failure).
-fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!(
+/// Reads the body within the limits: at most `maxBodyBytes` (413 past it) before the deadline
+/// (408 past it, the client's doing); every rejection is counted and answered with a JSON error.
+async fn read_body(
+    state: &AppState,
+    limits: &ServerLimits,
+    deadline: Instant,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
+    let collected = tokio::time::timeout_at(deadline.into(), limited.collect()).await;
+    match collected {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(state.reject(ApiError::PayloadTooLarge(format!(
                 "the body is larger than the limit of {} bytes (limits.maxBodyBytes)",
-                state.limits.max_body_bytes
-            ))
-        } else {
-            ApiError::BadRequest(format!("the body could not be read: {rejection}"))
-        };
-        state.reject(error)
-    })
+                limits.max_body_bytes
+            ))))
+        }
+        Ok(Err(error)) => Err(state.reject(ApiError::BadRequest(format!(
+            "the body could not be read: {error}"
+        )))),
+        Err(_) => Err(state.reject(ApiError::RequestTimeout(format!(
+            "the body was not received within {} (limits.requestTimeout)",
+            humantime::format_duration(limits.request_timeout)
+        )))),
+    }
 }
 
-/// Decides one AdmissionReview. The policy runs on this task: its evaluation yields to the
-/// runtime at every epoch tick, so a slow or looping policy never holds a worker thread for
-/// longer than a tick at a time.
+/// Decides one AdmissionReview. The body is read first (a client that announces a body and
+/// sends none holds no evaluation slot), then the request waits for a slot and is evaluated;
+/// the whole within `requestTimeout`, past which the answer is the policy's failurePolicy. The
+/// policy runs on this task: its evaluation yields to the runtime at every epoch tick, so a
+/// slow or looping policy never holds a worker thread for longer than a tick at a time.
 async fn review_request(
     state: &AppState,
     id: &str,
-    body: &[u8],
+    body: Body,
     mutating: bool,
 ) -> Result<Response, ApiError> {
-    let text = std::str::from_utf8(body)
+    let limits = state.limits();
+    let deadline = Instant::now() + limits.request_timeout;
+    let body = read_body(state, &limits, deadline, body).await?;
+    let text = std::str::from_utf8(&body)
         .map_err(|e| state.reject(ApiError::BadRequest(format!("the body is not UTF-8: {e}"))))?;
     let review::Review {
         api_version,
         request,
     } = review::parse(text).map_err(|e| state.reject(ApiError::BadRequest(e.to_string())))?;
     let set = state.policies();
+    if !set.contains(id) {
+        return Err(state.reject(ApiError::NotFound(format!(
+            "no policy or group has the id {id:?}"
+        ))));
+    }
     let started = Instant::now();
-    let decision = set.decide(id, &request, mutating).await.ok_or_else(|| {
+    let slots = state.slots();
+    let evaluation = async {
+        let _slot = slots.acquire().await;
+        set.decide(id, &request, mutating).await
+    };
+    let decision = match tokio::time::timeout_at(deadline.into(), evaluation).await {
+        Ok(decision) => decision,
+        Err(_) => set.timed_out(id, &request, limits.request_timeout),
+    }
+    .ok_or_else(|| {
         state.reject(ApiError::NotFound(format!(
             "no policy or group has the id {id:?}"
         )))
@@ -183,6 +230,12 @@ pub enum ApiError {
     /// No policy or group has the id (404).
     #[error("{0}")]
     NotFound(String),
+    /// The method is not allowed on the path (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The body did not arrive in time (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The body is over the configured limit (413).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -196,6 +249,8 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -3,7 +3,8 @@
 //! re-reads certificates and configuration when they change or on SIGHUP, and shuts down
 //! gracefully on SIGTERM or Ctrl-C.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use palisade_runtime::Engine;
 use palisade_runtime::capabilities::{Capabilities, DataTables, MemoryStore, SystemClock};
@@ -21,9 +21,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
 
-use crate::config::{Config, TlsConfig};
+use crate::config::{Config, ServerLimits, TlsConfig};
 use crate::{AppState, PolicySet, router};
 
 /// How to run the server.
@@ -157,7 +156,7 @@ impl Server {
             tls.clone(),
             watcher,
         ));
-        let result = accept_loop(listener, &config, state, tls, shutdown).await;
+        let result = accept_loop(listener, state, tls, shutdown).await;
         reload.abort();
         result
     }
@@ -165,29 +164,18 @@ impl Server {
 
 async fn accept_loop(
     listener: TcpListener,
-    config: &Config,
     state: Arc<AppState>,
     tls: Option<TlsState>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let limits = &config.limits;
-    let metrics = Arc::clone(&state);
-    let metrics = &metrics.metrics;
-    let app = router(state).layer(
-        ServiceBuilder::new()
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                limits.request_timeout,
-            ))
-            .layer(tower::limit::ConcurrencyLimitLayer::new(
-                limits.max_concurrency,
-            )),
-    );
-    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config));
-    let graceful = GracefulShutdown::new();
+    let app = router(Arc::clone(&state));
+    // Connections end gracefully (requests in flight finish) when the server shuts down, and
+    // when a reload changes the TLS configuration, so that every client is authenticated as
+    // the configuration in force says.
+    let (stopping, _) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
-    let header_timeout = limits.header_timeout;
     let mut failures = AcceptFailures::default();
+    let connections = Arc::new(Connections::default());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -196,7 +184,7 @@ async fn accept_loop(
                     pair
                 }
                 Err(e) => {
-                    metrics.accept_errors.inc();
+                    state.metrics.accept_errors.inc();
                     let pause = failures.record(&e);
                     tokio::select! {
                         () = tokio::time::sleep(pause) => continue,
@@ -206,31 +194,109 @@ async fn accept_loop(
             },
             () = &mut shutdown => break,
         };
+        // Limits as they are now: a reload applies to the connections that come after it.
+        let limits = state.limits();
+        let Some(slot) = connections.open(peer.ip(), &limits) else {
+            state.metrics.rejected_connections.inc();
+            tracing::debug!(%peer, "connection refused: too many connections");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        // Nothing read or written for idleTimeout closes the connection, whatever the protocol
+        // and however far it got (a TLS handshake, an HTTP/2 preface cut short, an idle h2).
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_read_timeout(Some(limits.idle_timeout));
+        stream.set_write_timeout(Some(limits.idle_timeout));
+        let stream = Box::pin(stream);
         let service = TowerToHyperService::new(app.clone());
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
+        let mut ends = vec![stopping.subscribe()];
+        let acceptor = tls.as_ref().map(|tls| {
+            ends.push(tls.changes());
+            tls.acceptor()
+        });
         tokio::spawn(async move {
+            let _slot = slot;
             match acceptor {
                 Some(acceptor) => {
-                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            serve_connection(tls, service, watcher, header_timeout).await
-                        }
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => serve_connection(tls, service, ends, &limits).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
-                None => serve_connection(stream, service, watcher, header_timeout).await,
+                None => serve_connection(stream, service, ends, &limits).await,
             }
         });
     }
     tracing::info!("shutting down: finishing requests in flight");
+    stopping.send_replace(());
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = connections.all_closed() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(Duration::from_secs(25)) => tracing::warn!("connections still open after 25s; exiting"),
     }
     Ok(())
+}
+
+/// Open connections, in all and by client address, within `maxConnections` and
+/// `maxConnectionsPerClient`.
+#[derive(Default)]
+struct Connections {
+    by_client: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    /// Woken when the last connection closes.
+    closed: tokio::sync::Notify,
+}
+
+/// One open connection, counted until dropped.
+struct ConnectionSlot {
+    connections: Arc<Connections>,
+    client: IpAddr,
+}
+
+impl Connections {
+    /// Counts a connection from `client`, unless that would pass the limits.
+    fn open(self: &Arc<Self>, client: IpAddr, limits: &ServerLimits) -> Option<ConnectionSlot> {
+        let mut by_client = self.by_client.lock().ok()?;
+        let total: usize = by_client.values().sum();
+        let mine = by_client.get(&client).copied().unwrap_or(0);
+        if total >= limits.max_connections || mine >= limits.max_connections_per_client {
+            return None;
+        }
+        by_client.insert(client, mine.saturating_add(1));
+        Some(ConnectionSlot {
+            connections: Arc::clone(self),
+            client,
+        })
+    }
+}
+
+impl Connections {
+    /// Waits until no connection is open.
+    async fn all_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.by_client.lock().map_or(true, |c| c.is_empty()) {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut by_client) = self.connections.by_client.lock() {
+            match by_client.get_mut(&self.client) {
+                Some(count) if *count > 1 => *count -= 1,
+                _ => {
+                    by_client.remove(&self.client);
+                }
+            }
+            if by_client.is_empty() {
+                self.connections.closed.notify_waiters();
+            }
+        }
+    }
 }
 
 /// Accept errors in a row: each one pauses the loop a little longer (out of descriptors,
@@ -273,11 +339,14 @@ impl AcceptFailures {
     }
 }
 
+/// Serves one connection until it ends; when any of `ends` changes (the server shuts down, the
+/// TLS configuration changed) it is shut down gracefully: requests in flight finish, no new
+/// ones are taken.
 async fn serve_connection<S, T>(
     io: T,
     service: S,
-    watcher: hyper_util::server::graceful::Watcher,
-    header_timeout: Duration,
+    mut ends: Vec<tokio::sync::watch::Receiver<()>>,
+    limits: &ServerLimits,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<
@@ -293,12 +362,31 @@ async fn serve_connection<S, T>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(error = %e, "connection ended with an error");
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams_per_connection);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let mut ending = false;
+    loop {
+        let end = futures_util::future::select_all(ends.iter_mut().map(|e| Box::pin(e.changed())));
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            (changed, _, _) = end, if !ending => {
+                if changed.is_ok() {
+                    connection.as_mut().graceful_shutdown();
+                }
+                // Once asked to end (or with nobody left to ask), only the connection matters.
+                ending = true;
+            }
+        }
     }
 }
 
@@ -323,10 +411,17 @@ async fn shutdown_signal() {
     }
 }
 
-/// The TLS configuration with a certificate that can be swapped while serving.
+/// The TLS configuration, swapped whole when a reload changes it (a client CA added, removed or
+/// rotated), with a certificate that can be swapped on its own while serving (rotation).
 #[derive(Clone)]
 struct TlsState {
-    server_config: Arc<rustls::ServerConfig>,
+    current: Arc<ArcSwap<TlsGeneration>>,
+    changed: Arc<tokio::sync::watch::Sender<()>>,
+}
+
+/// One TLS configuration: its acceptor and the certificate it serves.
+struct TlsGeneration {
+    acceptor: tokio_rustls::TlsAcceptor,
     resolver: Arc<Resolver>,
     paths: TlsConfig,
 }
@@ -343,6 +438,52 @@ impl ResolvesServerCert for Resolver {
 }
 
 impl TlsState {
+    fn load(paths: &TlsConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            current: Arc::new(ArcSwap::from_pointee(TlsGeneration::load(paths)?)),
+            changed: Arc::new(tokio::sync::watch::channel(()).0),
+        })
+    }
+
+    /// The acceptor for a new connection.
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        self.current.load().acceptor.clone()
+    }
+
+    /// The files of the configuration in force.
+    fn paths(&self) -> TlsConfig {
+        self.current.load().paths.clone()
+    }
+
+    /// Re-reads the certificate and key; keeps the old pair if the new one is unusable.
+    fn reload_certificate(&self) {
+        let current = self.current.load();
+        match certified_key(&current.paths) {
+            Ok(key) => {
+                current.resolver.current.store(Arc::new(key));
+                tracing::info!(cert = %current.paths.cert.display(), "serving certificate reloaded");
+            }
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "new serving certificate is unusable; keeping the old one"
+            ),
+        }
+    }
+
+    /// Switches new connections to `next` (already built and checked), and asks the open ones
+    /// to end gracefully, so their clients reconnect under it.
+    fn apply(&self, next: TlsGeneration) {
+        self.current.store(Arc::new(next));
+        self.changed.send_replace(());
+    }
+
+    /// A receiver told whenever the TLS configuration changes.
+    fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changed.subscribe()
+    }
+}
+
+impl TlsGeneration {
     fn load(paths: &TlsConfig) -> anyhow::Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = certified_key(paths)?;
@@ -372,24 +513,10 @@ impl TlsState {
             builder.with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
         server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
-            server_config: Arc::new(server_config),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server_config)),
             resolver,
             paths: paths.clone(),
         })
-    }
-
-    /// Re-reads the certificate and key; keeps the old pair if the new one is unusable.
-    fn reload(&self) {
-        match certified_key(&self.paths) {
-            Ok(key) => {
-                self.resolver.current.store(Arc::new(key));
-                tracing::info!(cert = %self.paths.cert.display(), "serving certificate reloaded");
-            }
-            Err(e) => tracing::error!(
-                error = format!("{e:#}"),
-                "new serving certificate is unusable; keeping the old one"
-            ),
-        }
     }
 }
 
@@ -438,6 +565,7 @@ impl Watcher {
         files.extend(config.data.values().cloned());
         if let Some(tls) = &config.tls {
             files.extend([tls.cert.clone(), tls.key.clone()]);
+            files.extend(tls.client_ca.clone());
         }
         self.seen = files
             .into_iter()
@@ -497,31 +625,29 @@ async fn reload_loop(
         if !forced && changed.is_empty() {
             continue;
         }
+        let paths = tls.as_ref().map(TlsState::paths);
+        let is_pair = |f: &PathBuf| paths.as_ref().is_some_and(|p| *f == p.cert || *f == p.key);
         if let Some(tls) = &tls
-            && (forced
-                || changed
-                    .iter()
-                    .any(|f| *f == tls.paths.cert || *f == tls.paths.key))
+            && (forced || changed.iter().any(is_pair))
         {
-            tls.reload();
+            tls.reload_certificate();
         }
-        let policies_changed = changed.iter().any(|f| {
-            !tls.as_ref()
-                .is_some_and(|t| *f == t.paths.cert || *f == t.paths.key)
-        });
-        if !forced && !policies_changed {
+        if !forced && changed.iter().all(is_pair) {
             continue;
         }
         tracing::info!(forced, files = ?changed, "reloading configuration");
-        match reload(&options.config, &config, &engine, &state.capabilities).await {
-            Ok((new_config, set, data)) => {
-                if new_config.listen != config.listen {
-                    tracing::warn!("listen address changed; it takes effect on restart");
+        let tls_now = tls.as_ref().map(|t| (t, t.paths()));
+        match reload(&options, &config, tls_now, &engine, &state.capabilities).await {
+            Ok(reloaded) => {
+                if let (Some(tls), Some(next)) = (&tls, reloaded.tls) {
+                    tls.apply(next);
+                    tracing::info!("TLS configuration reloaded");
                 }
-                state.capabilities.replace_data(data);
-                state.replace(set);
-                watcher.track(&new_config);
-                config = new_config;
+                state.replace_limits(reloaded.config.limits.clone());
+                state.capabilities.replace_data(reloaded.data);
+                state.replace(reloaded.set);
+                watcher.track(&reloaded.config);
+                config = reloaded.config;
                 tracing::info!(policies = config.policies.len(), "configuration reloaded");
             }
             Err(e) => {
@@ -535,22 +661,47 @@ async fn reload_loop(
     }
 }
 
-/// Loads a new configuration, its data tables and policy set; any failure (invalid file, a
-/// data table that does not read, a policy that does not load, a change that needs a restart)
-/// rejects the whole reload.
+/// What a reload applies, all of it checked before any of it is.
+struct Reloaded {
+    config: Config,
+    set: PolicySet,
+    data: DataTables,
+    /// A new TLS configuration, when its files or their content changed.
+    tls: Option<TlsGeneration>,
+}
+
+/// Loads a new configuration, its TLS material, data tables and policy set. An invalid file,
+/// TLS material or data table that does not read, or a change that only a restart can apply
+/// (`listen`, `state`, adding or removing `tls`) rejects the whole reload, naming the field; a
+/// policy that does not load does not: it answers by its failurePolicy, as at start, and the
+/// rest of the configuration applies.
 async fn reload(
-    path: &Path,
+    options: &ServeOptions,
     current: &Config,
+    tls: Option<(&TlsState, TlsConfig)>,
     engine: &Arc<Engine>,
     capabilities: &Arc<Capabilities>,
-) -> anyhow::Result<(Config, PolicySet, DataTables)> {
+) -> anyhow::Result<Reloaded> {
+    let path = &options.config;
     let config = Config::load(path)?;
-    if config.state != current.state {
-        bail!(
-            "{}: state (the shared state's bounds) changed; it takes effect on restart",
+    let restart = |field: &str| {
+        anyhow::anyhow!(
+            "{}: {field} changed, which takes effect only on restart; nothing was applied",
             path.display()
-        );
+        )
+    };
+    if config.listen != current.listen {
+        return Err(restart("listen"));
     }
+    if config.state != current.state {
+        return Err(restart("state (the shared state's bounds)"));
+    }
+    let tls = match (tls, &config.tls, options.insecure_http) {
+        (_, _, true) | (None, None, false) => None,
+        (Some(_), None, false) | (None, Some(_), false) => return Err(restart("tls")),
+        // Built again whatever changed: the client CA bundle's content may have, not its path.
+        (Some(_), Some(next), false) => Some(TlsGeneration::load(next)?),
+    };
     let data = config.load_data()?;
     let set = {
         let (config, engine, capabilities) =
@@ -558,12 +709,17 @@ async fn reload(
         tokio::task::spawn_blocking(move || PolicySet::load(&config, &engine, &capabilities))
             .await?
     };
-    if let Some(failed) = set.statuses().into_iter().find(|s| s.status == "error") {
-        bail!(
-            "policy {} does not load: {}",
-            failed.id,
-            failed.error.unwrap_or_default()
+    for failed in set.statuses().into_iter().filter(|s| s.status == "error") {
+        tracing::error!(
+            policy = %failed.id,
+            error = failed.error.unwrap_or_default(),
+            "policy does not load; it answers by its failurePolicy"
         );
     }
-    Ok((config, set, data))
+    Ok(Reloaded {
+        config,
+        set,
+        data,
+        tls,
+    })
 }

@@ -479,3 +479,71 @@ async fn plain_http_needs_the_explicit_flag() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_limits_and_client_authentication() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    write_config(dir.path(), &config("allow", false));
+    let (url, stop, task) = start(dir.path()).await;
+    let anonymous = client(&pki.ca, None);
+    let authenticated = client(&pki.ca, Some(&pki.client));
+    // A review padded past 2000 bytes.
+    let mut big = review("big");
+    big["request"]["object"]["metadata"]["annotations"] = json!({"pad": "x".repeat(2500)});
+    let post = |client: &reqwest::Client, body: &Value| {
+        client.post(format!("{url}/validate/pod")).json(body).send()
+    };
+    assert_eq!(
+        post(&anonymous, &big).await.expect("answered").status(),
+        200
+    );
+    // Client certificates required and bodies capped, in one reload.
+    let text =
+        config("allow", true).replace("policies:", "limits: {maxBodyBytes: 2000}\npolicies:");
+    write_config(dir.path(), &text);
+    let mut applied = false;
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if metrics_text(&authenticated, &url)
+            .await
+            .contains("palisade_config_reloads_total 1\n")
+        {
+            applied = true;
+            break;
+        }
+    }
+    assert!(applied, "the reload never happened");
+    let refused = post(&anonymous, &review("anonymous")).await;
+    assert!(
+        refused.is_err(),
+        "a client without a certificate must be refused after the reload: {refused:?}"
+    );
+    let small = post(&authenticated, &review("small"))
+        .await
+        .expect("answered");
+    assert_eq!(small.status(), 200);
+    let capped = post(&authenticated, &big).await.expect("answered");
+    assert_eq!(capped.status(), 413);
+    let body: Value = capped.json().await.expect("JSON");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("2000 bytes") && e.contains("limits.maxBodyBytes")),
+        "{body}"
+    );
+    // A change that needs a restart is refused, naming it; the rest stays as it was.
+    write_config(dir.path(), &text.replace("127.0.0.1:0", "127.0.0.1:1"));
+    reload_failures(&authenticated, &url, 1).await;
+    assert_eq!(
+        post(&authenticated, &review("still"))
+            .await
+            .expect("answered")
+            .status(),
+        200
+    );
+
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
