@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario, run};
+use palisade_proxy::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig};
 use palisade_sdk::parse_settings;
 use palisade_sdk::wire::HttpRequest;

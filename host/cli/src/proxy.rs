@@ -1,10 +1,10 @@
 //! Proxy scenarios on the command line: reading scenario files and one-line summaries of what
-//! happened to each request. The emulation itself is `palisade_runtime::proxy_wasm`.
+//! happened to each request. The emulation itself is `palisade_proxy`.
 
 use std::path::Path;
 
 use anyhow::Context;
-use palisade_runtime::proxy_wasm::{RequestReport, Scenario};
+use palisade_proxy::{RequestReport, Scenario};
 
 use crate::input;
 

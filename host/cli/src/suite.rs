@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use palisade_proxy::{Filter, Report, RunOptions};
 use palisade_runtime::Abi;
 use palisade_runtime::admission::{Options, Prepared};
-use palisade_runtime::proxy_wasm::{Filter, Report, RunOptions};
 use palisade_sdk::wire::Verdict;
 use serde::Deserialize;
 
@@ -207,7 +207,7 @@ fn run_case(
                 limits,
                 trace: false,
             };
-            let (report, _) = palisade_runtime::proxy_wasm::run(filter, &scenario, options);
+            let (report, _) = palisade_proxy::run(filter, &scenario, options);
             return check_proxy(&case.expect, &report);
         }
         (Loaded::Admission(_), _, _) => {

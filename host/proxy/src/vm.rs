@@ -10,10 +10,7 @@ use wasmtime::{InstancePre, Linker, Module, Store, TypedFunc, WasmParams, WasmRe
 use super::hostcalls::{self, ENV_FUNCTIONS, WASI_MODULES};
 use super::state::{Phase, VmState};
 use super::types::{LogLevel, SUPPORTED_VERSIONS};
-use crate::abi::Abi;
-use crate::cache::CacheStatus;
-use crate::limits::TickBudget;
-use crate::{Engine, EvalError, Limits, LoadError};
+use palisade_runtime::{Abi, CacheStatus, Engine, EvalError, Limits, LoadError, Ticker};
 
 /// A compiled, checked and pre-linked proxy-wasm module. Cheap to share; each VM instantiates it.
 pub struct Filter {
@@ -26,7 +23,7 @@ pub struct Filter {
     tick: TickBudget,
     exports: BTreeSet<String>,
     /// Keeps deadlines firing for as long as the filter can run.
-    _ticker: std::sync::Arc<crate::engine::Ticker>,
+    _ticker: std::sync::Arc<Ticker>,
 }
 
 impl std::fmt::Debug for Filter {
@@ -63,7 +60,7 @@ impl Filter {
                 });
             }
         };
-        let (module, cache) = engine.compile::<Module>(bytes)?;
+        let (module, cache) = engine.compile_module(bytes)?;
         let exports: BTreeSet<String> = module.exports().map(|e| e.name().to_owned()).collect();
         if !exports.contains("memory") {
             return Err(LoadError::MissingExport("memory".into()));
@@ -464,7 +461,7 @@ fn classify(error: wasmtime::Error, store: &Store<VmState>, limits: Limits) -> E
         .shared
         .last_log(&state.label, LogLevel::Critical)
         .unwrap_or_default();
-    match crate::error::classify(error, state.cap.refused, limits, &last_words) {
+    match EvalError::classify(error, state.cap.refused(), limits, &last_words) {
         EvalError::Instantiate(e) => EvalError::Trap {
             message: format!("{e:#}"),
             backtrace: String::new(),
@@ -479,5 +476,19 @@ impl std::fmt::Debug for Vm {
             .field("label", &self.store.data().label)
             .field("failure", &self.failure)
             .finish_non_exhaustive()
+    }
+}
+
+/// Converts a wall-clock timeout into epoch ticks of the engine a filter was compiled on.
+#[derive(Debug, Clone, Copy)]
+struct TickBudget {
+    tick_nanos: u128,
+}
+
+impl TickBudget {
+    /// The epoch deadline for `timeout`: whole ticks, rounded up, plus the tick in progress.
+    fn ticks(self, timeout: std::time::Duration) -> u64 {
+        let ticks = timeout.as_nanos().div_ceil(self.tick_nanos.max(1));
+        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
     }
 }

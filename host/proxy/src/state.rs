@@ -12,7 +12,7 @@ use super::header_map::HeaderMap;
 use super::properties::{Connection, Node, PluginIdentity};
 use super::shared::{LogLine, Shared};
 use super::types::{LogLevel, MetricType, Status, StreamType};
-use crate::limits::MemoryCap;
+use palisade_runtime::MemoryCap;
 
 /// Static facts about the plugin every VM of it shares.
 #[derive(Debug)]

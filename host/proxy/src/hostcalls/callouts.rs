@@ -5,8 +5,8 @@
 
 use super::memory;
 use super::{Ctx, Status};
-use crate::proxy_wasm::header_map::decode_pairs;
-use crate::proxy_wasm::state::{Callout, CalloutKind, VmState};
+use crate::header_map::decode_pairs;
+use crate::state::{Callout, CalloutKind, VmState};
 
 fn known_cluster(state: &VmState, name: &str) -> bool {
     state.plugin.clusters.iter().any(|c| c == name)
@@ -147,7 +147,7 @@ pub(super) fn grpc_stream(
     _token_out: i32,
 ) -> wasmtime::Result<Status> {
     caller.data().log(
-        crate::proxy_wasm::types::LogLevel::Warn,
+        crate::types::LogLevel::Warn,
         "palisade: gRPC streams are not emulated; proxy_grpc_stream answered INTERNAL_FAILURE"
             .into(),
     );

@@ -3,7 +3,7 @@
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use super::*;
-use crate::{Engine, EngineConfig, LoadError};
+use palisade_runtime::{Engine, EngineConfig, LoadError};
 
 /// A minimal 0.2.1 module: memory, allocator, the version marker, plus `body`.
 fn module(version: &str, body: &str) -> Vec<u8> {

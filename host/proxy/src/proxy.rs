@@ -17,7 +17,7 @@ use super::shared::Shared;
 use super::state::{CalloutKind, LocalReply, Phase, PluginInfo, Stream, VmState};
 use super::types::Action;
 use super::vm::{Callback, Filter, Vm};
-use crate::{EvalError, Limits};
+use palisade_runtime::{EvalError, Limits};
 
 /// Envoy's default FAIL_RELOAD backoff base interval.
 const RELOAD_BACKOFF: u64 = 1_000_000_000;

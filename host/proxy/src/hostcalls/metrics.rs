@@ -3,7 +3,7 @@
 
 use super::memory;
 use super::{Ctx, Status};
-use crate::proxy_wasm::types::MetricType;
+use crate::types::MetricType;
 
 /// `proxy_define_metric(type, name, id_out)`.
 pub(super) fn define(

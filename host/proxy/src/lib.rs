@@ -5,6 +5,8 @@
 //! [`Report`] says what the client, the upstream and the stats saw.
 //!
 //! The modules below follow the spec's sections; none of them knows files, YAML or the CLI.
+//! Compilation, deadlines and memory caps come from `palisade-runtime`'s engine; the admission
+//! webhook does not depend on this crate.
 
 mod header_map;
 mod hostcalls;
