@@ -204,7 +204,7 @@ fn proxy_agrees(
         }) => {
             let request = request.ok_or("no request in the report")?;
             let response = request.response.as_ref().ok_or("no response")?;
-            if request.outcome != "local-reply"
+            if request.outcome != palisade_proxy::Outcome::LocalReply
                 || response.status != *status
                 || response.body != *body
             {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use palisade_proxy::{Filter, Report, RunOptions};
+use palisade_proxy::{Filter, Outcome, Report, RunOptions};
 use palisade_runtime::Abi;
 use palisade_runtime::admission::{Options, Prepared};
 use palisade_sdk::wire::Verdict;
@@ -89,7 +89,7 @@ struct Expect {
 struct ExpectRequest {
     /// `upstream`, `local-reply`, `reset`, `fail-closed`, `fail-open` or `pending`.
     #[serde(default)]
-    outcome: Option<String>,
+    outcome: Option<Outcome>,
     /// The status the client got.
     #[serde(default)]
     status: Option<u16>,
@@ -322,8 +322,8 @@ fn check_proxy(expect: &Expect, report: &Report) -> anyhow::Result<()> {
             continue;
         };
         let label = &got.name;
-        if let Some(outcome) = &wanted.outcome
-            && &got.outcome != outcome
+        if let Some(outcome) = wanted.outcome
+            && got.outcome != outcome
         {
             problems.push(format!(
                 "{label}: expected outcome {outcome}, got {}",

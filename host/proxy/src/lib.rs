@@ -15,6 +15,7 @@ mod proxy;
 mod scenario;
 mod shared;
 mod state;
+mod stream;
 mod types;
 mod vm;
 
@@ -23,7 +24,7 @@ pub use properties::{Connection, Node};
 pub use proxy::{RunOptions, run};
 pub use scenario::{
     Body, CalloutReply, CalloutReport, Delivered, Exchange, FailStrategy, Forwarded, Headers,
-    PluginConfig, Report, Request, RequestReport, Response, Scenario, Step,
+    Outcome, PluginConfig, Report, Request, RequestReport, Response, Scenario, Step,
 };
 pub use shared::{LogLine, Metric, SharedValue};
 pub use types::{LogLevel, MetricType};

@@ -96,7 +96,7 @@ fn a_module_without_callbacks_passes_requests_through() {
     let (report, _) = run(&filter, &scenario(), RunOptions::default());
     assert!(report.accepted, "{:?}", report.rejected);
     let request = report.requests.first().unwrap();
-    assert_eq!(request.outcome, "upstream");
+    assert_eq!(request.outcome, Outcome::Upstream);
     assert_eq!(request.response.as_ref().unwrap().status, 200);
 }
 
@@ -122,7 +122,7 @@ fn header_values_are_handed_over_through_the_guest_allocator() {
         serde_json::from_str(r#"{"steps": [{"request": {"path": "/teapot?x=1"}}]}"#).unwrap();
     let (report, _) = run(&filter, &scenario, RunOptions::default());
     let request = report.requests.first().unwrap();
-    assert_eq!(request.outcome, "local-reply");
+    assert_eq!(request.outcome, Outcome::LocalReply);
     let response = request.response.as_ref().unwrap();
     assert_eq!(response.status, 418);
     assert_eq!(response.body, "/teapot?x=1");
@@ -158,7 +158,7 @@ fn maps_envoy_no_longer_holds_are_bad_argument_and_close_stream_resets() {
     let (report, _) = run(&filter, &scenario(), RunOptions::default());
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let request = report.requests.first().unwrap();
-    assert_eq!(request.outcome, "reset");
+    assert_eq!(request.outcome, Outcome::Reset);
     let upstream = request.upstream.as_ref().unwrap();
     assert_eq!(
         upstream.headers_added,

@@ -243,8 +243,19 @@ pub(crate) struct Vm {
     callbacks: Callbacks,
     limits: Limits,
     tick: TickBudget,
-    /// Why the VM failed, once it has; it is never called again.
-    pub(crate) failure: Option<EvalError>,
+    /// A callback failed: the VM is never called again (cpp-host's failed state).
+    failed: bool,
+}
+
+/// Why a callback did not complete.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VmError {
+    /// The VM failed in an earlier call and is not called again.
+    #[error("the VM failed earlier")]
+    Failed,
+    /// The guest trapped or ran out of time or memory in this call: the VM has failed.
+    #[error(transparent)]
+    Guest(EvalError),
 }
 
 fn typed<P: WasmParams, R: WasmResults>(
@@ -314,7 +325,7 @@ impl Vm {
             callbacks,
             limits,
             tick: filter.tick,
-            failure: None,
+            failed: false,
         };
         let init: Vec<(&str, bool)> = if ex.contains("_initialize") {
             vec![("_initialize", false), ("main", true)]
@@ -350,17 +361,19 @@ impl Vm {
     }
 
     /// Makes one callback on `context`; `None` when the module does not export it (the host
-    /// then behaves as if it returned Continue / true). A failure fails the VM.
+    /// then behaves as if it returned Continue / true). A failure fails the VM for good.
+    ///
+    /// # Errors
+    /// [`VmError::Guest`] when the guest fails in this call, [`VmError::Failed`] when it had
+    /// failed before.
     pub(crate) fn call(
         &mut self,
         callback: Callback,
         context: u32,
         args: &[i32],
-    ) -> Result<Option<i32>, EvalError> {
-        if let Some(failure) = &self.failure {
-            return Err(EvalError::BadOutput(format!(
-                "the VM failed earlier: {failure}"
-            )));
+    ) -> Result<Option<i32>, VmError> {
+        if self.failed {
+            return Err(VmError::Failed);
         }
         let ctx = context.cast_signed();
         let a = |i: usize| args.get(i).copied().unwrap_or_default();
@@ -436,19 +449,15 @@ impl Vm {
             None => Ok(None),
             Some(Ok(value)) => Ok(Some(value)),
             Some(Err(e)) => {
-                let error = classify(e, &self.store, self.limits);
-                self.failure = Some(match &error {
-                    EvalError::Trap { message, .. } => EvalError::BadOutput(message.clone()),
-                    other => EvalError::BadOutput(other.to_string()),
-                });
-                Err(error)
+                self.failed = true;
+                Err(VmError::Guest(classify(e, &self.store, self.limits)))
             }
         }
     }
 
     /// Whether the VM has failed.
     pub(crate) fn failed(&self) -> bool {
-        self.failure.is_some()
+        self.failed
     }
 }
 
@@ -474,7 +483,7 @@ impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vm")
             .field("label", &self.store.data().label)
-            .field("failure", &self.failure)
+            .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
 }

@@ -179,7 +179,6 @@ pub(super) fn grpc_cancel(caller: &mut Ctx<'_>, token: i32) -> wasmtime::Result<
         state
             .callouts
             .retain(|c| c.token != token || c.kind == CalloutKind::Http);
-        state.cancelled.push(token);
         return Ok(Status::Ok);
     }
     Ok(Status::NotFound)

@@ -5,7 +5,7 @@
 use super::memory;
 use super::{Ctx, Status};
 use crate::header_map::decode_pairs;
-use crate::state::LocalReply;
+use crate::stream::LocalReply;
 use crate::types::StreamType;
 
 /// `proxy_continue_stream(type)`: resumes a paused request or response; UPSTREAM/DOWNSTREAM are
