@@ -2,7 +2,7 @@
 //! the VM's stream table (the streams' one owner), the root context's callouts and timers, and
 //! the callout answer being delivered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use palisade_runtime::MemoryCap;
@@ -12,7 +12,11 @@ use crate::header_map::HeaderMap;
 use crate::properties::{Connection, Node, PluginIdentity};
 use crate::shared::{LogLine, Shared};
 use crate::stream::Stream;
-use crate::types::{LogLevel, MetricType, Status, StreamType};
+use crate::types::{LogLevel, Status, StreamType};
+
+mod ids;
+
+pub(crate) use ids::{MetricId, MetricIds};
 
 /// Static facts about the plugin every VM of it shares.
 #[derive(Debug)]
@@ -102,9 +106,8 @@ pub(crate) struct VmState {
     pub(crate) answer: CalloutAnswer,
     /// `proxy_get_status` answer.
     pub(crate) status: (u32, String),
-    pub(crate) metric_ids: HashMap<String, u32>,
-    pub(crate) metric_names: HashMap<u32, String>,
-    pub(crate) next_metric: u32,
+    /// The metric ids this VM handed out.
+    pub(crate) metric_ids: MetricIds,
     pub(crate) foreign_args: Option<Vec<u8>>,
     pub(crate) trace: bool,
     /// Callbacks made on this VM while `record_callbacks` is on (start-up and teardown, which
@@ -148,9 +151,7 @@ impl VmState {
             next_grpc_token: 1,
             answer: CalloutAnswer::default(),
             status: (0, String::new()),
-            metric_ids: HashMap::new(),
-            metric_names: HashMap::new(),
-            next_metric: 0,
+            metric_ids: MetricIds::default(),
             foreign_args: None,
             trace,
             callback_log: Vec::new(),
@@ -220,19 +221,6 @@ impl VmState {
         if self.record_callbacks {
             self.callback_log.push(call);
         }
-    }
-
-    /// Defines (or finds) a metric id with the type in the low two bits, as Envoy numbers them.
-    pub(crate) fn metric_id(&mut self, name: &str, kind: MetricType) -> u32 {
-        let key = format!("{kind:?}/{name}");
-        if let Some(id) = self.metric_ids.get(&key) {
-            return *id;
-        }
-        let id = self.next_metric << 2 | kind as u32;
-        self.next_metric = self.next_metric.saturating_add(1);
-        self.metric_ids.insert(key, id);
-        self.metric_names.insert(id, name.to_owned());
-        id
     }
 
     /// Whether a stream type can be continued or closed in the current context.

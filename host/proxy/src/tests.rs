@@ -170,3 +170,104 @@ fn maps_envoy_no_longer_holds_are_bad_argument_and_close_stream_resets() {
         "the pseudo-headers were replaced"
     );
 }
+
+/// The hostcalls `worker-0` made from its root context (start-up), as the trace shows them:
+/// `name(args) -> STATUS`, for the names starting with `prefix`.
+fn worker_hostcalls(trace: &[String], prefix: &str) -> Vec<String> {
+    trace
+        .iter()
+        .filter_map(|line| line.strip_prefix("worker-0 ctx=1 "))
+        .filter(|call| call.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn metric_ids_and_answers_follow_envoy() {
+    // Envoy's Context::defineMetric/incrementMetric/recordMetric/getMetric with cpp-host's ids:
+    // per VM and per type, from the type's value in steps of 4 (counters 4, 8; gauge 5;
+    // histogram 6), a new id for a name defined twice (the same stat), the type in the low two
+    // bits deciding the answer for ids never handed out.
+    let bytes = module(
+        "0_2_1",
+        r#"(import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+           (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+           (import "env" "proxy_record_metric" (func $rec (param i32 i64) (result i32)))
+           (import "env" "proxy_get_metric" (func $get (param i32 i32) (result i32)))
+           (data (i32.const 0) "cgh")
+           (func $unknown (param $id i32)
+             (drop (call $inc (local.get $id) (i64.const 1)))
+             (drop (call $rec (local.get $id) (i64.const 1)))
+             (drop (call $get (local.get $id) (i32.const 224))))
+           (func (export "proxy_on_configure") (param i32 i32) (result i32)
+             (drop (call $define (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 100)))
+             (drop (call $define (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 104)))
+             (drop (call $define (i32.const 1) (i32.const 1) (i32.const 1) (i32.const 108)))
+             (drop (call $define (i32.const 2) (i32.const 2) (i32.const 1) (i32.const 112)))
+             (drop (call $define (i32.const 3) (i32.const 0) (i32.const 1) (i32.const 116)))
+             (drop (call $define (i32.const 3) (i32.const 70000) (i32.const 1) (i32.const 116)))
+             (drop (call $inc (i32.load (i32.const 100)) (i64.const 1)))
+             (drop (call $inc (i32.load (i32.const 104)) (i64.const 2)))
+             (drop (call $rec (i32.load (i32.const 100)) (i64.const 3)))
+             (drop (call $get (i32.load (i32.const 104)) (i32.const 200)))
+             (drop (call $inc (i32.load (i32.const 100)) (i64.const 0)))
+             (drop (call $inc (i32.load (i32.const 108)) (i64.const 0)))
+             (drop (call $inc (i32.load (i32.const 108)) (i64.const -2)))
+             (drop (call $rec (i32.load (i32.const 108)) (i64.const 9)))
+             (drop (call $get (i32.load (i32.const 108)) (i32.const 208)))
+             (drop (call $inc (i32.load (i32.const 112)) (i64.const 1)))
+             (drop (call $rec (i32.load (i32.const 112)) (i64.const 7)))
+             (drop (call $get (i32.load (i32.const 112)) (i32.const 216)))
+             (call $unknown (i32.const 0))
+             (call $unknown (i32.const 1))
+             (call $unknown (i32.const 2))
+             (call $unknown (i32.const 3))
+             i32.const 1)"#,
+    );
+    let filter = load(&bytes).unwrap();
+    let scenario: Scenario = serde_json::from_str(r#"{"plugin": {"workers": 1}}"#).unwrap();
+    let options = RunOptions {
+        trace: true,
+        ..RunOptions::default()
+    };
+    let (report, trace) = run(&filter, &scenario, options);
+    assert!(report.accepted, "{:?}", report.rejected);
+    let expected = [
+        "proxy_define_metric(0, 0, 1, 100) -> OK",
+        "proxy_define_metric(0, 0, 1, 104) -> OK",
+        "proxy_define_metric(1, 1, 1, 108) -> OK",
+        "proxy_define_metric(2, 2, 1, 112) -> OK",
+        "proxy_define_metric(3, 0, 1, 116) -> BAD_ARGUMENT",
+        "proxy_define_metric(3, 70000, 1, 116) -> INVALID_MEMORY_ACCESS",
+        "proxy_increment_metric(4, 1) -> OK",
+        "proxy_increment_metric(8, 2) -> OK",
+        "proxy_record_metric(4, 3) -> OK",
+        "proxy_get_metric(8, 200) -> OK",
+        "proxy_increment_metric(4, 0) -> BAD_ARGUMENT",
+        "proxy_increment_metric(5, 0) -> OK",
+        "proxy_increment_metric(5, -2) -> OK",
+        "proxy_record_metric(5, 9) -> OK",
+        "proxy_get_metric(5, 208) -> OK",
+        "proxy_increment_metric(6, 1) -> BAD_ARGUMENT",
+        "proxy_record_metric(6, 7) -> OK",
+        "proxy_get_metric(6, 216) -> BAD_ARGUMENT",
+        "proxy_increment_metric(0, 1) -> NOT_FOUND",
+        "proxy_record_metric(0, 1) -> NOT_FOUND",
+        "proxy_get_metric(0, 224) -> NOT_FOUND",
+        "proxy_increment_metric(1, 1) -> NOT_FOUND",
+        "proxy_record_metric(1, 1) -> NOT_FOUND",
+        "proxy_get_metric(1, 224) -> NOT_FOUND",
+        "proxy_increment_metric(2, 1) -> BAD_ARGUMENT",
+        "proxy_record_metric(2, 1) -> NOT_FOUND",
+        "proxy_get_metric(2, 224) -> BAD_ARGUMENT",
+        "proxy_increment_metric(3, 1) -> BAD_ARGUMENT",
+        "proxy_record_metric(3, 1) -> NOT_FOUND",
+        "proxy_get_metric(3, 224) -> BAD_ARGUMENT",
+    ];
+    assert_eq!(worker_hostcalls(&trace, "proxy_"), expected);
+    // Stats are the proxy's, by name: the canary's configure counted too (1 + 2 + 3 twice).
+    let metric = |name: &str| report.metrics.get(name).unwrap();
+    assert_eq!(metric("c").value, 12);
+    assert_eq!(metric("g").value, 9);
+    assert_eq!(metric("h").samples, vec![7, 7]);
+}
