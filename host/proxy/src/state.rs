@@ -16,7 +16,7 @@ use crate::types::{LogLevel, Status, StreamType};
 
 mod ids;
 
-pub(crate) use ids::{MetricId, MetricIds};
+pub(crate) use ids::{CalloutIds, CalloutType, MetricId, MetricIds};
 
 /// Static facts about the plugin every VM of it shares.
 #[derive(Debug)]
@@ -97,12 +97,11 @@ pub(crate) struct VmState {
     pub(crate) done: bool,
     pub(crate) tick_period_ms: u64,
     pub(crate) callouts: Vec<Callout>,
-    /// Which context issued each pending callout (the SDK routes the answer itself).
+    /// Which context issued each pending callout, by token (the SDK routes the answer itself;
+    /// tokens are unique per VM across HTTP and gRPC).
     pub(crate) pending: BTreeMap<u32, u32>,
-    /// The same for gRPC calls (a token space of its own, as in Envoy).
-    pub(crate) pending_grpc: BTreeMap<u32, u32>,
-    pub(crate) next_http_token: u32,
-    pub(crate) next_grpc_token: u32,
+    /// The callout tokens this VM handed out.
+    pub(crate) callout_ids: CalloutIds,
     pub(crate) answer: CalloutAnswer,
     /// `proxy_get_status` answer.
     pub(crate) status: (u32, String),
@@ -146,9 +145,7 @@ impl VmState {
             tick_period_ms: 0,
             callouts: Vec::new(),
             pending: BTreeMap::new(),
-            pending_grpc: BTreeMap::new(),
-            next_http_token: 1,
-            next_grpc_token: 1,
+            callout_ids: CalloutIds::default(),
             answer: CalloutAnswer::default(),
             status: (0, String::new()),
             metric_ids: MetricIds::default(),

@@ -271,3 +271,116 @@ fn metric_ids_and_answers_follow_envoy() {
     assert_eq!(metric("g").value, 9);
     assert_eq!(metric("h").samples, vec![7, 7]);
 }
+
+#[test]
+fn callout_tokens_are_unique_per_vm_and_taken_only_by_calls_envoy_starts() {
+    // cpp-host 0318597: HTTP calls 4, 8, ...; gRPC calls 5, 9, ...; gRPC streams 6, 10, ...
+    // A call Envoy refuses before starting it takes no token: a bad token pointer, an unknown
+    // cluster, a negative timeout, missing :path/:method/:authority (HTTP: BAD_ARGUMENT; gRPC
+    // to an unknown cluster name: PARSE_FAILURE). A gRPC stream that cannot start took its
+    // token (6) first, and so does a GrpcService naming an unknown cluster (9).
+    // proxy_grpc_send/cancel/close judge a token by its type bits.
+    let bytes = module(
+        "0_2_1",
+        r#"(import "env" "proxy_http_call" (func $http (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+           (import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+           (import "env" "proxy_grpc_stream" (func $stream (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+           (import "env" "proxy_grpc_send" (func $send (param i32 i32 i32 i32) (result i32)))
+           (import "env" "proxy_grpc_cancel" (func $cancel (param i32) (result i32)))
+           (import "env" "proxy_grpc_close" (func $close (param i32) (result i32)))
+           (data (i32.const 0) "authz")
+           (data (i32.const 8) "grpc")
+           (data (i32.const 16) "nope")
+           ;; {:path: /, :method: GET, :authority: authz}, 65 bytes
+           (data (i32.const 64) "\03\00\00\00\05\00\00\00\01\00\00\00\07\00\00\00\03\00\00\00\0a\00\00\00\05\00\00\00:path\00/\00:method\00GET\00:authority\00authz\00")
+           ;; {:path: /, :method: GET}, 40 bytes
+           (data (i32.const 160) "\02\00\00\00\05\00\00\00\01\00\00\00\07\00\00\00\03\00\00\00:path\00/\00:method\00GET\00")
+           (data (i32.const 220) "s")
+           (data (i32.const 224) "m")
+           ;; GrpcService{envoy_grpc{cluster_name}}: "nope", then "grpc"
+           (data (i32.const 240) "\0a\06\0a\04nope")
+           (data (i32.const 248) "\0a\06\0a\04grpc")
+           (func $get (param $cluster i32) (param $len i32) (param $headers i32) (param $headers_len i32) (param $timeout i32) (param $out i32)
+             (drop (call $http (local.get $cluster) (local.get $len) (local.get $headers) (local.get $headers_len)
+                               (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (local.get $timeout) (local.get $out))))
+           (func $unary (param $cluster i32) (param $len i32) (param $out i32)
+             (drop (call $grpc (local.get $cluster) (local.get $len) (i32.const 220) (i32.const 1) (i32.const 224) (i32.const 1)
+                               (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (local.get $out))))
+           (func (export "proxy_on_configure") (param i32 i32) (result i32)
+             (call $get (i32.const 0) (i32.const 5) (i32.const 64) (i32.const 65) (i32.const 0) (i32.const 300))
+             (call $unary (i32.const 8) (i32.const 4) (i32.const 304))
+             (call $get (i32.const 16) (i32.const 4) (i32.const 64) (i32.const 65) (i32.const 0) (i32.const 320))
+             (call $get (i32.const 0) (i32.const 5) (i32.const 160) (i32.const 40) (i32.const 0) (i32.const 320))
+             (call $get (i32.const 0) (i32.const 5) (i32.const 64) (i32.const 65) (i32.const -1) (i32.const 320))
+             (call $get (i32.const 0) (i32.const 5) (i32.const 64) (i32.const 65) (i32.const 0) (i32.const 70000))
+             (call $unary (i32.const 16) (i32.const 4) (i32.const 320))
+             (drop (call $stream (i32.const 8) (i32.const 4) (i32.const 220) (i32.const 1) (i32.const 224) (i32.const 1)
+                                 (i32.const 0) (i32.const 0) (i32.const 320)))
+             (call $unary (i32.const 240) (i32.const 8) (i32.const 320))
+             (call $get (i32.const 0) (i32.const 5) (i32.const 64) (i32.const 65) (i32.const 0) (i32.const 308))
+             (call $unary (i32.const 8) (i32.const 4) (i32.const 312))
+             (call $unary (i32.const 248) (i32.const 8) (i32.const 316))
+             (drop (call $send (i32.load (i32.const 304)) (i32.const 0) (i32.const 0) (i32.const 0)))
+             (drop (call $send (i32.const 6) (i32.const 0) (i32.const 0) (i32.const 0)))
+             (drop (call $send (i32.load (i32.const 300)) (i32.const 0) (i32.const 0) (i32.const 0)))
+             (drop (call $cancel (i32.load (i32.const 300))))
+             (drop (call $cancel (i32.const 21)))
+             (drop (call $close (i32.const 3)))
+             (drop (call $cancel (i32.load (i32.const 312))))
+             i32.const 1)"#,
+    );
+    let filter = load(&bytes).unwrap();
+    let scenario: Scenario = serde_json::from_str(
+        r#"{"plugin": {"workers": 1},
+            "clusters": {"authz": [{"status": 200}], "grpc": [{"body": "x"}]},
+            "steps": [{"advance": 1}]}"#,
+    )
+    .unwrap();
+    let options = RunOptions {
+        trace: true,
+        ..RunOptions::default()
+    };
+    let (report, trace) = run(&filter, &scenario, options);
+    assert!(report.accepted, "{:?}", report.rejected);
+    let expected = [
+        "proxy_http_call(0, 5, 64, 65, 0, 0, 0, 0, 0, 300) -> OK",
+        "proxy_grpc_call(8, 4, 220, 1, 224, 1, 0, 0, 0, 0, 0, 304) -> OK",
+        "proxy_http_call(16, 4, 64, 65, 0, 0, 0, 0, 0, 320) -> BAD_ARGUMENT",
+        "proxy_http_call(0, 5, 160, 40, 0, 0, 0, 0, 0, 320) -> BAD_ARGUMENT",
+        "proxy_http_call(0, 5, 64, 65, 0, 0, 0, 0, -1, 320) -> BAD_ARGUMENT",
+        "proxy_http_call(0, 5, 64, 65, 0, 0, 0, 0, 0, 70000) -> INVALID_MEMORY_ACCESS",
+        "proxy_grpc_call(16, 4, 220, 1, 224, 1, 0, 0, 0, 0, 0, 320) -> PARSE_FAILURE",
+        "proxy_grpc_stream(8, 4, 220, 1, 224, 1, 0, 0, 320) -> INTERNAL_FAILURE",
+        "proxy_grpc_call(240, 8, 220, 1, 224, 1, 0, 0, 0, 0, 0, 320) -> PARSE_FAILURE",
+        "proxy_http_call(0, 5, 64, 65, 0, 0, 0, 0, 0, 308) -> OK",
+        "proxy_grpc_call(8, 4, 220, 1, 224, 1, 0, 0, 0, 0, 0, 312) -> OK",
+        "proxy_grpc_call(248, 8, 220, 1, 224, 1, 0, 0, 0, 0, 0, 316) -> OK",
+        "proxy_grpc_send(5, 0, 0, 0) -> BAD_ARGUMENT",
+        "proxy_grpc_send(6, 0, 0, 0) -> NOT_FOUND",
+        "proxy_grpc_send(4, 0, 0, 0) -> BAD_ARGUMENT",
+        "proxy_grpc_cancel(4) -> BAD_ARGUMENT",
+        "proxy_grpc_cancel(21) -> NOT_FOUND",
+        "proxy_grpc_close(3) -> BAD_ARGUMENT",
+        "proxy_grpc_cancel(13) -> OK",
+    ];
+    assert_eq!(worker_hostcalls(&trace, "proxy_"), expected);
+    // The answers reach the root context under the tokens handed out; the cancelled call's
+    // answer does not come.
+    let answers: Vec<&str> = trace
+        .iter()
+        .filter_map(|line| line.strip_prefix("worker-0 => "))
+        .filter(|call| {
+            call.starts_with("proxy_on_http_call_response") || call.starts_with("proxy_on_grpc")
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "proxy_on_http_call_response(1, 4, 1, 0, 0)",
+            "proxy_on_grpc_receive(1, 5, 1)",
+            "proxy_on_http_call_response(1, 8, 1, 0, 0)",
+            "proxy_on_grpc_receive(1, 17, 1)",
+        ]
+    );
+    assert_eq!(report.callouts.len(), 4, "{:?}", report.callouts);
+}

@@ -98,11 +98,8 @@ impl Proxy<'_> {
         };
         let state = vm.store.data_mut();
         let root = state.root;
-        let pending = match kind {
-            CalloutKind::Http => state.pending.remove(&token),
-            CalloutKind::Grpc { .. } => state.pending_grpc.remove(&token),
-        };
-        if pending.is_none() {
+        if state.pending.remove(&token).is_none() {
+            // Cancelled meanwhile.
             return;
         }
         let token_arg = token.cast_signed();

@@ -1,14 +1,14 @@
-//! cpp-host's per-VM numbering of metric ids (`include/proxy-wasm/wasm.h`, kMetricIdIncrement):
-//! one counter per type that starts at the type's value and is pre-incremented by 4, so an id's
-//! type is its low two bits and ids never collide.
+//! cpp-host's per-VM numbering of metric ids and callout tokens (`include/proxy-wasm/wasm.h`,
+//! kMetricIdIncrement / kCalloutIncrement): one counter per type that starts at the type's value
+//! and is pre-incremented by 4, so an id's type is its low two bits and ids never collide.
 
 use std::collections::HashMap;
 
 use crate::types::MetricType;
 
-/// cpp-host's `kMetricTypeMask`.
+/// cpp-host's `kMetricTypeMask` and `kCalloutTypeMask`.
 const TYPE_MASK: u32 = 0x3;
-/// cpp-host's `kMetricIdIncrement`.
+/// cpp-host's `kMetricIdIncrement` and `kCalloutIncrement`.
 const INCREMENT: u32 = 0x4;
 
 /// The metric ids one VM has handed out (Envoy keeps them in the `Wasm` object, one per VM):
@@ -74,6 +74,61 @@ impl MetricIds {
     }
 }
 
+/// The kinds of callout, by the value cpp-host gives them (`Wasm::CalloutType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CalloutType {
+    HttpCall = 0,
+    GrpcCall = 1,
+    GrpcStream = 2,
+}
+
+impl CalloutType {
+    /// The type a token carries in its low two bits (`isHttpCallId` and its siblings); `None`
+    /// for bits 3.
+    pub(crate) fn of(token: u32) -> Option<Self> {
+        match token & TYPE_MASK {
+            0 => Some(Self::HttpCall),
+            1 => Some(Self::GrpcCall),
+            2 => Some(Self::GrpcStream),
+            _ => None,
+        }
+    }
+}
+
+/// The callout tokens one VM has handed out (cpp-host commit 0318597, "Make HTTP/gRPC callout
+/// IDs unique per WasmVM instance"): HTTP calls 4, 8, 12, ...; gRPC calls 5, 9, 13, ...; gRPC
+/// streams 6, 10, 14, ...
+#[derive(Debug)]
+pub(crate) struct CalloutIds {
+    next: [u32; 3],
+}
+
+impl Default for CalloutIds {
+    fn default() -> Self {
+        Self {
+            next: [
+                CalloutType::HttpCall as u32,
+                CalloutType::GrpcCall as u32,
+                CalloutType::GrpcStream as u32,
+            ],
+        }
+    }
+}
+
+impl CalloutIds {
+    /// The next token of `kind` (`nextHttpCallId` and its siblings).
+    pub(crate) fn next(&mut self, kind: CalloutType) -> u32 {
+        let next = match kind {
+            CalloutType::HttpCall => &mut self.next[0],
+            CalloutType::GrpcCall => &mut self.next[1],
+            CalloutType::GrpcStream => &mut self.next[2],
+        };
+        // cpp-host: "TODO: re-add rollover protection (requires at least 1 billion callouts)".
+        *next = next.wrapping_add(INCREMENT);
+        *next
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +170,19 @@ mod tests {
         assert_eq!(ids.resolve(3), MetricId::NoType);
         assert_eq!(ids.resolve(7), MetricId::NoType);
         assert_eq!(ids.resolve(8), MetricId::Undefined(MetricType::Counter));
+    }
+
+    #[test]
+    fn callout_tokens_are_unique_per_vm_with_the_type_in_the_low_bits() {
+        let mut ids = CalloutIds::default();
+        assert_eq!(ids.next(CalloutType::HttpCall), 4);
+        assert_eq!(ids.next(CalloutType::GrpcCall), 5);
+        assert_eq!(ids.next(CalloutType::HttpCall), 8);
+        assert_eq!(ids.next(CalloutType::GrpcStream), 6);
+        assert_eq!(ids.next(CalloutType::GrpcCall), 9);
+        assert_eq!(CalloutType::of(8), Some(CalloutType::HttpCall));
+        assert_eq!(CalloutType::of(9), Some(CalloutType::GrpcCall));
+        assert_eq!(CalloutType::of(6), Some(CalloutType::GrpcStream));
+        assert_eq!(CalloutType::of(3), None);
     }
 }
