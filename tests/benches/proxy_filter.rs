@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario, run};
+use palisade_proxy::{Filter, Outcome, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig};
 use palisade_sdk::parse_settings;
 use palisade_sdk::wire::HttpRequest;
@@ -41,7 +41,12 @@ fn proxy(c: &mut Criterion) {
     };
     let (report, _) = run(&filter, &scenario(100), options);
     assert!(report.accepted, "{:?}", report.rejected);
-    assert!(report.requests.iter().all(|r| r.outcome == "upstream"));
+    assert!(
+        report
+            .requests
+            .iter()
+            .all(|r| r.outcome == Outcome::Upstream)
+    );
     let hostcalls: u64 = report.requests.iter().map(|r| r.hostcalls).sum();
     eprintln!(
         "request-guard: {} bytes, {:.1} hostcalls per request (100 requests)",

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use e2e::{ADMISSION_COMPONENT, PROXY_WASM, PolicyCrate, policy_crates};
 use libtest_mimic::{Arguments, Failed, Trial};
+use palisade_proxy::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::capabilities::{
     Capabilities, DataTables, FixedClock, Grants, MemoryStore, StateLimits,
 };
-use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
 use palisade_sdk::testing::{FIXTURE_EPOCH, Fixture, Outcome, check, fixture_paths, load_fixtures};
 use palisade_sdk::wire::{AdmissionRequest, HeaderChange, HttpRequest, HttpVerdict};
@@ -204,7 +204,7 @@ fn proxy_agrees(
         }) => {
             let request = request.ok_or("no request in the report")?;
             let response = request.response.as_ref().ok_or("no response")?;
-            if request.outcome != "local-reply"
+            if request.outcome != palisade_proxy::Outcome::LocalReply
                 || response.status != *status
                 || response.body != *body
             {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use libtest_mimic::{Arguments, Failed, Trial};
-use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario, run};
+use palisade_proxy::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig, Limits};
 
 fn scenarios_dir() -> PathBuf {

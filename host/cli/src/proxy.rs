@@ -1,7 +1,7 @@
 //! One-line summaries of what happened to each request of a proxy scenario. The emulation
-//! itself is `palisade_runtime::proxy_wasm`.
+//! itself is `palisade_proxy`.
 
-use palisade_runtime::proxy_wasm::RequestReport;
+use palisade_proxy::RequestReport;
 
 /// `request 1: upstream 200 (via_upstream)`, `request 2: local-reply 403` and the like (Envoy's
 /// response code details in parentheses when there are any).

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use palisade_proxy::{Filter, RunOptions};
 use palisade_runtime::admission::{Decision, FailurePolicy, Mode, Options, Prepared, review};
 use palisade_runtime::capabilities::{Grants, StateLimits};
-use palisade_runtime::proxy_wasm::{Filter, RunOptions};
 use palisade_sdk::wire::Verdict;
 use palisade_webhook::{Config, PolicySet};
 
@@ -233,7 +233,7 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
     let Some(policy) = &args.policy else {
         bail!("--http needs --policy (the filter)");
     };
-    let scenario: palisade_runtime::proxy_wasm::Scenario = input::read_document(scenario)?;
+    let scenario: palisade_proxy::Scenario = input::read_document(scenario)?;
     let engine = engine_args.engine()?;
     let module = input::read_module(policy)?;
     let filter = Filter::new(&engine, &module)
@@ -242,7 +242,7 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
         limits: engine.default_limits(),
         trace: args.trace,
     };
-    let (report, trace) = palisade_runtime::proxy_wasm::run(&filter, &scenario, options);
+    let (report, trace) = palisade_proxy::run(&filter, &scenario, options);
     for line in trace {
         output::note(line);
     }

@@ -445,7 +445,7 @@ fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> Eva
         .join(" ")
         .trim()
         .to_owned();
-    crate::error::classify(error, store.data().cap.refused, limits, &stderr)
+    EvalError::classify(error, store.data().cap.refused, limits, &stderr)
 }
 
 /// The instance of whichever world the component exports.

@@ -98,14 +98,32 @@ impl Engine {
         self.config.limits
     }
 
-    /// A handle that keeps the epoch ticker running while held.
-    pub(crate) fn ticker(&self) -> Arc<Ticker> {
+    /// A handle that keeps the epoch ticker running while held: whatever runs guest code on
+    /// this engine holds one, so its deadlines keep firing after the `Engine` itself is dropped.
+    #[must_use]
+    pub fn ticker(&self) -> Arc<Ticker> {
         Arc::clone(&self.ticker)
     }
 
-    /// How often the epoch advances.
-    pub(crate) fn tick(&self) -> Duration {
+    /// How often the epoch advances: an epoch deadline of `n` ticks fires after `n - 1` to `n`
+    /// of these.
+    #[must_use]
+    pub fn tick(&self) -> Duration {
         self.config.tick
+    }
+
+    /// Compiles a core module for this engine, through the compiled-module cache when one is
+    /// configured, and says whether the cache served it. Hosts of core-module ABIs (the
+    /// proxy-wasm host) load their modules with this.
+    ///
+    /// # Errors
+    /// [`LoadError::Compile`] when wasmtime rejects the module; [`LoadError::Cache`] when the
+    /// compiled code cannot be stored in the cache.
+    pub fn compile_module(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(wasmtime::Module, CacheStatus), LoadError> {
+        self.compile(bytes)
     }
 
     /// Compiles a component or core module, through the cache when one is configured.
@@ -121,8 +139,9 @@ impl Engine {
 
 /// Advances the engine's epoch every tick until the last holder drops it. Whatever runs guest
 /// code holds one (see [`Engine::ticker`]), so deadlines keep firing even after the `Engine`
-/// value itself is gone.
-pub(crate) struct Ticker {
+/// value itself is gone. Nothing to call: holding it is the point.
+#[derive(Debug)]
+pub struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }

@@ -91,6 +91,53 @@ pub enum EvalError {
 }
 
 impl EvalError {
+    /// Names what stopped a guest call: the memory cap when `refused` says it refused a growth
+    /// ([`MemoryCap::refused`](crate::MemoryCap::refused)), the deadline on an epoch interrupt,
+    /// otherwise a trap, whose message gets `guest_output` (what the guest said before dying, a
+    /// Rust panic message) and whose backtrace is kept apart for logs. An error that is none of
+    /// these (instantiation failed) is [`EvalError::Instantiate`].
+    #[must_use]
+    pub fn classify(
+        error: wasmtime::Error,
+        refused: Option<usize>,
+        limits: crate::Limits,
+        guest_output: &str,
+    ) -> Self {
+        if let Some(requested) = refused {
+            return Self::MemoryLimit {
+                limit: limits.memory,
+                requested,
+            };
+        }
+        if error.downcast_ref::<DeadlineExceeded>().is_some() {
+            return Self::Timeout(limits.timeout);
+        }
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => Self::Timeout(limits.timeout),
+            Some(_) => {
+                // wasmtime adds the backtrace as the outermost context; keep it out of the message.
+                let backtrace = error
+                    .downcast_ref::<wasmtime::WasmBacktrace>()
+                    .map(ToString::to_string);
+                let mut message = error
+                    .chain()
+                    .skip(usize::from(backtrace.is_some()))
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                if !guest_output.is_empty() {
+                    message.push_str("; guest stderr: ");
+                    message.push_str(guest_output);
+                }
+                Self::Trap {
+                    message,
+                    backtrace: backtrace.unwrap_or_default(),
+                }
+            }
+            None => Self::Instantiate(error),
+        }
+    }
+
     /// A short, stable, kebab-case name of the error kind (for metrics and logs).
     #[must_use]
     pub fn kind(&self) -> &'static str {
@@ -112,47 +159,3 @@ impl EvalError {
 #[derive(Debug, thiserror::Error)]
 #[error("the deadline passed while the policy waited on the host")]
 pub(crate) struct DeadlineExceeded;
-
-/// Names what stopped a guest call: the memory cap (when the limiter refused a growth), the
-/// deadline (an epoch interrupt), or a trap, whose message gets `guest_output` (what the guest
-/// said before dying: a Rust panic message) and whose backtrace is kept apart for logs.
-pub(crate) fn classify(
-    error: wasmtime::Error,
-    refused: Option<usize>,
-    limits: crate::Limits,
-    guest_output: &str,
-) -> EvalError {
-    if let Some(requested) = refused {
-        return EvalError::MemoryLimit {
-            limit: limits.memory,
-            requested,
-        };
-    }
-    if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        return EvalError::Timeout(limits.timeout);
-    }
-    match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => EvalError::Timeout(limits.timeout),
-        Some(_) => {
-            // wasmtime adds the backtrace as the outermost context; keep it out of the message.
-            let backtrace = error
-                .downcast_ref::<wasmtime::WasmBacktrace>()
-                .map(ToString::to_string);
-            let mut message = error
-                .chain()
-                .skip(usize::from(backtrace.is_some()))
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(": ");
-            if !guest_output.is_empty() {
-                message.push_str("; guest stderr: ");
-                message.push_str(guest_output);
-            }
-            EvalError::Trap {
-                message,
-                backtrace: backtrace.unwrap_or_default(),
-            }
-        }
-        None => EvalError::Instantiate(error),
-    }
-}

@@ -1,6 +1,7 @@
 //! Palisade's wasmtime host: the [`Engine`] (deadlines, memory caps, compiled-module cache),
-//! the one [`admission`] API over every admission ABI, and one module per guest ABI. Front-ends
-//! (CLI, webhook) do all IO; nothing here knows HTTP or argument parsing.
+//! the one [`admission`] API over every admission ABI, and a module per admission ABI. The
+//! proxy-wasm host (crate `palisade-proxy`) builds on the engine's pieces exported here.
+//! Front-ends (CLI, webhook) do all IO; nothing here knows HTTP or argument parsing.
 
 mod abi;
 pub mod admission;
@@ -10,12 +11,11 @@ mod component;
 mod engine;
 mod error;
 mod limits;
-pub mod proxy_wasm;
 
 pub use abi::Abi;
 pub use admission::review;
 pub use cache::CacheStatus;
 pub use cache::ModuleCache;
-pub use engine::{Engine, EngineConfig, Profiler};
+pub use engine::{Engine, EngineConfig, Profiler, Ticker};
 pub use error::{EvalError, LoadError};
-pub use limits::Limits;
+pub use limits::{Limits, MemoryCap};

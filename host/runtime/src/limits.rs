@@ -22,19 +22,30 @@ impl Default for Limits {
 }
 
 /// Enforces [`Limits::memory`] and remembers a refusal, so the trap that follows can be
-/// reported as a memory-limit error rather than a plain trap.
+/// reported as a memory-limit error rather than a plain trap (see [`EvalError::classify`]).
+/// Install it with `Store::limiter`, one per store.
+///
+/// [`EvalError::classify`]: crate::EvalError::classify
 #[derive(Debug)]
-pub(crate) struct MemoryCap {
+pub struct MemoryCap {
     limit: usize,
     pub(crate) refused: Option<usize>,
 }
 
 impl MemoryCap {
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A cap of `limit` bytes of linear memory (and table elements at 8 bytes each).
+    #[must_use]
+    pub fn new(limit: usize) -> Self {
         Self {
             limit,
             refused: None,
         }
+    }
+
+    /// The size a guest asked to grow its memory to when the cap refused it, if it did.
+    #[must_use]
+    pub fn refused(&self) -> Option<usize> {
+        self.refused
     }
 }
 
@@ -60,19 +71,5 @@ impl wasmtime::ResourceLimiter for MemoryCap {
     ) -> wasmtime::Result<bool> {
         // A table element is at least a pointer: bound tables by the same budget.
         Ok(desired.saturating_mul(8) <= self.limit)
-    }
-}
-
-/// Converts a wall-clock timeout into epoch ticks for an engine.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TickBudget {
-    pub(crate) tick_nanos: u128,
-}
-
-impl TickBudget {
-    /// The epoch deadline for `timeout`: whole ticks, rounded up, plus the tick in progress.
-    pub(crate) fn ticks(self, timeout: Duration) -> u64 {
-        let ticks = timeout.as_nanos().div_ceil(self.tick_nanos.max(1));
-        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
     }
 }

@@ -1,7 +1,7 @@
 //! Whether an outcome is what a case expects: an admission verdict or failure, or a proxy
 //! scenario's report. Each returns every problem found, joined, or nothing.
 
-use palisade_runtime::proxy_wasm::Report;
+use palisade_proxy::Report;
 use palisade_sdk::wire::Verdict;
 
 use crate::Expect;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use palisade_proxy::{Filter, RunOptions, Scenario};
 use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::capabilities::{
     Capabilities, Clock, DataTables, FixedClock, Grants, MemoryStore, StateLimits, SystemClock,
 };
-use palisade_runtime::proxy_wasm::{Filter, RunOptions, Scenario};
 use palisade_runtime::{Abi, Engine, LoadError};
 use palisade_sdk::wire::Verdict;
 
@@ -192,7 +192,7 @@ impl<'a> Runner<'a> {
             limits: self.engine.default_limits(),
             trace: false,
         };
-        let (report, _) = palisade_runtime::proxy_wasm::run(filter, &scenario, options);
+        let (report, _) = palisade_proxy::run(filter, &scenario, options);
         Ok(check::proxy(&case.expect, &report))
     }
 }

@@ -38,8 +38,6 @@ const PROPERTIES: &[(&[&str], Kind)] = &[
     (&["node", "metadata", "NAMESPACE"], Kind::Str),
     (&["response", "code"], Kind::Int),
 ];
-/// Appended to the response body by `resp-body`.
-const RESPONSE_SUFFIX: &[u8] = b"\n-- probed";
 /// Block size and page stride of the `grow` action.
 const MIB: usize = 1 << 20;
 const PAGE: usize = 1 << 16;
@@ -123,12 +121,14 @@ struct Effects {
     metrics_ran: bool,
 }
 
-/// A callout in flight, by token.
+/// A callout in flight, by token. `Token` is a call of `callout-tokens`, whose answer only
+/// counts.
 #[derive(Debug, Clone, Copy)]
 enum Call {
     Callout,
     CountRace { value: u64, cas: Option<u32> },
     Grpc,
+    Token,
 }
 
 /// The HTTP context.
@@ -160,7 +160,7 @@ fn add_header(map: MapType, name: &str, value: &[u8]) {
     }
 }
 
-fn add_request_header(name: &str, value: &[u8]) {
+pub(crate) fn add_request_header(name: &str, value: &[u8]) {
     add_header(MapType::HttpRequestHeaders, name, value);
 }
 
@@ -197,6 +197,9 @@ fn add_count_headers(counted: Result<Counted, Status>, extra_retries: u32) {
 fn trap() -> ! {
     panic!("probe panic on request")
 }
+
+/// Appended to the response body by `resp-body`.
+const RESPONSE_SUFFIX: &[u8] = b"\n-- probed";
 
 fn spin() -> ! {
     let mut turns: u64 = 0;
@@ -562,6 +565,33 @@ impl ProbeHttp {
     }
 }
 
+impl ProbeHttp {
+    /// Runs a `metric-ids` or `callout-tokens` action (see `ids.rs`).
+    fn run_ids(&mut self, action: crate::ids::IdAction) -> Flow {
+        match action {
+            crate::ids::IdAction::MetricIds => {
+                for (name, value) in crate::ids::metric_ids(self.runtime.metrics) {
+                    add_request_header(name, value.as_bytes());
+                }
+                Flow::Continue
+            }
+            crate::ids::IdAction::CalloutTokens => {
+                let (shown, tokens) = crate::ids::callout_tokens(
+                    &self.runtime.http_cluster,
+                    &self.runtime.grpc_cluster,
+                );
+                add_request_header("x-probe-tokens", shown.as_bytes());
+                if tokens.is_empty() {
+                    return Flow::Continue;
+                }
+                self.calls
+                    .extend(tokens.into_iter().map(|token| (token, Call::Token)));
+                Flow::Pause
+            }
+        }
+    }
+}
+
 impl Context for ProbeHttp {
     fn on_http_call_response(
         &mut self,
@@ -573,6 +603,7 @@ impl Context for ProbeHttp {
         match self.take_call(token_id) {
             Some(Call::Callout) => self.callout_done(num_headers, body_size),
             Some(Call::CountRace { value, cas }) => Self::count_race_done(value, cas),
+            Some(Call::Token) => {}
             Some(Call::Grpc) | None => {
                 log::warn!("unexpected http call response {token_id}");
                 return;
@@ -582,9 +613,16 @@ impl Context for ProbeHttp {
     }
 
     fn on_grpc_call_response(&mut self, token_id: u32, grpc_status: u32, response_size: usize) {
-        if !matches!(self.take_call(token_id), Some(Call::Grpc)) {
-            log::warn!("unexpected grpc call response {token_id}");
-            return;
+        match self.take_call(token_id) {
+            Some(Call::Grpc) => {}
+            Some(Call::Token) => {
+                self.resume_when_idle();
+                return;
+            }
+            _ => {
+                log::warn!("unexpected grpc call response {token_id}");
+                return;
+            }
         }
         if grpc_status == 0 {
             let message =
@@ -623,11 +661,15 @@ impl HttpContext for ProbeHttp {
             .map(str::trim)
             .filter(|name| !name.is_empty())
         {
-            let Some(step) = Step::parse(name) else {
+            let flow = if let Some(step) = Step::parse(name) {
+                self.run(step)
+            } else if let Some(action) = crate::ids::IdAction::parse(name) {
+                self.run_ids(action)
+            } else {
                 log::warn!("unknown action {name}");
                 continue;
             };
-            match self.run(step) {
+            match flow {
                 Flow::Continue => {}
                 Flow::Pause => paused = true,
                 Flow::Stop => {

@@ -8,6 +8,7 @@
 )]
 
 mod http;
+mod ids;
 mod root;
 mod shared;
 

@@ -167,7 +167,7 @@ impl Shared {
     }
 
     /// `proxy_define_metric`: defining an existing name returns the same stat (Envoy's stats
-    /// scope deduplicates by name).
+    /// scope deduplicates by name); the first definition's type is the one reported.
     pub(crate) fn define_metric(&self, name: &str, kind: MetricType) {
         self.lock()
             .metrics
@@ -179,49 +179,34 @@ impl Shared {
             });
     }
 
-    /// `proxy_increment_metric` with Envoy's rules: counters take positive deltas only,
-    /// gauges add or subtract, histograms refuse.
-    pub(crate) fn increment_metric(&self, name: &str, delta: i64) -> Status {
-        let mut inner = self.lock();
-        let Some(metric) = inner.metrics.get_mut(name) else {
-            return Status::NotFound;
-        };
-        match metric.kind {
-            MetricType::Counter if delta > 0 => {
-                metric.value = metric.value.saturating_add(delta);
-                Status::Ok
-            }
-            MetricType::Gauge => {
-                metric.value = metric.value.saturating_add(delta);
-                Status::Ok
-            }
-            MetricType::Counter | MetricType::Histogram => Status::BadArgument,
+    /// Adds to a counter or gauge (a negative `delta` subtracts); which calls may do so is the
+    /// hostcall's business (see `hostcalls/metrics.rs`).
+    pub(crate) fn add_to_metric(&self, name: &str, delta: i64) {
+        if let Some(metric) = self.lock().metrics.get_mut(name) {
+            metric.value = metric.value.saturating_add(delta);
         }
     }
 
-    /// `proxy_record_metric`: a counter adds, a gauge sets, a histogram records a sample.
-    pub(crate) fn record_metric(&self, name: &str, value: u64) -> Status {
-        let mut inner = self.lock();
-        let Some(metric) = inner.metrics.get_mut(name) else {
-            return Status::NotFound;
-        };
-        let signed = i64::try_from(value).unwrap_or(i64::MAX);
-        match metric.kind {
-            MetricType::Counter => metric.value = metric.value.saturating_add(signed),
-            MetricType::Gauge => metric.value = signed,
-            MetricType::Histogram => metric.samples.push(value),
+    /// Sets a gauge.
+    pub(crate) fn set_metric(&self, name: &str, value: u64) {
+        if let Some(metric) = self.lock().metrics.get_mut(name) {
+            metric.value = i64::try_from(value).unwrap_or(i64::MAX);
         }
-        Status::Ok
     }
 
-    /// `proxy_get_metric`: histograms cannot be read.
-    pub(crate) fn get_metric(&self, name: &str) -> Result<u64, Status> {
-        let inner = self.lock();
-        let metric = inner.metrics.get(name).ok_or(Status::NotFound)?;
-        match metric.kind {
-            MetricType::Histogram => Err(Status::BadArgument),
-            MetricType::Counter | MetricType::Gauge => Ok(metric.value as u64),
+    /// Records a histogram sample.
+    pub(crate) fn record_sample(&self, name: &str, value: u64) {
+        if let Some(metric) = self.lock().metrics.get_mut(name) {
+            metric.samples.push(value);
         }
+    }
+
+    /// A counter's or gauge's value as `proxy_get_metric` writes it (a u64).
+    pub(crate) fn metric_value(&self, name: &str) -> u64 {
+        self.lock()
+            .metrics
+            .get(name)
+            .map_or(0, |metric| metric.value.cast_unsigned())
     }
 
     /// Appends a plugin log line.
@@ -319,22 +304,24 @@ mod tests {
     }
 
     #[test]
-    fn metrics_follow_envoy() {
+    fn stats_are_kept_by_name() {
         let shared = Shared::default();
+        shared.define_metric("c", MetricType::Counter);
         shared.define_metric("c", MetricType::Counter);
         shared.define_metric("g", MetricType::Gauge);
         shared.define_metric("h", MetricType::Histogram);
-        assert_eq!(shared.increment_metric("c", 0), Status::BadArgument);
-        assert_eq!(shared.increment_metric("c", 2), Status::Ok);
-        assert_eq!(shared.record_metric("c", 3), Status::Ok);
-        assert_eq!(shared.get_metric("c"), Ok(5));
-        assert_eq!(shared.increment_metric("g", -4), Status::Ok);
-        assert_eq!(shared.record_metric("g", 9), Status::Ok);
-        assert_eq!(shared.get_metric("g"), Ok(9));
-        assert_eq!(shared.increment_metric("h", 1), Status::BadArgument);
-        assert_eq!(shared.record_metric("h", 7), Status::Ok);
-        assert_eq!(shared.get_metric("h"), Err(Status::BadArgument));
-        assert_eq!(shared.get_metric("missing"), Err(Status::NotFound));
+        shared.add_to_metric("c", 2);
+        shared.add_to_metric("c", 3);
+        assert_eq!(shared.metric_value("c"), 5);
+        shared.add_to_metric("g", -4);
+        assert_eq!(shared.metric_value("g"), (-4i64).cast_unsigned());
+        shared.set_metric("g", 9);
+        assert_eq!(shared.metric_value("g"), 9);
+        shared.record_sample("h", 7);
+        let metrics = shared.metrics();
+        assert_eq!(metrics.len(), 3);
+        assert_eq!(metrics.get("h").map(|h| h.samples.clone()), Some(vec![7]));
+        assert_eq!(shared.metric_value("missing"), 0);
     }
 
     #[test]

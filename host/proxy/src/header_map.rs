@@ -128,11 +128,13 @@ pub(crate) fn encode_pairs<'a>(
 }
 
 /// Why serialised pairs from the guest were refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum PairsError {
     /// Truncated, inconsistent lengths, or missing NUL terminators.
+    #[error("malformed header pairs")]
     Malformed,
     /// Over cpp-host's 1024 pairs / 1 MiB.
+    #[error("more header pairs than cpp-host accepts (1024 pairs, 1 MiB)")]
     TooLarge,
 }
 

@@ -10,10 +10,7 @@ use wasmtime::{InstancePre, Linker, Module, Store, TypedFunc, WasmParams, WasmRe
 use super::hostcalls::{self, ENV_FUNCTIONS, WASI_MODULES};
 use super::state::{Phase, VmState};
 use super::types::{LogLevel, SUPPORTED_VERSIONS};
-use crate::abi::Abi;
-use crate::cache::CacheStatus;
-use crate::limits::TickBudget;
-use crate::{Engine, EvalError, Limits, LoadError};
+use palisade_runtime::{Abi, CacheStatus, Engine, EvalError, Limits, LoadError, Ticker};
 
 /// A compiled, checked and pre-linked proxy-wasm module. Cheap to share; each VM instantiates it.
 pub struct Filter {
@@ -26,7 +23,7 @@ pub struct Filter {
     tick: TickBudget,
     exports: BTreeSet<String>,
     /// Keeps deadlines firing for as long as the filter can run.
-    _ticker: std::sync::Arc<crate::engine::Ticker>,
+    _ticker: std::sync::Arc<Ticker>,
 }
 
 impl std::fmt::Debug for Filter {
@@ -63,7 +60,7 @@ impl Filter {
                 });
             }
         };
-        let (module, cache) = engine.compile::<Module>(bytes)?;
+        let (module, cache) = engine.compile_module(bytes)?;
         let exports: BTreeSet<String> = module.exports().map(|e| e.name().to_owned()).collect();
         if !exports.contains("memory") {
             return Err(LoadError::MissingExport("memory".into()));
@@ -246,8 +243,19 @@ pub(crate) struct Vm {
     callbacks: Callbacks,
     limits: Limits,
     tick: TickBudget,
-    /// Why the VM failed, once it has; it is never called again.
-    pub(crate) failure: Option<EvalError>,
+    /// A callback failed: the VM is never called again (cpp-host's failed state).
+    failed: bool,
+}
+
+/// Why a callback did not complete.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VmError {
+    /// The VM failed in an earlier call and is not called again.
+    #[error("the VM failed earlier")]
+    Failed,
+    /// The guest trapped or ran out of time or memory in this call: the VM has failed.
+    #[error(transparent)]
+    Guest(EvalError),
 }
 
 fn typed<P: WasmParams, R: WasmResults>(
@@ -317,7 +325,7 @@ impl Vm {
             callbacks,
             limits,
             tick: filter.tick,
-            failure: None,
+            failed: false,
         };
         let init: Vec<(&str, bool)> = if ex.contains("_initialize") {
             vec![("_initialize", false), ("main", true)]
@@ -353,17 +361,19 @@ impl Vm {
     }
 
     /// Makes one callback on `context`; `None` when the module does not export it (the host
-    /// then behaves as if it returned Continue / true). A failure fails the VM.
+    /// then behaves as if it returned Continue / true). A failure fails the VM for good.
+    ///
+    /// # Errors
+    /// [`VmError::Guest`] when the guest fails in this call, [`VmError::Failed`] when it had
+    /// failed before.
     pub(crate) fn call(
         &mut self,
         callback: Callback,
         context: u32,
         args: &[i32],
-    ) -> Result<Option<i32>, EvalError> {
-        if let Some(failure) = &self.failure {
-            return Err(EvalError::BadOutput(format!(
-                "the VM failed earlier: {failure}"
-            )));
+    ) -> Result<Option<i32>, VmError> {
+        if self.failed {
+            return Err(VmError::Failed);
         }
         let ctx = context.cast_signed();
         let a = |i: usize| args.get(i).copied().unwrap_or_default();
@@ -439,19 +449,15 @@ impl Vm {
             None => Ok(None),
             Some(Ok(value)) => Ok(Some(value)),
             Some(Err(e)) => {
-                let error = classify(e, &self.store, self.limits);
-                self.failure = Some(match &error {
-                    EvalError::Trap { message, .. } => EvalError::BadOutput(message.clone()),
-                    other => EvalError::BadOutput(other.to_string()),
-                });
-                Err(error)
+                self.failed = true;
+                Err(VmError::Guest(classify(e, &self.store, self.limits)))
             }
         }
     }
 
     /// Whether the VM has failed.
     pub(crate) fn failed(&self) -> bool {
-        self.failure.is_some()
+        self.failed
     }
 }
 
@@ -464,7 +470,7 @@ fn classify(error: wasmtime::Error, store: &Store<VmState>, limits: Limits) -> E
         .shared
         .last_log(&state.label, LogLevel::Critical)
         .unwrap_or_default();
-    match crate::error::classify(error, state.cap.refused, limits, &last_words) {
+    match EvalError::classify(error, state.cap.refused(), limits, &last_words) {
         EvalError::Instantiate(e) => EvalError::Trap {
             message: format!("{e:#}"),
             backtrace: String::new(),
@@ -477,7 +483,21 @@ impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vm")
             .field("label", &self.store.data().label)
-            .field("failure", &self.failure)
+            .field("failed", &self.failed)
             .finish_non_exhaustive()
+    }
+}
+
+/// Converts a wall-clock timeout into epoch ticks of the engine a filter was compiled on.
+#[derive(Debug, Clone, Copy)]
+struct TickBudget {
+    tick_nanos: u128,
+}
+
+impl TickBudget {
+    /// The epoch deadline for `timeout`: whole ticks, rounded up, plus the tick in progress.
+    fn ticks(self, timeout: std::time::Duration) -> u64 {
+        let ticks = timeout.as_nanos().div_ceil(self.tick_nanos.max(1));
+        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
     }
 }

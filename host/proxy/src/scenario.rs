@@ -356,9 +356,8 @@ pub struct RequestReport {
     pub worker: usize,
     /// Its context id in that VM.
     pub context: u32,
-    /// `upstream` (forwarded), `local-reply`, `reset`, `fail-open`, or `pending` (still paused
-    /// when the scenario ended).
-    pub outcome: String,
+    /// How the stream ended.
+    pub outcome: Outcome,
     /// What reached the upstream, if anything did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Forwarded>,
@@ -369,6 +368,46 @@ pub struct RequestReport {
     pub callbacks: Vec<String>,
     /// Hostcalls the module made while handling this stream.
     pub hostcalls: u64,
+}
+
+/// How a request's stream ended, named in reports (and in test suites' expectations) as
+/// `upstream`, `local-reply`, `reset`, `fail-open`, `fail-closed` or `pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Forwarded upstream; the client got the upstream's response (as the filter changed it).
+    Upstream,
+    /// The filter answered with `proxy_send_local_response`.
+    LocalReply,
+    /// The filter reset the stream (`proxy_close_stream`).
+    Reset,
+    /// The VM had failed and the failure policy is FAIL_OPEN: passed as if the filter were absent.
+    FailOpen,
+    /// The VM had failed and the failure policy closes: 503 `wasm_fail_stream`.
+    FailClosed,
+    /// Still paused when the scenario ended.
+    Pending,
+}
+
+impl Outcome {
+    /// The outcome's name in reports.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upstream => "upstream",
+            Self::LocalReply => "local-reply",
+            Self::Reset => "reset",
+            Self::FailOpen => "fail-open",
+            Self::FailClosed => "fail-closed",
+            Self::Pending => "pending",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The request as forwarded upstream.
@@ -452,6 +491,30 @@ mod duration_text {
             "s" => Some(Duration::from_secs(n)),
             "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn outcomes_are_named_as_reports_have_always_named_them() {
+        let all = [
+            (Outcome::Upstream, "upstream"),
+            (Outcome::LocalReply, "local-reply"),
+            (Outcome::Reset, "reset"),
+            (Outcome::FailOpen, "fail-open"),
+            (Outcome::FailClosed, "fail-closed"),
+            (Outcome::Pending, "pending"),
+        ];
+        for (outcome, name) in all {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), name);
+            assert_eq!(outcome.to_string(), name);
+            let parsed: Outcome = serde_json::from_value(name.into()).unwrap();
+            assert_eq!(parsed, outcome);
         }
     }
 }

@@ -5,9 +5,9 @@
 
 use super::memory;
 use super::{Ctx, Status};
-use crate::proxy_wasm::header_map::{HeaderMap, PairsError, decode_pairs};
-use crate::proxy_wasm::state::VmState;
-use crate::proxy_wasm::types::MapType;
+use crate::header_map::{HeaderMap, PairsError, decode_pairs};
+use crate::state::VmState;
+use crate::types::MapType;
 
 /// The map for reading, if Envoy holds it now (borrowed: reads copy only what they return).
 fn readable(state: &VmState, map: MapType) -> Option<&HeaderMap> {

@@ -1,18 +1,22 @@
 //! The per-VM host state every hostcall reads and writes (the wasmtime `Store` data): contexts,
-//! the HTTP streams in flight with what Envoy exposes of them at this moment, the root context's
-//! callouts and timers, and the actions a callback asked for, which Envoy defers until the VM
-//! call returns.
+//! the VM's stream table (the streams' one owner), the root context's callouts and timers, and
+//! the callout answer being delivered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use palisade_runtime::MemoryCap;
 use wasmtime::{Memory, TypedFunc};
 
-use super::header_map::HeaderMap;
-use super::properties::{Connection, Node, PluginIdentity};
-use super::shared::{LogLine, Shared};
-use super::types::{LogLevel, MetricType, Status, StreamType};
-use crate::limits::MemoryCap;
+use crate::header_map::HeaderMap;
+use crate::properties::{Connection, Node, PluginIdentity};
+use crate::shared::{LogLine, Shared};
+use crate::stream::Stream;
+use crate::types::{LogLevel, Status, StreamType};
+
+mod ids;
+
+pub(crate) use ids::{CalloutIds, CalloutType, MetricId, MetricIds};
 
 /// Static facts about the plugin every VM of it shares.
 #[derive(Debug)]
@@ -40,53 +44,6 @@ pub(crate) enum Phase {
     Configuring,
     /// Serving streams and timers.
     Running,
-}
-
-/// A local reply asked for with `proxy_send_local_response`, sent when the callback returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LocalReply {
-    pub(crate) status: u32,
-    pub(crate) details: String,
-    pub(crate) body: Vec<u8>,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) grpc_status: Option<u32>,
-}
-
-/// One HTTP stream as the filter sees it.
-#[derive(Debug, Default)]
-pub(crate) struct Stream {
-    pub(crate) request_headers: HeaderMap,
-    pub(crate) request_trailers: HeaderMap,
-    pub(crate) response_headers: HeaderMap,
-    pub(crate) response_trailers: HeaderMap,
-    /// Which maps Envoy currently holds a pointer to (it drops them on Continue).
-    pub(crate) live_request_headers: bool,
-    pub(crate) live_request_trailers: bool,
-    pub(crate) live_response_headers: bool,
-    pub(crate) live_response_trailers: bool,
-    /// Whether a trailers map may be created from the last body callback.
-    pub(crate) may_add_request_trailers: bool,
-    pub(crate) may_add_response_trailers: bool,
-    /// The body bytes Envoy presents to the current callback (buffered so far + this chunk).
-    pub(crate) request_body: Vec<u8>,
-    pub(crate) response_body: Vec<u8>,
-    pub(crate) live_request_body: bool,
-    pub(crate) live_response_body: bool,
-    /// During `proxy_on_log` the maps are read-only access-log copies.
-    pub(crate) access_log: bool,
-    /// Filter state written by `proxy_set_property` (key = the NUL-joined path).
-    pub(crate) filter_state: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Actions deferred until the callback returns.
-    pub(crate) local_reply: Option<LocalReply>,
-    pub(crate) continue_request: bool,
-    pub(crate) continue_response: bool,
-    pub(crate) reset: bool,
-    /// Attributes for properties.
-    pub(crate) protocol: String,
-    pub(crate) start_nanos: u64,
-    pub(crate) response_code_details: Option<String>,
-    pub(crate) request_size: Option<u64>,
-    pub(crate) response_size: Option<u64>,
 }
 
 /// A callout the module started; the proxy answers it from the scenario.
@@ -132,26 +89,24 @@ pub(crate) struct VmState {
     pub(crate) effective: u32,
     pub(crate) root: u32,
     pub(crate) next_context: u32,
-    /// Stream contexts by id.
-    pub(crate) streams: HashMap<u32, Stream>,
+    /// The VM's HTTP streams by context id, in the order they arrived (ids only grow); a
+    /// stream that arrived while the VM had failed has no context and is kept under 0 while
+    /// it is answered.
+    pub(crate) streams: BTreeMap<u32, Stream>,
     /// `proxy_done` was called by the root context.
     pub(crate) done: bool,
     pub(crate) tick_period_ms: u64,
     pub(crate) callouts: Vec<Callout>,
-    /// Which context issued each pending callout (the SDK routes the answer itself).
+    /// Which context issued each pending callout, by token (the SDK routes the answer itself;
+    /// tokens are unique per VM across HTTP and gRPC).
     pub(crate) pending: BTreeMap<u32, u32>,
-    /// The same for gRPC calls (a token space of its own, as in Envoy).
-    pub(crate) pending_grpc: BTreeMap<u32, u32>,
-    /// gRPC calls cancelled by the module since the proxy last looked.
-    pub(crate) cancelled: Vec<u32>,
-    pub(crate) next_http_token: u32,
-    pub(crate) next_grpc_token: u32,
+    /// The callout tokens this VM handed out.
+    pub(crate) callout_ids: CalloutIds,
     pub(crate) answer: CalloutAnswer,
     /// `proxy_get_status` answer.
     pub(crate) status: (u32, String),
-    pub(crate) metric_ids: HashMap<String, u32>,
-    pub(crate) metric_names: HashMap<u32, String>,
-    pub(crate) next_metric: u32,
+    /// The metric ids this VM handed out.
+    pub(crate) metric_ids: MetricIds,
     pub(crate) foreign_args: Option<Vec<u8>>,
     pub(crate) trace: bool,
     /// Callbacks made on this VM while `record_callbacks` is on (start-up and teardown, which
@@ -185,20 +140,15 @@ impl VmState {
             effective: 0,
             root: 0,
             next_context: 1,
-            streams: HashMap::new(),
+            streams: BTreeMap::new(),
             done: false,
             tick_period_ms: 0,
             callouts: Vec::new(),
             pending: BTreeMap::new(),
-            pending_grpc: BTreeMap::new(),
-            cancelled: Vec::new(),
-            next_http_token: 1,
-            next_grpc_token: 1,
+            callout_ids: CalloutIds::default(),
             answer: CalloutAnswer::default(),
             status: (0, String::new()),
-            metric_ids: HashMap::new(),
-            metric_names: HashMap::new(),
-            next_metric: 0,
+            metric_ids: MetricIds::default(),
             foreign_args: None,
             trace,
             callback_log: Vec::new(),
@@ -268,19 +218,6 @@ impl VmState {
         if self.record_callbacks {
             self.callback_log.push(call);
         }
-    }
-
-    /// Defines (or finds) a metric id with the type in the low two bits, as Envoy numbers them.
-    pub(crate) fn metric_id(&mut self, name: &str, kind: MetricType) -> u32 {
-        let key = format!("{kind:?}/{name}");
-        if let Some(id) = self.metric_ids.get(&key) {
-            return *id;
-        }
-        let id = self.next_metric << 2 | kind as u32;
-        self.next_metric = self.next_metric.saturating_add(1);
-        self.metric_ids.insert(key, id);
-        self.metric_names.insert(id, name.to_owned());
-        id
     }
 
     /// Whether a stream type can be continued or closed in the current context.

@@ -1,10 +1,10 @@
 //! Spec "Properties" and "Foreign function interface": `proxy_get_property` resolves Envoy's
-//! attributes (see `proxy_wasm/properties.rs`); `proxy_set_property` writes stream filter state;
+//! attributes (see `properties.rs` at the crate root); `proxy_set_property` writes stream filter state;
 //! `proxy_call_foreign_function` knows no function (NOT_FOUND, as cpp-host answers unknown names).
 
 use super::memory;
 use super::{Ctx, Status};
-use crate::proxy_wasm::properties::{Lookup, StreamView};
+use crate::properties::{Lookup, StreamView};
 
 /// `proxy_get_property(path, value_out...)`.
 pub(super) fn get(

@@ -2,7 +2,7 @@
 
 use super::memory;
 use super::{Ctx, Status};
-use crate::proxy_wasm::types::LogLevel;
+use crate::types::LogLevel;
 
 /// `proxy_log(level, message)`: Envoy logs to its `wasm` logger; level > 5 is BAD_ARGUMENT.
 pub(super) fn log(

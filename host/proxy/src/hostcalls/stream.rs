@@ -4,9 +4,9 @@
 
 use super::memory;
 use super::{Ctx, Status};
-use crate::proxy_wasm::header_map::decode_pairs;
-use crate::proxy_wasm::state::LocalReply;
-use crate::proxy_wasm::types::StreamType;
+use crate::header_map::decode_pairs;
+use crate::stream::LocalReply;
+use crate::types::StreamType;
 
 /// `proxy_continue_stream(type)`: resumes a paused request or response; UPSTREAM/DOWNSTREAM are
 /// UNIMPLEMENTED for an HTTP filter.

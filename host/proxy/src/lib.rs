@@ -5,6 +5,8 @@
 //! [`Report`] says what the client, the upstream and the stats saw.
 //!
 //! The modules below follow the spec's sections; none of them knows files, YAML or the CLI.
+//! Compilation, deadlines and memory caps come from `palisade-runtime`'s engine; the admission
+//! webhook does not depend on this crate.
 
 mod header_map;
 mod hostcalls;
@@ -13,6 +15,7 @@ mod proxy;
 mod scenario;
 mod shared;
 mod state;
+mod stream;
 mod types;
 mod vm;
 
@@ -21,7 +24,7 @@ pub use properties::{Connection, Node};
 pub use proxy::{RunOptions, run};
 pub use scenario::{
     Body, CalloutReply, CalloutReport, Delivered, Exchange, FailStrategy, Forwarded, Headers,
-    PluginConfig, Report, Request, RequestReport, Response, Scenario, Step,
+    Outcome, PluginConfig, Report, Request, RequestReport, Response, Scenario, Step,
 };
 pub use shared::{LogLine, Metric, SharedValue};
 pub use types::{LogLevel, MetricType};

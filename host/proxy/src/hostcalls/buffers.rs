@@ -4,8 +4,8 @@
 
 use super::memory;
 use super::{Ctx, Status};
-use crate::proxy_wasm::state::{Phase, VmState};
-use crate::proxy_wasm::types::BufferType;
+use crate::state::{Phase, VmState};
+use crate::types::BufferType;
 
 /// The bytes a buffer holds now, or NOT_FOUND when Envoy has no such buffer at this moment
 /// (borrowed: reads copy only the range they return).

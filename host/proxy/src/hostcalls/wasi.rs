@@ -7,8 +7,8 @@ use wasmtime::Linker;
 
 use super::Ctx;
 use super::memory;
-use crate::proxy_wasm::state::VmState;
-use crate::proxy_wasm::types::{LogLevel, MAX_RANDOM};
+use crate::state::VmState;
+use crate::types::{LogLevel, MAX_RANDOM};
 
 const SUCCESS: i32 = 0;
 const BADF: i32 = 8;
@@ -16,7 +16,7 @@ const FAULT: i32 = 21;
 const INVAL: i32 = 28;
 const NOSYS: i32 = 52;
 
-fn errno(result: Result<(), crate::proxy_wasm::types::Status>) -> i32 {
+fn errno(result: Result<(), crate::types::Status>) -> i32 {
     if result.is_ok() { SUCCESS } else { FAULT }
 }
 
