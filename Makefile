@@ -44,8 +44,8 @@ build: policies
 	$(CARGO) build --locked --release --workspace --all-targets
 
 ## tools: the outside programs some tests use, installed from Debian where they are missing and
-## apt-get is usable: docker-registry (push/pull, host/cli/tests/oci.rs) and kubectl (the
-## kustomize base, tests/tests/deploy.rs; Debian's kubernetes-client). helm has no Debian
+## apt-get is usable: docker-registry (push/pull, host/cli/tests/all/oci.rs) and kubectl (the
+## kustomize base, tests/tests/all/deploy.rs; Debian's kubernetes-client). helm has no Debian
 ## package: its tests run where it is installed. Never fails: a test whose program is missing
 ## is reported as skipped at the end of `make test`.
 tools:

@@ -2,7 +2,7 @@
 //! quiet, streams that announce a body and send none, requests whose deadline passes, reloads
 //! that change limits and client authentication, and rejections without a JSON body.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, StreamBody};
@@ -13,16 +13,7 @@ use palisade_webhook::{ServeOptions, Server};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn hostile() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/admission-component/hostile.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make policies`",
-        path.display()
-    );
-    path
-}
+use crate::support::hostile;
 
 /// Serves `config` (its `HOSTILE` replaced by the hostile guest) over plain HTTP on a free
 /// port; returns the port and a sender that stops it.

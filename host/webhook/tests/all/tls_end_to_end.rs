@@ -3,7 +3,7 @@
 //! failurePolicies with a hostile policy (trap, timeout), 413 and 400, then `/metrics` counting
 //! exactly the requests sent. Reload under load is in `server.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,20 +13,10 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::support::module;
+
 /// What pod-security restricted says of a pod that sets no security context.
 const BARE_POD_DENIAL: &str = r#"violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container "app" must set securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or container "app" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container "app" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")"#;
-
-fn module(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/admission-component")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make policies`",
-        path.display()
-    );
-    path
-}
 
 /// Writes a CA and a serving certificate for 127.0.0.1 into `dir`; returns the CA (PEM).
 fn write_pki(dir: &Path) -> String {

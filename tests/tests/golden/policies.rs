@@ -8,11 +8,10 @@
 //! and deny cases and a built artefact for each home.
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use e2e::{ADMISSION_COMPONENT, PROXY_WASM, PolicyCrate, policy_crates};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use palisade_proxy::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::capabilities::{
@@ -22,19 +21,21 @@ use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
 use palisade_sdk::testing::{FIXTURE_EPOCH, Fixture, Outcome, check, fixture_paths, load_fixtures};
 use palisade_sdk::wire::{AdmissionRequest, HeaderChange, HttpRequest, HttpVerdict};
 
-fn main() -> ExitCode {
-    let args = Arguments::from_args();
-    let trials = match trials() {
+/// Every policy's trials: its completeness check and its fixtures per home; a discovery error
+/// is one failing trial naming it.
+pub(crate) fn trials() -> Vec<Trial> {
+    match discover() {
         Ok(trials) => trials,
         Err(e) => {
             let message = format!("{e:#}");
-            vec![Trial::test("discover", move || Err(message.into()))]
+            vec![Trial::test("policies::discover", move || {
+                Err(message.into())
+            })]
         }
-    };
-    libtest_mimic::run(&args, trials).exit_code()
+    }
 }
 
-fn trials() -> anyhow::Result<Vec<Trial>> {
+fn discover() -> anyhow::Result<Vec<Trial>> {
     let engine = Arc::new(Engine::new(EngineConfig::default())?);
     let mut trials = Vec::new();
     for policy in policy_crates()? {

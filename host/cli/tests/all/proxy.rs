@@ -1,22 +1,14 @@
 //! `palisade run --http` and `palisade test` with a proxy-wasm filter (request-guard and its
 //! example scenario and suite), as a user runs them.
 
-use assert_cmd::Command;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::support::{built, palisade, root};
 
 fn filter() -> String {
-    let path = root().join("target/policies/proxy-wasm/request_guard.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make policies`",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    built("proxy-wasm", "request_guard.wasm")
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn example(name: &str) -> String {
@@ -25,13 +17,6 @@ fn example(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-fn palisade(cache: &tempfile::TempDir) -> Command {
-    let mut cmd = Command::cargo_bin("palisade").expect("binary");
-    cmd.env("PALISADE_CACHE_DIR", cache.path())
-        .env_remove("PALISADE_LOG");
-    cmd
 }
 
 #[test]

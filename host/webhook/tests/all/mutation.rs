@@ -1,7 +1,6 @@
 //! pod-security's mutate mode through the webhook: the patch from `/mutate` applies cleanly to
 //! the object, and the patched object passes `/validate` where the original failed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,13 +13,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 fn state() -> Arc<AppState> {
-    let module = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/admission-component/pod_security.wasm");
-    assert!(
-        module.is_file(),
-        "{} is missing: run `make policies`",
-        module.display()
-    );
+    let module = crate::support::module("pod_security.wasm");
     let text = format!(
         "policies:\n  - {{id: restricted, module: {0}, settings: {{level: restricted}}}}\n  - {{id: restricted-defaults, module: {0}, settings: {{level: restricted, mutate: true}}}}\n",
         module.display()

@@ -13,20 +13,11 @@ use palisade_webhook::{AppState, Config, PolicySet, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use crate::support::hostile;
+
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
-}
-
-fn hostile() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/admission-component/hostile.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make policies`",
-        path.display()
-    );
-    path
 }
 
 const CONFIG: &str = r#"

@@ -1,7 +1,7 @@
 //! The server over real sockets on 127.0.0.1: HTTPS with and without client certificates,
 //! certificate rotation, configuration reload under load, bad reloads, graceful shutdown.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,16 +11,7 @@ use palisade_webhook::{ServeOptions, Server};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 
-fn hostile() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/policies/admission-component/hostile.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make policies`",
-        path.display()
-    );
-    path
-}
+use crate::support::hostile;
 
 /// A CA with a serving certificate for 127.0.0.1 and a client certificate.
 struct Pki {

@@ -1,37 +1,18 @@
 //! The `palisade` binary as a user runs it: exit codes, JSON on stdout, summaries and errors on
 //! stderr. Uses the pod-security policy and its bundled example requests.
 
-use assert_cmd::Command;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::support::{built, palisade, root};
 
 fn artefact(name: &str) -> PathBuf {
-    let path = root()
-        .join("target/policies/admission-component")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make policies`",
-        path.display()
-    );
-    path
+    built("admission-component", &format!("{name}.wasm"))
 }
 
 fn example(name: &str) -> PathBuf {
     root().join("policies/pod-security/examples").join(name)
-}
-
-/// The command with its own empty cache, so tests never share state.
-fn palisade(cache: &tempfile::TempDir) -> Command {
-    let mut cmd = Command::cargo_bin("palisade").expect("binary");
-    cmd.env("PALISADE_CACHE_DIR", cache.path())
-        .env_remove("PALISADE_LOG");
-    cmd
 }
 
 fn run(cache: &tempfile::TempDir, args: &[&str]) -> (i32, Value, String) {

@@ -5,12 +5,11 @@
 //! with "unexpected status" when a host answers what Envoy would not).
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use palisade_proxy::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::{Engine, EngineConfig, Limits};
 
@@ -75,8 +74,8 @@ fn check(filter: &Filter, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    let args = Arguments::from_args();
+/// One trial per scenario, named `proxy::<scenario>`.
+pub(crate) fn trials() -> Vec<Trial> {
     let prepared = (|| -> anyhow::Result<Arc<Filter>> {
         let bytes = std::fs::read(e2e::artefact_for("proxy-probe", e2e::PROXY_WASM))
             .context("reading the probe filter (build it with `make policies`)")?;
@@ -88,7 +87,7 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     paths.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
     paths.sort();
-    let trials = paths
+    paths
         .into_iter()
         .map(|path| {
             let name = path
@@ -100,11 +99,10 @@ fn main() -> ExitCode {
                 .as_ref()
                 .map(Arc::clone)
                 .map_err(|e| format!("{e:#}"));
-            Trial::test(name, move || {
+            Trial::test(format!("proxy::{name}"), move || {
                 let filter = filter.map_err(Failed::from)?;
                 check(&filter, &path).map_err(|e| Failed::from(format!("{e:#}")))
             })
         })
-        .collect();
-    libtest_mimic::run(&args, trials).exit_code()
+        .collect()
 }

@@ -1,0 +1,8 @@
+//! The `palisade` command's integration tests, one module per concern, linked into one binary
+//! (one link of the host instead of one per file).
+
+mod cli;
+mod istio;
+mod oci;
+mod proxy;
+mod support;

@@ -1,0 +1,6 @@
+//! End-to-end tests with the standard harness, one module per concern, linked into one binary.
+
+mod cache;
+mod capabilities;
+mod deploy;
+mod hostile;
