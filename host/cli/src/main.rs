@@ -81,6 +81,10 @@ struct EngineArgs {
     /// Log format: JSON lines (the default for `serve`) or text (the default otherwise).
     #[arg(long, global = true, value_enum, env = "PALISADE_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// Largest file read as input (request, settings, suite, scenario, data table, module), in
+    /// bytes; a larger one is an error naming the file.
+    #[arg(long, global = true, default_value_t = palisade_suite::input::DEFAULT_INPUT_LIMIT, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    max_input_bytes: u64,
 }
 
 /// Outside profilers guest code can be described to.
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
             .init(),
         LogFormat::Text => logs.init(),
     }
+    palisade_suite::input::set_input_limit(cli.engine.max_input_bytes);
     let result = match &cli.command {
         Command::Run(args) => run::run(args, &cli.engine),
         Command::Test(args) => suite::test(args, &cli.engine),

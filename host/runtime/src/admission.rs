@@ -10,11 +10,13 @@
 //! [`EvalError`]. Adding an ABI adds a variant to the two private enums here and nothing to
 //! the front-ends.
 
+mod answer;
 mod decision;
 pub mod review;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use sha2::{Digest, Sha256};
@@ -25,7 +27,8 @@ use crate::component;
 use crate::engine::Ticker;
 use crate::{Abi, Engine, EvalError, Limits, LoadError};
 
-pub use decision::{Decision, Failure, FailurePolicy, Mode, Outcome};
+pub use answer::AnswerLimits;
+pub use decision::{Decision, Failure, FailurePolicy, Mode, Outcome, Spent};
 
 /// A compiled, checked and pre-instantiated admission policy of any supported ABI, with its
 /// metadata. Cheap to share between threads; configure it once per set of settings.
@@ -155,6 +158,8 @@ impl Prepared {
             failure_policy: options.failure_policy,
             mode: options.mode,
             instances: options.instances,
+            answer: options.answer,
+            turns: options.max_concurrency.map(tokio::sync::Semaphore::new),
             pool: Mutex::new(Vec::new()),
             busy: AtomicUsize::new(0),
         })
@@ -180,6 +185,11 @@ pub struct Options {
     pub mode: Mode,
     /// Whether instances are kept between requests.
     pub instances: Instances,
+    /// Bounds on the policy's answers.
+    pub answer: AnswerLimits,
+    /// Evaluations of this policy at once; more wait their turn (without using a worker), so
+    /// one slow or hostile policy cannot take every worker from the others. Unbounded if unset.
+    pub max_concurrency: Option<usize>,
 }
 
 /// Whether a policy's instances are reused between requests.
@@ -216,8 +226,11 @@ pub struct Policy {
     failure_policy: FailurePolicy,
     mode: Mode,
     instances: Instances,
-    /// Idle instances, most recently used last.
-    pool: Mutex<Vec<Instance>>,
+    answer: AnswerLimits,
+    /// Turns to evaluate, when the policy's concurrency is bounded.
+    turns: Option<tokio::sync::Semaphore>,
+    /// Idle instances with the time they became idle, most recently used last.
+    pool: Mutex<Vec<(Instance, Instant)>>,
     /// Evaluations in progress.
     busy: AtomicUsize,
 }
@@ -250,13 +263,17 @@ impl std::fmt::Debug for Policy {
     }
 }
 
-/// One evaluation's result, and whether it started an instance.
+/// One evaluation's result, whether it started an instance, and where its time went.
 #[derive(Debug)]
 pub struct Evaluation {
-    /// The verdict, or why there is none.
+    /// The verdict (within the policy's [`AnswerLimits`]), or why there is none.
     pub result: Result<Verdict, EvalError>,
     /// Whether an instance was started for it.
     pub started: bool,
+    /// Time spent waiting for a turn (the policy's `max_concurrency`).
+    pub waited: Duration,
+    /// Time spent starting an instance and evaluating.
+    pub ran: Duration,
 }
 
 /// A policy's instances at one moment, for metrics.
@@ -312,31 +329,48 @@ impl Policy {
     /// epoch tick; dropped before it completes (client gone, server timeout), it takes its
     /// instance with it.
     pub async fn evaluate(&self, request: &AdmissionRequest) -> Evaluation {
+        let queued = Instant::now();
+        let _turn = match &self.turns {
+            // The semaphore is never closed, so acquiring fails never.
+            Some(turns) => turns.acquire().await.ok(),
+            None => None,
+        };
+        let waited = queued.elapsed();
+        let running = Instant::now();
         let _busy = Busy::enter(&self.busy);
+        let (result, started) = self.run(request).await;
+        let result = result.and_then(|mut verdict| {
+            self.answer
+                .apply(&mut verdict)
+                .map(|()| verdict)
+                .map_err(EvalError::BadOutput)
+        });
+        Evaluation {
+            result,
+            started,
+            waited,
+            ran: running.elapsed(),
+        }
+    }
+
+    /// Evaluates on an idle instance or a new one; says whether it started one.
+    async fn run(&self, request: &AdmissionRequest) -> (Result<Verdict, EvalError>, bool) {
         let max_idle = match self.instances {
             Instances::Fresh => {
                 let result = match self.start().await {
                     Ok(mut instance) => instance.evaluate(self.limits, request).await.0,
                     Err(e) => Err(e),
                 };
-                return Evaluation {
-                    result,
-                    started: true,
-                };
+                return (result, true);
             }
             Instances::Warm { max_idle } => max_idle,
         };
         let idle = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let (mut instance, started) = match idle {
-            Some(instance) => (instance, false),
+            Some((instance, _)) => (instance, false),
             None => match self.start().await {
                 Ok(instance) => (instance, true),
-                Err(e) => {
-                    return Evaluation {
-                        result: Err(e),
-                        started: true,
-                    };
-                }
+                Err(e) => return (Err(e), true),
             },
         };
         let (result, sound) = instance.evaluate(self.limits, request).await;
@@ -344,9 +378,27 @@ impl Policy {
             && let Ok(mut pool) = self.pool.lock()
             && pool.len() < max_idle
         {
-            pool.push(instance);
+            pool.push((instance, Instant::now()));
         }
-        Evaluation { result, started }
+        (result, started)
+    }
+
+    /// Drops the instances idle for longer than `idle_for` (their memory goes back to the
+    /// system); returns how many. Hosts call it now and then so that a burst's instances do not
+    /// stay for good.
+    pub fn drop_idle(&self, idle_for: Duration) -> usize {
+        let Ok(mut pool) = self.pool.lock() else {
+            return 0;
+        };
+        let now = Instant::now();
+        // Oldest first: the instances to drop are a prefix.
+        let stale = pool
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) > idle_for)
+            .count();
+        let dropped: Vec<_> = pool.drain(..stale).collect();
+        drop(pool);
+        dropped.len()
     }
 
     async fn start(&self) -> Result<Instance, EvalError> {
@@ -386,6 +438,11 @@ impl Policy {
         if evaluation.started {
             decision.started.push(self.id.clone());
         }
+        decision.spent.push(Spent {
+            policy: self.id.clone(),
+            waited: evaluation.waited,
+            ran: evaluation.ran,
+        });
         decision
     }
 

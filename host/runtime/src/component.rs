@@ -420,7 +420,10 @@ impl Prepared {
             Ok(if Instant::now() >= store.data().deadline {
                 UpdateDeadline::Interrupt
             } else {
-                UpdateDeadline::Yield(1)
+                // Tokio's own yield: the evaluation goes to the back of the run queue (a
+                // self-wake would put it in the worker's LIFO slot, where a spinning guest runs
+                // again before the requests waiting on that worker).
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
         arm(&mut store, limits);

@@ -8,6 +8,7 @@ pub mod admission;
 mod cache;
 pub mod capabilities;
 mod component;
+pub mod documents;
 mod engine;
 mod error;
 mod limits;

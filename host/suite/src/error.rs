@@ -14,6 +14,14 @@ pub enum SuiteError {
         #[source]
         source: std::io::Error,
     },
+    /// A file is larger than the input limit (`palisade --max-input-bytes`).
+    #[error("reading {path}: larger than the input limit of {limit} bytes (--max-input-bytes)")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit it passed.
+        limit: u64,
+    },
     /// A file is not valid JSON or YAML of the expected shape.
     #[error("parsing {path}: {message}")]
     Parse {

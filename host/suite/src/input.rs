@@ -2,17 +2,56 @@
 //! extension, YAML being a superset), AdmissionReviews, proxy scenarios and modules, with errors
 //! that name the file and, for malformed content, the field, line and column.
 
+use std::io::Read as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use palisade_runtime::admission::review::{self, Review};
+use palisade_runtime::documents::unique_keys;
 use serde::de::DeserializeOwned;
 
 use crate::SuiteError;
 
-fn read_text(path: &Path) -> Result<String, SuiteError> {
-    std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+/// The default of [`set_input_limit`]: 64 MiB, twenty times the API server's largest request.
+pub const DEFAULT_INPUT_LIMIT: u64 = 64 << 20;
+
+static INPUT_LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_INPUT_LIMIT);
+
+/// Sets the largest file (request, settings, suite, scenario, module) the readers here accept;
+/// a larger one is [`SuiteError::TooLarge`] after reading at most `limit + 1` bytes, so
+/// `--request /dev/zero` is an error, not a process that grows until it is killed.
+pub fn set_input_limit(limit: u64) {
+    INPUT_LIMIT.store(limit, Ordering::Relaxed);
+}
+
+/// Reads a whole file, up to the input limit.
+///
+/// # Errors
+/// [`SuiteError::Read`] or [`SuiteError::TooLarge`].
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, SuiteError> {
+    let limit = INPUT_LIMIT.load(Ordering::Relaxed);
+    let read_error = |source| SuiteError::Read {
         path: path.to_owned(),
         source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(SuiteError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+fn read_text(path: &Path) -> Result<String, SuiteError> {
+    String::from_utf8(read_bytes(path)?).map_err(|e| SuiteError::Parse {
+        path: path.to_owned(),
+        message: format!("not UTF-8 text: {e}"),
     })
 }
 
@@ -32,10 +71,13 @@ pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, SuiteError> 
         message,
     };
     if is_json(path) {
+        unique_keys(&mut serde_json::Deserializer::from_str(&text))
+            .map_err(|e| parse(e.to_string()))?;
         let mut deserializer = serde_json::Deserializer::from_str(&text);
         serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|e| parse(located(&e.path().to_string(), e.inner().to_string())))
     } else {
+        unique_keys(serde_yaml::Deserializer::from_str(&text)).map_err(|e| parse(e.to_string()))?;
         let deserializer = serde_yaml::Deserializer::from_str(&text);
         serde_path_to_error::deserialize(deserializer)
             .map_err(|e| parse(located(&e.path().to_string(), e.inner().to_string())))
@@ -58,9 +100,11 @@ fn located(path: &str, message: String) -> String {
 pub fn read_as_json(path: &Path) -> Result<String, SuiteError> {
     if is_json(path) {
         let text = read_text(path)?;
-        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|e| SuiteError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
+        unique_keys(&mut serde_json::Deserializer::from_str(&text)).map_err(|e| {
+            SuiteError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }
         })?;
         return Ok(text);
     }
@@ -84,10 +128,7 @@ pub fn read_request(path: &Path) -> Result<Review, SuiteError> {
 /// Reads a policy module's bytes.
 ///
 /// # Errors
-/// [`SuiteError::Read`].
+/// [`SuiteError::Read`] or [`SuiteError::TooLarge`].
 pub fn read_module(path: &Path) -> Result<Vec<u8>, SuiteError> {
-    std::fs::read(path).map_err(|source| SuiteError::Read {
-        path: path.to_owned(),
-        source,
-    })
+    read_bytes(path)
 }

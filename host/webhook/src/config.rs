@@ -137,6 +137,10 @@ pub struct ServerLimits {
     pub max_connections_per_client: usize,
     /// Concurrent streams on one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
     pub max_streams_per_connection: u32,
+    /// A policy instance idle for this long is dropped (its memory returned), so the
+    /// instances of a burst do not stay.
+    #[serde(with = "humantime_serde")]
+    pub instance_idle_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -150,6 +154,7 @@ impl Default for ServerLimits {
             max_connections: 1024,
             max_connections_per_client: 256,
             max_streams_per_connection: 128,
+            instance_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -180,6 +185,17 @@ pub struct PolicyConfig {
     /// What the policy may ask of the host.
     #[serde(default)]
     pub capabilities: CapabilitiesConfig,
+    /// Evaluations of this policy at once; more wait their turn without holding a worker, so
+    /// one slow or hostile policy cannot starve the others. Also bounds its live instances.
+    #[serde(default = "default_policy_concurrency")]
+    pub max_concurrency: usize,
+    /// Bounds on the policy's answers (message, warnings, annotations, patch).
+    #[serde(default, rename = "answerLimits")]
+    pub answer: palisade_runtime::admission::AnswerLimits,
+}
+
+fn default_policy_concurrency() -> usize {
+    4
 }
 
 fn default_timeout() -> Duration {
@@ -278,6 +294,8 @@ impl Config {
     /// # Errors
     /// The parser's message, with line and column.
     pub fn parse(text: &str) -> Result<Self, String> {
+        palisade_runtime::documents::unique_keys(serde_yaml::Deserializer::from_str(text))
+            .map_err(|e| e.to_string())?;
         serde_yaml::from_str(text).map_err(|e| e.to_string())
     }
 
@@ -292,11 +310,14 @@ impl Config {
                 path: path.clone(),
                 source,
             })?;
-            let table: BTreeMap<String, serde_json::Value> =
-                serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: format!("data table {name:?} must map keys to values: {e}"),
-                })?;
+            let parse = |message: String| ConfigError::Parse {
+                path: path.clone(),
+                message: format!("data table {name:?}: {message}"),
+            };
+            palisade_runtime::documents::unique_keys(serde_yaml::Deserializer::from_str(&text))
+                .map_err(|e| parse(e.to_string()))?;
+            let table: BTreeMap<String, serde_json::Value> = serde_yaml::from_str(&text)
+                .map_err(|e| parse(format!("must map keys to values: {e}")))?;
             tables.insert(name.clone(), table);
         }
         Ok(DataTables::new(tables))
@@ -337,6 +358,9 @@ impl Config {
             check_id(&policy.id).map_err(|e| format!("policies[{i}].id: {e}"))?;
             if !ids.insert(policy.id.as_str()) {
                 return Err(format!("policies[{i}].id: {:?} is used twice", policy.id));
+            }
+            if policy.max_concurrency == 0 {
+                return Err(format!("policies[{i}].maxConcurrency: must be positive"));
             }
             if policy.timeout >= self.limits.request_timeout {
                 return Err(format!(
@@ -423,6 +447,7 @@ impl ServerLimits {
             ("requestTimeout", self.request_timeout),
             ("headerTimeout", self.header_timeout),
             ("idleTimeout", self.idle_timeout),
+            ("instanceIdleTimeout", self.instance_idle_timeout),
         ] {
             if value.is_zero() {
                 return Err(format!(
@@ -443,16 +468,23 @@ impl ServerLimits {
 }
 
 fn check_id(id: &str) -> Result<(), String> {
+    let alphanumeric =
+        |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let ok = !id.is_empty()
         && id.len() <= 63
         && id.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
-        });
+        })
+        // Ids are path segments (`/validate/<id>`): `.`, `..` and their kin would be resolved
+        // away by clients and proxies on the way.
+        && alphanumeric(id.as_bytes().first())
+        && alphanumeric(id.as_bytes().last());
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "{id:?} must be 1-63 characters of a-z, 0-9, '-', '_' or '.'"
+            "{id:?} must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting and ending \
+             with a letter or digit"
         ))
     }
 }
@@ -475,6 +507,34 @@ mod tests {
         );
         assert!(
             error.starts_with("policies[0].timeout: 2s does not fit limits.requestTimeout (2s)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn ids_that_paths_would_resolve_away_are_refused() {
+        for id in [".", "..", ".hidden", "trailing-", "_x"] {
+            let error = invalid(&format!("policies: [{{id: {id:?}, module: p.wasm}}]\n"));
+            assert!(error.starts_with("policies[0].id:"), "{id}: {error}");
+        }
+        let error =
+            invalid("policies: [{id: p, module: p.wasm}]\ngroups: [{id: \"..\", expression: p}]\n");
+        assert!(error.starts_with("groups[0].id:"), "{error}");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_its_place() {
+        let error = Config::parse(
+            "policies:\n  - id: p\n    module: p.wasm\n    settings:\n      level: restricted\n      level: baseline\n",
+        )
+        .expect_err("refused");
+        assert!(
+            error.contains("policies[0].settings: the key \"level\" is given twice"),
+            "{error}"
+        );
+        let error = Config::parse("policies: []\npolicies: []\n").expect_err("refused");
+        assert!(
+            error.contains("the key \"policies\" is given twice"),
             "{error}"
         );
     }

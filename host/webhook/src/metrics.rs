@@ -1,5 +1,7 @@
 //! Prometheus metrics of the webhook, in the text exposition format at `/metrics`.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -67,6 +69,10 @@ pub struct Metrics {
     /// Instances started by policy, counted as the request that started one is decided: first
     /// uses, concurrency beyond the pool, and replacements of instances dropped after a failure.
     pub instance_starts: Family<PolicyLabels, Counter>,
+    /// Seconds each policy spent starting instances and evaluating.
+    pub policy_busy: Family<PolicyLabels, Counter<f64, AtomicU64>>,
+    /// Seconds requests waited for a turn of each policy (its `maxConcurrency`).
+    pub policy_waits: Family<PolicyLabels, Counter<f64, AtomicU64>>,
     /// Connections the listener failed to accept (out of file descriptors, most often).
     pub accept_errors: Counter,
     /// Connections closed as they arrived: over `maxConnections` or `maxConnectionsPerClient`.
@@ -99,6 +105,18 @@ impl Default for Metrics {
         let instance_starts = Family::<PolicyLabels, Counter>::default();
         let accept_errors = Counter::default();
         let rejected_connections = Counter::default();
+        let policy_busy = Family::<PolicyLabels, Counter<f64, AtomicU64>>::default();
+        let policy_waits = Family::<PolicyLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "policy_busy_seconds",
+            "Time each policy spent starting instances and evaluating",
+            policy_busy.clone(),
+        );
+        registry.register(
+            "policy_wait_seconds",
+            "Time requests waited for a turn of each policy (maxConcurrency)",
+            policy_waits.clone(),
+        );
         registry.register(
             "admission_requests",
             "Admission requests decided",
@@ -162,6 +180,8 @@ impl Default for Metrics {
             instances,
             instance_starts,
             accept_errors,
+            policy_busy,
+            policy_waits,
             rejected_connections,
         }
     }

@@ -161,6 +161,15 @@ impl PolicySet {
             .collect()
     }
 
+    /// Drops every policy's instances idle for longer than `idle_for`; returns how many.
+    pub fn drop_idle(&self, idle_for: std::time::Duration) -> usize {
+        self.policies
+            .values()
+            .filter_map(|p| p.state.as_ref().ok())
+            .map(|policy| policy.drop_idle(idle_for))
+            .sum()
+    }
+
     /// What each policy and group wants to see: `(id, rules, mutating)`; a group's rules are
     /// its members' rules together. Policies that did not load are left out.
     #[must_use]
@@ -249,6 +258,7 @@ impl PolicySet {
         let mut members = BTreeMap::new();
         let mut errors = Vec::new();
         let mut started = Vec::new();
+        let mut spent = Vec::new();
         // Members are independent: evaluated concurrently, so the group takes as long as its
         // slowest member, not their sum (each evaluation yields at every epoch tick).
         let evaluations = group.expression.members().into_iter().filter_map(|id| {
@@ -260,6 +270,7 @@ impl PolicySet {
         for (id, decision) in futures_util::future::join_all(evaluations).await {
             errors.extend(decision.errors.iter().copied());
             started.extend(decision.started.iter().cloned());
+            spent.extend(decision.spent.iter().cloned());
             members.insert(id, decision);
         }
         let allowed = group
@@ -300,6 +311,7 @@ impl PolicySet {
             mode: group.config.mode,
             errors,
             started,
+            spent,
         };
         decision.in_mode(&group.config.id, group.config.mode)
     }
@@ -358,7 +370,12 @@ impl LoadedPolicy {
             mode: config.mode,
             capabilities: Some(Arc::clone(capabilities)),
             grants: Grants::from(&config.capabilities),
-            ..Options::default()
+            answer: config.answer,
+            max_concurrency: Some(config.max_concurrency),
+            // Never more idle instances than can be busy at once.
+            instances: palisade_runtime::admission::Instances::Warm {
+                max_idle: config.max_concurrency,
+            },
         };
         let policy = prepared
             .configure(&settings, options)

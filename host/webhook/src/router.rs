@@ -136,6 +136,19 @@ async fn review_request(
     })?;
     let elapsed = started.elapsed();
     let metrics = &state.metrics;
+    for spent in &decision.spent {
+        let labels = PolicyLabels {
+            policy: spent.policy.clone(),
+        };
+        metrics
+            .policy_busy
+            .get_or_create(&labels)
+            .inc_by(spent.ran.as_secs_f64());
+        metrics
+            .policy_waits
+            .get_or_create(&labels)
+            .inc_by(spent.waited.as_secs_f64());
+    }
     metrics
         .latency
         .get_or_create(&PolicyLabels {

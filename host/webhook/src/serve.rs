@@ -156,9 +156,27 @@ impl Server {
             tls.clone(),
             watcher,
         ));
+        let shrink = tokio::spawn(shrink_loop(Arc::clone(&state)));
         let result = accept_loop(listener, state, tls, shutdown).await;
         reload.abort();
+        shrink.abort();
         result
+    }
+}
+
+/// Drops policy instances idle for longer than `limits.instanceIdleTimeout`, checking a few
+/// times per timeout (and at least every 10 s), so that memory taken in a burst goes back.
+async fn shrink_loop(state: Arc<AppState>) {
+    loop {
+        let idle_for = state.limits().instance_idle_timeout;
+        tokio::time::sleep(
+            (idle_for / 4).clamp(Duration::from_millis(10), Duration::from_secs(10)),
+        )
+        .await;
+        let dropped = state.policies().drop_idle(idle_for);
+        if dropped > 0 {
+            tracing::debug!(dropped, "idle policy instances dropped");
+        }
     }
 }
 

@@ -314,3 +314,98 @@ fn idle_instances_are_bounded() {
     }
     assert_eq!(policy.instances().idle, 0);
 }
+
+#[test]
+fn idle_instances_are_dropped_once_idle_long_enough() {
+    let policy = Arc::new(configured("allow", Instances::Warm { max_idle: 8 }));
+    // A burst: four evaluations at once (overlapping or not) leave idle instances.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let policy = Arc::clone(&policy);
+            scope.spawn(move || {
+                let _ = policy.evaluate_blocking(&request());
+            });
+        }
+    });
+    let burst = policy.instances().idle;
+    assert!(burst >= 1, "the burst left {burst} idle instances");
+    assert_eq!(policy.drop_idle(Duration::from_secs(60)), 0);
+    assert_eq!(policy.instances().idle, burst);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(policy.drop_idle(Duration::from_millis(10)), burst);
+    assert_eq!(policy.instances().idle, 0);
+    // The policy goes on, with a new instance.
+    assert!(policy.evaluate_blocking(&request()).started);
+}
+
+#[test]
+fn a_flood_of_an_answer_is_cut_to_the_answer_limits() {
+    let verdict = warm("flood")
+        .evaluate_blocking(&request())
+        .result
+        .expect("a verdict, cut");
+    assert!(
+        verdict.message.len() < 33 << 10,
+        "{}",
+        verdict.message.len()
+    );
+    assert!(verdict.message.ends_with("... [cut: 4194304 bytes]"));
+    assert_eq!(verdict.warnings.len(), 64);
+    assert!(verdict.warnings[63].starts_with("99937 more warnings"));
+    assert!(verdict.audit_annotations["flood"].len() < 9 << 10);
+}
+
+#[test]
+fn a_denial_with_a_success_code_is_a_policy_error() {
+    let policy = warm("success-code-denial");
+    let err = policy
+        .evaluate_blocking(&request())
+        .result
+        .expect_err("invalid answer");
+    assert!(matches!(err, EvalError::BadOutput(_)), "{err:?}");
+    assert!(err.to_string().contains("HTTP code 200"), "{err}");
+    let decision = policy.decide_blocking(&request());
+    assert_eq!(decision.outcome, Outcome::FailedClosed);
+    assert_eq!(decision.verdict.code, Some(500));
+}
+
+#[test]
+fn a_policy_bounded_to_one_evaluation_at_once_makes_the_others_wait() {
+    let policy = Arc::new(
+        hostile()
+            .configure(
+                r#"{"behaviour": "loop"}"#,
+                Options {
+                    limits: Some(limits()),
+                    max_concurrency: Some(1),
+                    ..Options::default()
+                },
+            )
+            .expect("settings"),
+    );
+    let evaluations: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let policy = Arc::clone(&policy);
+                scope.spawn(move || policy.evaluate_blocking(&request()))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let mut waits: Vec<Duration> = evaluations.iter().map(|e| e.waited).collect();
+    waits.sort();
+    // One at a time, each running to its 200 ms deadline: the others waited their turns.
+    assert!(waits[0] < Duration::from_millis(100), "{waits:?}");
+    assert!(waits[1] >= Duration::from_millis(150), "{waits:?}");
+    assert!(waits[2] >= Duration::from_millis(350), "{waits:?}");
+    for evaluation in &evaluations {
+        assert!(
+            evaluation.ran >= Duration::from_millis(150),
+            "{:?}",
+            evaluation.ran
+        );
+    }
+}

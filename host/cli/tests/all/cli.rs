@@ -214,6 +214,65 @@ fn invalid_settings_are_an_error_naming_the_setting() {
 }
 
 #[test]
+fn inputs_larger_than_the_limit_are_refused_naming_the_file() {
+    let cache = tempfile::tempdir().expect("dir");
+    let policy = artefact("pod_security");
+    // An endless input: read up to the default limit (64 MiB), then refused.
+    let (code, json, stderr) = run(
+        &cache,
+        &["--policy", path(&policy), "--request", "/dev/zero"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(json, Value::Null);
+    assert!(
+        stderr.contains("reading /dev/zero: larger than the input limit of 67108864 bytes"),
+        "{stderr}"
+    );
+    let request = example("baseline-pod.yaml");
+    let (code, _, stderr) = run(
+        &cache,
+        &[
+            "--max-input-bytes",
+            "100",
+            "--policy",
+            path(&policy),
+            "--request",
+            path(&request),
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("baseline-pod.yaml: larger than the input limit of 100 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_settings_key_given_twice_is_refused() {
+    let cache = tempfile::tempdir().expect("dir");
+    let policy = artefact("pod_security");
+    let request = example("baseline-pod.yaml");
+    let settings = cache.path().join("settings.yaml");
+    std::fs::write(&settings, "level: restricted\nlevel: baseline\n").expect("write");
+    let (code, _, stderr) = run(
+        &cache,
+        &[
+            "--policy",
+            path(&policy),
+            "--request",
+            path(&request),
+            "--settings",
+            path(&settings),
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("settings.yaml") && stderr.contains(r#"the key "level" is given twice"#),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn trapping_policy_fails_closed_with_exit_2() {
     let cache = tempfile::tempdir().expect("dir");
     let policy = artefact("hostile");

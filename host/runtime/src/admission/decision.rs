@@ -92,7 +92,23 @@ pub struct Decision {
     pub errors: Vec<&'static str>,
     /// The policies that started an instance for this request.
     pub started: Vec<String>,
+    /// Where each policy's time went.
+    pub spent: Vec<Spent>,
 }
+
+/// The time one policy took for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spent {
+    /// The policy's id.
+    pub policy: String,
+    /// Waiting for a turn (its concurrency limit).
+    pub waited: std::time::Duration,
+    /// Starting an instance and evaluating.
+    pub ran: std::time::Duration,
+}
+
+/// The longest policy error message that goes into an answer or a log line; the rest is cut.
+const MAX_FAILURE_BYTES: usize = 4 << 10;
 
 /// Why a policy produced no verdict: the error's kind (as in [`EvalError::kind`], or `load`)
 /// and its message.
@@ -116,6 +132,7 @@ impl From<&EvalError> for Failure {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
+        super::answer::cut(&mut message, MAX_FAILURE_BYTES);
         let backtrace = match error {
             EvalError::Trap { backtrace, .. } => backtrace.clone(),
             _ => String::new(),
@@ -180,6 +197,7 @@ impl Decision {
             mode: Mode::Protect,
             errors,
             started: Vec::new(),
+            spent: Vec::new(),
         }
     }
 

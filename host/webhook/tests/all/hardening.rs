@@ -362,3 +362,128 @@ async fn a_reload_with_a_broken_module_applies_the_rest() {
         "{body}"
     );
 }
+
+async fn metrics(client: &reqwest::Client, port: u16) -> String {
+    client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of the sample `name` (with its labels) in a scrape.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_bound_policy_cannot_starve_the_others() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (port, _stop) = serve(
+        dir.path(),
+        "limits: {requestTimeout: 3s}
+policies:
+  - {id: spin, module: HOSTILE, settings: {behaviour: loop}, timeout: 1s, failurePolicy: Ignore}
+  - {id: ok, module: HOSTILE}
+",
+    )
+    .await;
+    let client = http();
+    // 200 requests to a policy that spins until its deadline, all at once.
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let request = client
+                .post(format!("http://127.0.0.1:{port}/validate/spin"))
+                .json(&review(&format!("spin-{i}")));
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut latencies = Vec::new();
+    for i in 0..10 {
+        let started = Instant::now();
+        let answer = client
+            .post(format!("http://127.0.0.1:{port}/validate/ok"))
+            .json(&review(&format!("ok-{i}")))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), 200);
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    // The spinning policy runs 4 evaluations at once (its maxConcurrency), the other 196 wait
+    // without a worker, and every evaluation yields to the back of the run queue at each epoch
+    // tick: the well-behaved policy shares the workers with 4 spinners, not 200. (Unbounded,
+    // the slowest of these requests took 0.85-2.9 s.)
+    assert!(
+        latencies[9] < Duration::from_millis(400),
+        "slowest {:?} of {latencies:?}",
+        latencies[9]
+    );
+    for answer in flood {
+        assert_eq!(answer.await.expect("task").expect("answered"), 200);
+    }
+    let scrape = metrics(&client, port).await;
+    let waited = sample(
+        &scrape,
+        r#"palisade_policy_wait_seconds_total{policy="spin"}"#,
+    );
+    assert!(waited.is_some_and(|s| s > 1.0), "{scrape}");
+    let busy = sample(
+        &scrape,
+        r#"palisade_policy_busy_seconds_total{policy="spin"}"#,
+    );
+    // Four at a time for ~1 s each, until the request deadline (3 s) answered the rest.
+    assert!(busy.is_some_and(|s| s >= 4.0), "{scrape}");
+    assert!(
+        sample(
+            &scrape,
+            r#"palisade_policy_busy_seconds_total{policy="ok"}"#
+        )
+        .is_some(),
+        "{scrape}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_of_a_burst_are_dropped_once_idle() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (port, _stop) = serve(
+        dir.path(),
+        "limits: {instanceIdleTimeout: 300ms}\npolicies: [{id: ok, module: HOSTILE, maxConcurrency: 8}]\n",
+    )
+    .await;
+    let client = http();
+    let idle = r#"palisade_policy_instances{policy="ok",state="idle"}"#;
+    let burst: Vec<_> = (0..8)
+        .map(|i| {
+            let request = client
+                .post(format!("http://127.0.0.1:{port}/validate/ok"))
+                .json(&review(&format!("ok-{i}")));
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    for task in burst {
+        assert_eq!(task.await.expect("task").expect("answered"), 200);
+    }
+    let pooled = sample(&metrics(&client, port).await, idle);
+    assert!(pooled.is_some_and(|n| n >= 1.0), "{pooled:?}");
+    // Idle past instanceIdleTimeout, the burst's instances go (and their memory with them).
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let scrape = metrics(&client, port).await;
+    assert_eq!(sample(&scrape, idle), Some(0.0), "{scrape}");
+    // The policy answers on, with a new instance.
+    let answer = client
+        .post(format!("http://127.0.0.1:{port}/validate/ok"))
+        .json(&review("after"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 200);
+}

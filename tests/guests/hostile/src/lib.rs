@@ -37,6 +37,11 @@ pub enum Behaviour {
     /// WASI's clock (seconds), the counter `calls` in the shared state (incremented), and
     /// `key` of the data table `table`.
     Capabilities,
+    /// Denies with a 4 MiB message, 100,000 warnings and an annotation of 1 MiB: an answer
+    /// that must not reach the HTTP response or the log whole.
+    Flood,
+    /// Denies with HTTP code 200.
+    SuccessCodeDenial,
 }
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -104,6 +109,15 @@ impl AdmissionPolicy for Hostile {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
                 Ok(Verdict::allow().with_warning(format!("call {calls}")))
             }
+            Behaviour::Flood => {
+                let mut verdict = Verdict::deny("flood", "m".repeat(4 << 20));
+                verdict.warnings = (0..100_000).map(|i| format!("warning {i}")).collect();
+                verdict
+                    .audit_annotations
+                    .insert("flood".into(), "a".repeat(1 << 20));
+                Ok(verdict)
+            }
+            Behaviour::SuccessCodeDenial => Ok(Verdict::deny("ok-denial", "denied").with_code(200)),
             Behaviour::Capabilities => Ok(Verdict::allow()
                 .with_warning(format!("clock: {:?}", host.now().map(|t| t.as_secs())))
                 .with_warning(format!(
