@@ -12,6 +12,8 @@
 
 mod answer;
 mod decision;
+#[cfg(test)]
+mod properties;
 pub mod review;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -38,6 +38,18 @@ pub struct Config {
     /// Bounds of the shared state of policies with the `state` capability (per policy).
     #[serde(default)]
     pub state: StateConfig,
+    /// A second, plain-HTTP listener for `/healthz`, `/readyz` and `/metrics` only, so that
+    /// kubelet probes and scrapers need no client certificate when `tls.clientCa` is set.
+    #[serde(default)]
+    pub probes: Option<ProbesConfig>,
+}
+
+/// The probes listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProbesConfig {
+    /// Address to listen on (plain HTTP).
+    pub listen: SocketAddr,
 }
 
 /// Bounds of the in-memory shared state, per policy.
@@ -350,6 +362,16 @@ impl Config {
     /// A message naming the offending item.
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
+        // Port 0 (any free port) is the only address two listeners may both name.
+        if let Some(probes) = &self.probes
+            && probes.listen == self.listen
+            && probes.listen.port() != 0
+        {
+            return Err(format!(
+                "probes.listen: {} is the admission listener's address too",
+                probes.listen
+            ));
+        }
         let mut ids = BTreeSet::new();
         if self.policies.is_empty() {
             return Err("policies: at least one policy is required".into());

@@ -19,7 +19,7 @@ pub use expression::Expression;
 pub use metrics::Metrics;
 pub use palisade_runtime::admission::{Decision, Outcome};
 pub use policy_set::{Instances, PolicySet, Status};
-pub use router::{ApiError, router};
+pub use router::{ApiError, probes_router, router};
 pub use serve::{ServeOptions, Server, serve};
 
 /// What every request handler shares: the current policy set and limits (each swapped whole

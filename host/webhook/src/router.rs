@@ -20,6 +20,17 @@ use crate::AppState;
 use crate::config::ServerLimits;
 use crate::metrics::{ErrorLabels, InstanceLabels, PolicyLabels, RequestLabels, StatusLabels};
 
+/// The probes listener's router: health, readiness and metrics only.
+pub fn probes_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
 /// The webhook's router over shared state.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()

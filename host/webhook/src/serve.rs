@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ServerLimits, TlsConfig};
+use crate::router::probes_router;
 use crate::{AppState, PolicySet, router};
 
 /// How to run the server.
@@ -58,6 +59,8 @@ pub struct Server {
     engine: Arc<Engine>,
     tls: Option<TlsState>,
     listener: TcpListener,
+    /// The plain-HTTP probes listener, when configured.
+    probes: Option<TcpListener>,
     watcher: Watcher,
 }
 
@@ -105,6 +108,14 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let probes = match &config.probes {
+            Some(probes) => Some(
+                TcpListener::bind(probes.listen)
+                    .await
+                    .with_context(|| format!("binding probes.listen {}", probes.listen))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             options,
             config,
@@ -112,6 +123,7 @@ impl Server {
             engine,
             tls,
             listener,
+            probes,
             watcher,
         })
     }
@@ -122,6 +134,17 @@ impl Server {
     /// When the socket cannot tell.
     pub fn local_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The address of the probes listener, when one is configured.
+    ///
+    /// # Errors
+    /// When the socket cannot tell.
+    pub fn probes_addr(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        Ok(match &self.probes {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        })
     }
 
     /// The state the handlers share (policy set, metrics).
@@ -145,6 +168,7 @@ impl Server {
             engine,
             tls,
             listener,
+            probes,
             watcher,
         } = self;
         tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), policies = config.policies.len(), "palisade webhook listening");
@@ -157,7 +181,21 @@ impl Server {
             watcher,
         ));
         let shrink = tokio::spawn(shrink_loop(Arc::clone(&state)));
-        let result = accept_loop(listener, state, tls, shutdown).await;
+        // The probes listener stops when the admission listener does.
+        let (stop_probes, probes_stopped) = tokio::sync::oneshot::channel::<()>();
+        let probes = probes.map(|listener| {
+            tracing::info!(address = ?listener.local_addr().ok(), "probes listening (plain HTTP: /healthz, /readyz, /metrics)");
+            let app = probes_router(Arc::clone(&state));
+            tokio::spawn(accept_loop(listener, Arc::clone(&state), app, None, async move {
+                let _ = probes_stopped.await;
+            }))
+        });
+        let app = router(Arc::clone(&state));
+        let result = accept_loop(listener, state, app, tls, shutdown).await;
+        let _ = stop_probes.send(());
+        if let Some(probes) = probes {
+            let _ = probes.await;
+        }
         reload.abort();
         shrink.abort();
         result
@@ -183,10 +221,10 @@ async fn shrink_loop(state: Arc<AppState>) {
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
+    app: axum::Router,
     tls: Option<TlsState>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let app = router(Arc::clone(&state));
     // Connections end gracefully (requests in flight finish) when the server shuts down, and
     // when a reload changes the TLS configuration, so that every client is authenticated as
     // the configuration in force says.
@@ -713,6 +751,9 @@ async fn reload(
     }
     if config.state != current.state {
         return Err(restart("state (the shared state's bounds)"));
+    }
+    if config.probes != current.probes {
+        return Err(restart("probes"));
     }
     let tls = match (tls, &config.tls, options.insecure_http) {
         (_, _, true) | (None, None, false) => None,

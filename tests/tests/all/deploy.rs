@@ -83,7 +83,7 @@ fn webhook_deployment_passes_the_restricted_standard() {
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(container["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(container["readinessProbe"]["httpGet"]["scheme"], "HTTP");
     assert_eq!(container["ports"][0]["containerPort"], 8443);
 }
 
@@ -98,6 +98,12 @@ fn configuration_is_valid_and_every_webhook_names_a_policy() {
     config
         .validate()
         .expect("the server configuration is valid");
+    let deployment = find(&objects, "Deployment");
+    probes_need_no_client_certificate(
+        "kustomize",
+        &deployment["spec"]["template"]["spec"]["containers"][0],
+        &config,
+    );
     assert_eq!(config.listen.port(), 8443);
     let webhooks = find(&objects, "ValidatingWebhookConfiguration")["webhooks"]
         .as_array()
@@ -463,15 +469,55 @@ fn server_configuration(values: &Value) -> palisade_webhook::Config {
             })
             .unwrap_or_default()
     };
+    // As templates/_helpers.tpl builds it.
+    let mut tls = json!({"cert": "/etc/palisade/tls/tls.crt", "key": "/etc/palisade/tls/tls.key"});
+    if values["tls"]["clientCaSecret"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty())
+    {
+        tls["clientCa"] = json!("/etc/palisade/client-ca/ca.crt");
+    }
     let config = json!({
         "listen": format!("0.0.0.0:{}", values["server"]["port"]),
-        "tls": {"cert": "/etc/palisade/tls/tls.crt", "key": "/etc/palisade/tls/tls.key"},
+        "tls": tls,
+        "probes": {"listen": format!("0.0.0.0:{}", values["server"]["probesPort"])},
         "limits": values["server"]["limits"],
         "policies": strip(&values["policies"]),
         "groups": strip(&values["groups"]),
     });
     palisade_webhook::Config::parse(&config.to_string())
         .unwrap_or_else(|e| panic!("the server rejects the configuration: {e}\n{config:#}"))
+}
+
+/// The kubelet's probes (no client certificate, no CA) go to the plain-HTTP probes listener,
+/// never to the admission listener, which may require a client certificate (`tls.clientCa`).
+fn probes_need_no_client_certificate(
+    label: &str,
+    container: &Value,
+    config: &palisade_webhook::Config,
+) {
+    let probes = config
+        .probes
+        .unwrap_or_else(|| panic!("{label}: no probes listener configured"));
+    assert_ne!(probes.listen.port(), config.listen.port(), "{label}");
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let get = &container[probe]["httpGet"];
+        assert!(
+            get["scheme"].is_null() || get["scheme"] == "HTTP",
+            "{label}: {probe} {get}"
+        );
+        let port = container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == get["port"] || p["containerPort"] == get["port"])
+            .unwrap_or_else(|| panic!("{label}: {probe} names no container port: {get}"));
+        assert_eq!(
+            port["containerPort"].as_u64(),
+            Some(u64::from(probes.listen.port())),
+            "{label}: {probe} does not reach the probes listener"
+        );
+    }
 }
 
 #[test]
@@ -491,6 +537,24 @@ fn helm_values_make_valid_server_configurations() {
         config
             .validate()
             .unwrap_or_else(|e| panic!("{name}: the server configuration is invalid: {e}"));
+        let client_auth = values["tls"]["clientCaSecret"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty());
+        assert_eq!(
+            config
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_ca.as_ref())
+                .is_some(),
+            client_auth,
+            "{name}"
+        );
+        assert!(
+            config
+                .probes
+                .is_some_and(|p| p.listen.port() != config.listen.port()),
+            "{name}: the probes need a listener of their own"
+        );
         // The API server must wait longer than the server's own deadline (which is longer
         // than every policy's), or the policies' failurePolicy never answers a timeout.
         let default_timeout = values["webhook"]["timeoutSeconds"]
@@ -673,6 +737,15 @@ fn check_rendered_chart(label: &str, objects: &[Value], values: &Value) {
     let server = &pod["containers"][0];
     assert_eq!(server["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(server["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let client_auth = values["tls"]["clientCaSecret"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty());
+    let mounts_client_ca = server["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|m| m["mountPath"] == "/etc/palisade/client-ca");
+    assert_eq!(mounts_client_ca, client_auth, "{label}");
     assert!(
         deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"].is_string(),
         "{label}: no checksum/config annotation"
@@ -692,6 +765,7 @@ fn check_rendered_chart(label: &str, objects: &[Value], values: &Value) {
     config
         .validate()
         .expect("the server configuration is valid");
+    probes_need_no_client_certificate(label, server, &config);
 
     let with_rules = |entries: &Value, mutating: bool| -> Vec<String> {
         entries

@@ -99,7 +99,12 @@ chart-only `webhook` key (the server rejects unknown fields).
 {{- $groups = append $groups (omit $group "webhook") -}}
 {{- end -}}
 {{- $config := dict "listen" (printf "0.0.0.0:%d" (int .Values.server.port)) -}}
-{{- $_ := set $config "tls" (dict "cert" "/etc/palisade/tls/tls.crt" "key" "/etc/palisade/tls/tls.key") -}}
+{{- $tls := dict "cert" "/etc/palisade/tls/tls.crt" "key" "/etc/palisade/tls/tls.key" -}}
+{{- if .Values.tls.clientCaSecret -}}
+{{- $_ := set $tls "clientCa" "/etc/palisade/client-ca/ca.crt" -}}
+{{- end -}}
+{{- $_ := set $config "tls" $tls -}}
+{{- $_ := set $config "probes" (dict "listen" (printf "0.0.0.0:%d" (int .Values.server.probesPort))) -}}
 {{- $_ := set $config "limits" .Values.server.limits -}}
 {{- $_ := set $config "policies" $policies -}}
 {{- if $groups -}}

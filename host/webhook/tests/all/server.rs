@@ -538,3 +538,68 @@ async fn a_reload_applies_limits_and_client_authentication() {
     stop.send(()).expect("stop");
     task.await.expect("join").expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_without_a_client_certificate_on_their_own_listener() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    write_config(
+        dir.path(),
+        &format!("probes: {{listen: 127.0.0.1:0}}\n{}", config("allow", true)),
+    );
+    let options = ServeOptions {
+        config: dir.path().join("palisade.yaml"),
+        insecure_http: false,
+        strict_ready: false,
+        watch_interval: Duration::from_millis(100),
+    };
+    let engine = Engine::new(EngineConfig::default()).expect("engine");
+    let server = Server::bind(options, engine).await.expect("binds");
+    let url = format!(
+        "https://127.0.0.1:{}",
+        server.local_addr().expect("address").port()
+    );
+    let probes = format!(
+        "http://127.0.0.1:{}",
+        server
+            .probes_addr()
+            .expect("address")
+            .expect("a probes listener")
+            .port()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    // What kubelet does: no client certificate. The admission listener refuses it...
+    let anonymous = client(&pki.ca, None);
+    let refused = anonymous.get(format!("{url}/readyz")).send().await;
+    assert!(refused.is_err(), "{refused:?}");
+    // ...the probes listener answers it, and serves nothing else.
+    let plain = reqwest::Client::new();
+    for (path, status) in [("/healthz", 200), ("/readyz", 200), ("/metrics", 200)] {
+        let answer = plain
+            .get(format!("{probes}{path}"))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), status, "{path}");
+    }
+    let admission = plain
+        .post(format!("{probes}/validate/pod"))
+        .json(&review("via-probes"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(admission.status(), 404);
+    // Admission still needs the certificate, and works with it.
+    let answer = validate(&client(&pki.ca, Some(&pki.client)), &url, "uid-1")
+        .await
+        .expect("answered");
+    assert_eq!(answer["response"]["allowed"], true);
+
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
