@@ -13,7 +13,7 @@ POD_SECURITY := $(POLICY_DIR)/admission-component/pod_security.wasm
 # Every home of every crate that declares [package.metadata.policy]: `crate@home@target`.
 POLICY_HOMES = $(shell $(CARGO) metadata --format-version 1 --no-deps --offline 2>/dev/null | python3 -c 'import json,sys; [print(p["name"]+"@"+h+"@"+t) for p in json.load(sys.stdin)["packages"] for h, t in sorted(((p.get("metadata") or {}).get("policy") or {}).get("homes", {}).items())]')
 
-.PHONY: all toolchain policies build tools test run bench bench-webhook bless fmt lint docs ci clean
+.PHONY: all toolchain policies build tools test run bench bench-webhook soak bless fmt lint docs ci clean
 
 all: build
 
@@ -86,6 +86,13 @@ bench: build
 ## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted
 bench-webhook: build
 	@bash tests/benches/webhook.sh $(PALISADE) $(POD_SECURITY)
+
+## soak: SOAK_SECONDS (an hour) of load on `palisade serve` with hostile policies, reloads and
+## attacks on 127.0.0.1; RSS and descriptors over time, then a summary (tests/soak/soak.py)
+SOAK_SECONDS ?= 3600
+soak: build
+	@command -v wrk >/dev/null || { echo "installing wrk (load generator) from Debian"; apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }
+	python3 tests/soak/soak.py $(PALISADE) $(POLICY_DIR)/admission-component $(SOAK_SECONDS)
 
 ## bless: rewrite every fixture's expected file from the native evaluation (review the diff!)
 bless:

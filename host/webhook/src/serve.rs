@@ -480,6 +480,19 @@ struct TlsGeneration {
     acceptor: tokio_rustls::TlsAcceptor,
     resolver: Arc<Resolver>,
     paths: TlsConfig,
+    /// The client CA bundle as read, to tell whether a reload changed it.
+    client_ca: Option<Vec<u8>>,
+}
+
+impl TlsGeneration {
+    /// Whether `other` authenticates clients as this one does and serves the same files (a
+    /// certificate rotated in place is [`TlsState::reload_certificate`]'s business).
+    fn same_as(&self, other: &Self) -> bool {
+        self.paths.cert == other.paths.cert
+            && self.paths.key == other.paths.key
+            && self.paths.client_ca == other.paths.client_ca
+            && self.client_ca == other.client_ca
+    }
 }
 
 #[derive(Debug)]
@@ -549,12 +562,16 @@ impl TlsGeneration {
         let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .context("choosing TLS versions")?;
-        let builder = match &paths.client_ca {
+        let client_ca = match &paths.client_ca {
             Some(ca) => {
+                Some(std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?)
+            }
+            None => None,
+        };
+        let builder = match (&paths.client_ca, &client_ca) {
+            (Some(ca), Some(pem)) => {
                 let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(ca)
-                    .with_context(|| format!("reading {}", ca.display()))?
-                {
+                for cert in CertificateDer::pem_slice_iter(pem) {
                     roots.add(cert.with_context(|| format!("parsing {}", ca.display()))?)?;
                 }
                 let verifier =
@@ -563,7 +580,7 @@ impl TlsGeneration {
                         .with_context(|| format!("client CA bundle {}", ca.display()))?;
                 builder.with_client_cert_verifier(verifier)
             }
-            None => builder.with_no_client_auth(),
+            _ => builder.with_no_client_auth(),
         };
         let mut server_config =
             builder.with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
@@ -572,6 +589,7 @@ impl TlsGeneration {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server_config)),
             resolver,
             paths: paths.clone(),
+            client_ca,
         })
     }
 }
@@ -758,8 +776,12 @@ async fn reload(
     let tls = match (tls, &config.tls, options.insecure_http) {
         (_, _, true) | (None, None, false) => None,
         (Some(_), None, false) | (None, Some(_), false) => return Err(restart("tls")),
-        // Built again whatever changed: the client CA bundle's content may have, not its path.
-        (Some(_), Some(next), false) => Some(TlsGeneration::load(next)?),
+        // Built again to compare: the client CA bundle's content may have changed, not its
+        // path. Unchanged, the connections in force stay open.
+        (Some((state, _)), Some(next), false) => {
+            let next = TlsGeneration::load(next)?;
+            (!state.current.load().same_as(&next)).then_some(next)
+        }
     };
     let data = config.load_data()?;
     let set = {

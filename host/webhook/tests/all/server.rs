@@ -603,3 +603,82 @@ async fn probes_answer_without_a_client_certificate_on_their_own_listener() {
     stop.send(()).expect("stop");
     task.await.expect("join").expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_leaves_tls_alone_keeps_connections_open() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    write_config(dir.path(), &config("allow", false));
+    let (url, stop, task) = start(dir.path()).await;
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+
+    // One keep-alive HTTP/1.1 connection, held across the reload.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pki.ca.as_bytes()) {
+        roots.add(cert.expect("CA")).expect("root");
+    }
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    ));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut stream = connector.connect(name, tcp).await.expect("TLS");
+    let body = serde_json::to_vec(&review("kept")).expect("JSON");
+    let request = [
+        format!(
+            "POST /validate/pod HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+        body,
+    ]
+    .concat();
+    let ask = async |stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        stream.write_all(&request).await.ok()?;
+        let mut answer = vec![0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .ok()?
+            .ok()?;
+        (n > 0).then(|| String::from_utf8_lossy(&answer[..n]).into_owned())
+    };
+    let first = ask(&mut stream).await.expect("answered");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+
+    // A reload that changes a policy's settings only.
+    write_config(dir.path(), &config("deny", false));
+    let other = client(&pki.ca, None);
+    let mut applied = false;
+    for _ in 0..100 {
+        let answer = validate(&other, &url, "probe").await.expect("answered");
+        if answer["response"]["allowed"] == false {
+            applied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(applied, "the reload was not applied");
+    let second = ask(&mut stream)
+        .await
+        .expect("the connection was closed by a reload that did not change TLS");
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(second.contains("\"allowed\":false"), "{second}");
+
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("clean shutdown");
+}
