@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use palisade_runtime::Limits;
+// An error and its sources, joined by `": "`, as the report shows them.
+use palisade_runtime::chain as describe;
 
 use crate::properties::PluginIdentity;
 use crate::scenario::{
@@ -214,16 +216,4 @@ impl<'a> Proxy<'a> {
             *entry = Some(stream.progress.report);
         }
     }
-}
-
-/// An error and its sources, joined by `": "` as the report shows them.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -159,3 +159,16 @@ impl EvalError {
 #[derive(Debug, thiserror::Error)]
 #[error("the deadline passed while the policy waited on the host")]
 pub(crate) struct DeadlineExceeded;
+
+/// An error and its causes on one line, joined by `": "`, as reports and logs show them.
+#[must_use]
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -18,5 +18,5 @@ pub use admission::review;
 pub use cache::CacheStatus;
 pub use cache::ModuleCache;
 pub use engine::{Engine, EngineConfig, Profiler, Ticker};
-pub use error::{EvalError, LoadError};
+pub use error::{EvalError, LoadError, chain};
 pub use limits::{Limits, MemoryCap};

@@ -11,7 +11,7 @@ use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::capabilities::{
     Capabilities, Clock, DataTables, FixedClock, Grants, MemoryStore, StateLimits, SystemClock,
 };
-use palisade_runtime::{Abi, Engine, LoadError};
+use palisade_runtime::{Abi, Engine, LoadError, chain};
 use palisade_sdk::wire::Verdict;
 
 use crate::{Case, Suite, SuiteError, check, input};
@@ -229,16 +229,4 @@ impl SuiteHost {
             },
         })
     }
-}
-
-/// An error with its causes, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -20,12 +20,17 @@ use crate::AppState;
 use crate::config::ServerLimits;
 use crate::metrics::{ErrorLabels, InstanceLabels, PolicyLabels, RequestLabels, StatusLabels};
 
-/// The probes listener's router: health, readiness and metrics only.
-pub fn probes_router(state: Arc<AppState>) -> Router {
+/// Health, readiness and metrics: served by both listeners.
+fn probe_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+}
+
+/// The probes listener's router: health, readiness and metrics only.
+pub fn probes_router(state: Arc<AppState>) -> Router {
+    probe_routes()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -37,9 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/validate/{id}", post(validate))
         .route("/mutate/{id}", post(mutate))
         .route("/policies", get(policies))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(probe_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -125,13 +125,7 @@ pub struct Failure {
 impl From<&EvalError> for Failure {
     /// The failure an evaluation error describes, its causes joined into the message.
     fn from(error: &EvalError) -> Self {
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let mut message = crate::chain(error);
         super::answer::cut(&mut message, MAX_FAILURE_BYTES);
         let backtrace = match error {
             EvalError::Trap { backtrace, .. } => backtrace.clone(),
