@@ -204,9 +204,12 @@ class Soak:
         while wrk.poll() is None and server.poll() is None:
             self.sample(server.pid, started)
             time.sleep(10)
-        self.sample(server.pid, started)
         self.stop.set()
         out = wrk.communicate()[0] if wrk.poll() is not None else ""
+        # The end state once the last attack round has let go of its connections (it holds them
+        # 15 s): a sample taken in the middle of one would read as growth.
+        time.sleep(20)
+        self.sample(server.pid, started)
         alive = server.poll() is None
         if alive:
             server.terminate()
@@ -224,8 +227,8 @@ class Soak:
         first, last = warm[0], self.samples[-1]
         peak_rss = max(s["rss_mib"] for s in self.samples)
         peak_fds = max(s["fds"] for s in self.samples)
-        print(f"\nRSS: {first['rss_mib']} MiB after warm-up, {last['rss_mib']} MiB at the end, peak {peak_rss} MiB")
-        print(f"descriptors: {first['fds']} after warm-up, {last['fds']} at the end, peak {peak_fds}")
+        print(f"\nRSS: {first['rss_mib']} MiB after warm-up, {last['rss_mib']} MiB at the end (settled), peak {peak_rss} MiB")
+        print(f"descriptors: {first['fds']} after warm-up, {last['fds']} at the end (settled), peak {peak_fds}")
         failures = []
         if not alive:
             failures.append(f"the server exited with {server.returncode}")
