@@ -13,7 +13,7 @@ POD_SECURITY := $(POLICY_DIR)/admission-component/pod_security.wasm
 # Every home of every crate that declares [package.metadata.policy]: `crate@home@target`.
 POLICY_HOMES = $(shell $(CARGO) metadata --format-version 1 --no-deps --offline 2>/dev/null | python3 -c 'import json,sys; [print(p["name"]+"@"+h+"@"+t) for p in json.load(sys.stdin)["packages"] for h, t in sorted(((p.get("metadata") or {}).get("policy") or {}).get("homes", {}).items())]')
 
-.PHONY: all toolchain policies build tools test run bench bench-webhook soak bless fmt lint docs ci clean
+.PHONY: all toolchain policies build tools test run bench bench-webhook soak fuzz bless fmt lint docs ci clean
 
 all: build
 
@@ -64,10 +64,12 @@ tools:
 	fi
 
 ## test: build everything and run every test (unit, doc, fixtures natively and in wasm, CLI),
-## then say which tests were skipped and why (a skip never reads as a pass)
+## a short run of every fuzz target (tests/fuzz), then say which tests were skipped and why (a
+## skip never reads as a pass)
 test: build tools
 	@rm -f target/test-skips.log
 	$(CARGO) test --locked --release --workspace
+	bash tests/fuzz/run.sh smoke
 	@if [ -s target/test-skips.log ]; then \
 	  echo; echo "$$(sort -u target/test-skips.log | wc -l) skipped:"; sort -u target/test-skips.log | sed 's/^/  /'; \
 	else \
@@ -86,6 +88,16 @@ bench: build
 ## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted
 bench-webhook: build
 	@bash tests/benches/webhook.sh $(PALISADE) $(POD_SECURITY)
+
+## fuzz: every fuzz target (tests/fuzz: the review codec, the JSON tape, settings, scenarios,
+## proxy-wasm header pairs and properties, OCI layouts, group expressions, the server's
+## configuration, request paths) for FUZZ_SECONDS each, or FUZZ_RUNS executions each when set;
+## FUZZ_TARGET=<name> runs one
+FUZZ_SECONDS ?= 120
+FUZZ_RUNS ?=
+FUZZ_TARGET ?=
+fuzz: toolchain
+	bash tests/fuzz/run.sh $(if $(FUZZ_RUNS),runs $(FUZZ_RUNS),time $(FUZZ_SECONDS)) $(FUZZ_TARGET)
 
 ## soak: SOAK_SECONDS (an hour) of load on `palisade serve` with hostile policies, reloads and
 ## attacks on 127.0.0.1; RSS and descriptors over time, then a summary (tests/soak/soak.py)
@@ -106,10 +118,12 @@ docs: build
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path tests/fuzz/Cargo.toml
 
 ## lint: formatting, and clippy with warnings as errors on the host and on the policies' wasm target
 lint: toolchain
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path tests/fuzz/Cargo.toml --check
 	$(CARGO) clippy --locked --release --workspace --all-targets -- -D warnings
 	@for spec in $(POLICY_HOMES); do \
 	  IFS=@ read -r crate home target <<<"$$spec"; \

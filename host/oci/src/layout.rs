@@ -42,6 +42,13 @@ pub enum LayoutError {
         #[source]
         source: serde_json::Error,
     },
+    /// A descriptor's digest is not `sha256:` and 64 lower-case hex digits, so it names no blob
+    /// of the layout (and is never turned into a path: `sha256:../../x` reads nothing).
+    #[error("digest {digest:?} is not sha256: followed by 64 lower-case hex digits")]
+    Digest {
+        /// The digest as written.
+        digest: String,
+    },
     /// A blob's content does not hash to its file name.
     #[error("blob {digest} does not match its content")]
     Corrupt {
@@ -260,7 +267,14 @@ fn read_with(
         if let Some(bytes) = cache.get(digest) {
             return Ok(bytes.clone());
         }
-        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|hex| {
+                hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+            .ok_or_else(|| LayoutError::Digest {
+                digest: digest.to_owned(),
+            })?;
         let bytes = read(&format!("{BLOBS_DIR}/{hex}"))?;
         if digest_of(&bytes) != digest {
             return Err(LayoutError::Corrupt {

@@ -8,6 +8,8 @@
 //! Compilation, deadlines and memory caps come from `palisade-runtime`'s engine; the admission
 //! webhook does not depend on this crate.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod header_map;
 mod hostcalls;
 mod properties;

@@ -65,20 +65,28 @@ fn is_json(path: &Path) -> bool {
 /// # Errors
 /// [`SuiteError::Read`] or [`SuiteError::Parse`].
 pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, SuiteError> {
-    let text = read_text(path)?;
+    parse_document(path, &read_text(path)?)
+}
+
+/// Reads `text`, the content of `path`, into `T` as [`read_document`] does: JSON when the path
+/// ends in `.json`, YAML otherwise; duplicate keys refused; errors name the field.
+///
+/// # Errors
+/// [`SuiteError::Parse`].
+pub fn parse_document<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, SuiteError> {
     let parse = |message: String| SuiteError::Parse {
         path: path.to_owned(),
         message,
     };
     if is_json(path) {
-        unique_keys(&mut serde_json::Deserializer::from_str(&text))
+        unique_keys(&mut serde_json::Deserializer::from_str(text))
             .map_err(|e| parse(e.to_string()))?;
-        let mut deserializer = serde_json::Deserializer::from_str(&text);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|e| parse(located(&e.path().to_string(), e.inner().to_string())))
     } else {
-        unique_keys(serde_yaml::Deserializer::from_str(&text)).map_err(|e| parse(e.to_string()))?;
-        let deserializer = serde_yaml::Deserializer::from_str(&text);
+        unique_keys(serde_yaml::Deserializer::from_str(text)).map_err(|e| parse(e.to_string()))?;
+        let deserializer = serde_yaml::Deserializer::from_str(text);
         serde_path_to_error::deserialize(deserializer)
             .map_err(|e| parse(located(&e.path().to_string(), e.inner().to_string())))
     }

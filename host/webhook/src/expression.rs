@@ -1,8 +1,15 @@
 //! Boolean expressions over policy ids, for policy groups: `a && (b || !c)`.
 //! Grammar: `or := and ("||" and)*`, `and := unary ("&&" unary)*`, `unary := "!" unary | atom`,
-//! `atom := id | "(" or ")"`; ids are policy ids.
+//! `atom := id | "(" or ")"`; ids are policy ids. At most [`MAX_TERMS`] ids and
+//! [`MAX_DEPTH`] levels of `(` and `!`, so that parsing, evaluating and dropping an expression
+//! never recurse deeper than that, whatever the configuration says.
 
 use std::collections::BTreeSet;
+
+/// The most policy ids one expression may name.
+pub(crate) const MAX_TERMS: usize = 64;
+/// The deepest nesting of `(` and `!`.
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// A parsed group expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +31,20 @@ impl Expression {
     /// A message with the character position of the problem.
     pub fn parse(text: &str) -> Result<Self, String> {
         let tokens = tokenize(text)?;
-        let mut parser = Parser { tokens, pos: 0 };
+        if let Some((at, _)) = tokens
+            .iter()
+            .filter(|(_, t)| matches!(t, Token::Id(_)))
+            .nth(MAX_TERMS)
+        {
+            return Err(format!(
+                "more than {MAX_TERMS} policy ids in one expression (position {at})"
+            ));
+        }
+        let mut parser = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+        };
         let expression = parser.or()?;
         match parser.tokens.get(parser.pos) {
             None => Ok(expression),
@@ -110,6 +130,8 @@ fn is_id_char(c: char) -> bool {
 struct Parser {
     tokens: Vec<(usize, Token)>,
     pos: usize,
+    /// Open `(` and `!` around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -140,19 +162,29 @@ impl Parser {
             return Err("the expression ends too early".into());
         };
         self.pos += 1;
-        match token {
-            Token::Not => Ok(Expression::Not(Box::new(self.unary()?))),
-            Token::Id(id) => Ok(Expression::Policy(id)),
+        if matches!(token, Token::Not | Token::Open) {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(format!(
+                    "more than {MAX_DEPTH} levels of '(' and '!' at position {at}"
+                ));
+            }
+        }
+        let expression = match token {
+            Token::Not => Expression::Not(Box::new(self.unary()?)),
+            Token::Id(id) => return Ok(Expression::Policy(id)),
             Token::Open => {
                 let inner = self.or()?;
                 if self.peek() != Some(&Token::Close) {
                     return Err(format!("the '(' at position {at} is not closed"));
                 }
                 self.pos += 1;
-                Ok(inner)
+                inner
             }
-            other => Err(format!("unexpected {other:?} at position {at}")),
-        }
+            other => return Err(format!("unexpected {other:?} at position {at}")),
+        };
+        self.depth -= 1;
+        Ok(expression)
     }
 }
 
@@ -185,6 +217,31 @@ mod tests {
             e.members().into_iter().collect::<Vec<_>>(),
             ["pod-security", "signed", "trusted.v2"]
         );
+    }
+
+    #[test]
+    fn nesting_and_size_are_bounded() {
+        // Before the bounds, 100k of `!` or `(` overflowed the stack while parsing (a reload of
+        // such a file killed the server), and long `&&` chains while dropping.
+        let deep_not = format!("{}a", "!".repeat(100_000));
+        assert_eq!(
+            Expression::parse(&deep_not).unwrap_err(),
+            "more than 32 levels of '(' and '!' at position 32"
+        );
+        let deep_paren = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(
+            Expression::parse(&deep_paren).unwrap_err(),
+            "more than 32 levels of '(' and '!' at position 32"
+        );
+        let long = vec!["a"; 200_000].join(" && ");
+        assert_eq!(
+            Expression::parse(&long).unwrap_err(),
+            "more than 64 policy ids in one expression (position 320)"
+        );
+        let widest = vec!["a"; MAX_TERMS].join(" || ");
+        assert!(Expression::parse(&widest).is_ok());
+        let deepest = format!("{}a{}", "(!".repeat(16), ")".repeat(16));
+        assert!(Expression::parse(&deepest).is_ok());
     }
 
     #[test]

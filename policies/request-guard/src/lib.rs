@@ -10,11 +10,10 @@
 use palisade_sdk::wire::{HeaderChange, HttpRequest, HttpVerdict};
 use palisade_sdk::{Host, HttpPolicy, PolicyError, SettingsError};
 
-mod path;
 mod pattern;
 mod settings;
 
-pub use path::normalise;
+pub use palisade_sdk::path::normalise;
 pub use pattern::{PathPattern, PatternError};
 pub use settings::Settings;
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::fmt;
 
-use crate::path::normalise;
+use palisade_sdk::path::normalise;
 
 /// One `denyPaths` entry, checked and parsed once, when the settings are read.
 ///

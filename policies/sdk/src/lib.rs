@@ -17,6 +17,7 @@ extern crate self as palisade_sdk;
 #[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
 pub mod admission_component;
 pub mod host;
+pub mod path;
 mod policy;
 #[cfg(any(test, all(feature = "proxy-wasm", target_arch = "wasm32")))]
 mod property;

@@ -340,6 +340,29 @@ fn reading_a_layout_refuses_a_corrupt_blob() {
     );
 }
 
+#[test]
+fn reading_a_layout_never_follows_a_digest_out_of_its_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout_dir = dir.path().join("layout");
+    layout::write_dir(&layout_dir, &named(&both())).unwrap();
+    // A manifest "blob" two levels above blobs/sha256, outside the layout.
+    let outside = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+    std::fs::write(dir.path().join("outside"), outside).unwrap();
+    let index_path = layout_dir.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = json!("sha256:../../../outside");
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let err = layout::read_dir(&layout_dir).unwrap_err();
+    assert!(
+        matches!(&err, layout::LayoutError::Digest { digest } if digest == "sha256:../../../outside"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "digest \"sha256:../../../outside\" is not sha256: followed by 64 lower-case hex digits"
+    );
+}
+
 // --- Istio's three layouts ----------------------------------------------------------------------
 
 /// A Docker image as `docker build` of `FROM scratch` + `COPY plugin.wasm ./` would push it,

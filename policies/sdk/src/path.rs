@@ -1,4 +1,5 @@
-//! Request path normalisation before matching, as Istio's default (`BASE`: Envoy's
+//! Request path normalisation before matching (shared by every HTTP policy that matches paths:
+//! request-guard, zero-trust), as Istio's default (`BASE`: Envoy's
 //! `normalize_path`, RFC 3986 section 6.2.2) plus `MERGE_SLASHES`, so that spelling a path
 //! differently cannot bypass a rule.
 
@@ -13,7 +14,7 @@
 /// (`/a//../b` is `/a/b` one way, `/b` the other), so that form follows when it differs.
 ///
 /// ```
-/// use request_guard::normalise;
+/// use palisade_sdk::path::normalise;
 /// assert_eq!(normalise("/a/./b/../c?x=/admin#f"), vec!["/a/c"]);
 /// assert_eq!(normalise("/%61dmin/%2e%2e/%7Euser%2f"), vec!["/~user%2F"]);
 /// assert_eq!(normalise("\\admin\\x"), vec!["/admin/x"]);

@@ -1,0 +1,15 @@
+//! Settings parsing of the shipped policies (what `validate-settings` runs on an operator's
+//! YAML/JSON), pod-security's and request-guard's on every input: an error or settings, never
+//! a panic; accepted settings read the same twice.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use palisade_sdk::parse_settings;
+
+fuzz_target!(|text: &str| {
+    if let Ok(settings) = parse_settings::<pod_security::Settings>(text) {
+        let again = parse_settings::<pod_security::Settings>(text).expect("reads twice");
+        assert_eq!(format!("{settings:?}"), format!("{again:?}"));
+    }
+    let _ = parse_settings::<request_guard::Settings>(text);
+});
