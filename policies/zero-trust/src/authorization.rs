@@ -1,0 +1,865 @@
+//! Istio's AuthorizationPolicy, evaluated in the filter: policies pasted as users keep them
+//! (whole objects or just `spec`), checked as istiod's validation checks them, compiled once,
+//! then every request decided in Istio's order (istio/api `authorization_policy.proto`, the
+//! builder's one RBAC filter per action): CUSTOM (asked by the caller, see
+//! [`Authorizer::custom`]), then AUDIT (recorded), DENY, ALLOW.
+
+mod matchers;
+mod model;
+mod template;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use palisade_sdk::path::normalise;
+use serde_json::Value;
+
+pub use model::Action;
+
+use crate::Attributes;
+use matchers::{Namespace, Pattern, RequestPrincipal, in_block, parse_block, parse_port};
+use model::{Condition, Object, Operation, Rule, Source, Spec};
+use template::{Template, is_template};
+
+/// The most rules one policy may have (istio/api: `rules` max 512).
+pub const MAX_RULES: usize = 512;
+
+/// A configuration that cannot be used, with the place of the problem as a JSON path
+/// (`[1].spec.rules[0].to[0].operation.ports[0]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Where, from the list of policies.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn error(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// What the policies decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Let it through.
+    Allow,
+    /// Refuse it (Envoy: 403 `RBAC: access denied`).
+    Deny,
+}
+
+/// A decision and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// The rule that decided, as Envoy names it (`ns[shop]-policy[deny-admin]-rule[0]`);
+    /// `None` when no rule did (no ALLOW policy at all, or none of them matched).
+    pub policy: Option<String>,
+    /// The AUDIT rules that matched (Envoy's `access_log_hint`), one per policy.
+    pub audited: Vec<String>,
+    /// What the dry-run policies (`istio.io/dry-run: "true"`) alone would decide, when there
+    /// are any: Envoy's `shadow_engine_result` and `shadow_effective_policy_id`.
+    pub dry_run: Option<(Effect, Option<String>)>,
+}
+
+/// Options beyond Istio's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Strict zero trust: deny when no ALLOW policy exists at all (Istio allows).
+    pub default_deny: bool,
+}
+
+/// The compiled policies of one filter or admission policy.
+#[derive(Debug, Clone, Default)]
+pub struct Authorizer {
+    policies: Vec<Policy>,
+    options: Options,
+}
+
+#[derive(Debug, Clone)]
+struct Policy {
+    /// `ns[<namespace>]-policy[<name>]`.
+    id: String,
+    action: Action,
+    provider: Option<String>,
+    dry_run: bool,
+    rules: Vec<CompiledRule>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct CompiledRule {
+    from: Vec<SourceMatch>,
+    to: Vec<OperationMatch>,
+    when: Vec<ConditionMatch>,
+}
+
+/// `values` ORed, `notValues` NOR-ed, both ANDed; an empty field constrains nothing.
+#[derive(Debug, Clone)]
+struct Field<M> {
+    any_of: Vec<M>,
+    none_of: Vec<M>,
+}
+
+impl<M> Default for Field<M> {
+    fn default() -> Self {
+        Self {
+            any_of: Vec::new(),
+            none_of: Vec::new(),
+        }
+    }
+}
+
+impl<M> Field<M> {
+    /// `positive(m)` is false for an absent attribute, so a positive field fails and a negative
+    /// one holds, as in Envoy.
+    fn holds(&self, positive: impl Fn(&M) -> bool) -> bool {
+        (self.any_of.is_empty() || self.any_of.iter().any(&positive))
+            && !self.none_of.iter().any(&positive)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct SourceMatch {
+    principals: Field<Pattern>,
+    request_principals: Field<RequestPrincipal>,
+    namespaces: Field<Namespace>,
+    ip_blocks: Field<IpNet>,
+    remote_ip_blocks: Field<IpNet>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct OperationMatch {
+    hosts: Field<Pattern>,
+    ports: Field<u16>,
+    methods: Field<Pattern>,
+    paths: Field<PathMatch>,
+}
+
+#[derive(Debug, Clone)]
+enum PathMatch {
+    Pattern(Pattern),
+    Template(Template),
+}
+
+impl PathMatch {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Pattern(p) => p.matches(path),
+            Self::Template(t) => t.matches(path),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ConditionMatch {
+    Header(String, Field<Pattern>),
+    SourceIp(Field<IpNet>),
+    RemoteIp(Field<IpNet>),
+    DestinationIp(Field<IpNet>),
+    DestinationPort(Field<u16>),
+    SourceNamespace(Field<Namespace>),
+    SourcePrincipal(Field<Pattern>),
+    SourceGroups(Field<Pattern>),
+    RequestPrincipal(Field<RequestPrincipal>),
+    /// `request.auth.audiences`, `.presenter`, `.claims[..]`: a path into the token's payload.
+    Claim(Vec<String>, Field<Pattern>),
+    Sni(Field<Pattern>),
+}
+
+/// Claims Envoy splits at spaces before matching (`normalize_payload_in_metadata`).
+const SPACE_DELIMITED_CLAIMS: [&str; 2] = ["scope", "permission"];
+
+impl Authorizer {
+    /// Reads and checks `policies`: one policy or a list, each a whole AuthorizationPolicy
+    /// object or only its `spec`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first field istiod's validation would refuse, or that this
+    /// engine does not implement.
+    pub fn new(policies: &Value, options: Options) -> Result<Self, ConfigError> {
+        let list: Vec<(String, &Value)> = match policies {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("[{i}]"), v))
+                .collect(),
+            Value::Null => Vec::new(),
+            one => vec![(String::new(), one)],
+        };
+        let mut compiled = Vec::with_capacity(list.len());
+        for (index, (at, value)) in list.into_iter().enumerate() {
+            let (object, spec_at) = read(value, &at)?;
+            compiled.push(compile(object, index, &at, &spec_at)?);
+        }
+        let providers: Vec<&str> = compiled
+            .iter()
+            .filter_map(|p| p.provider.as_deref())
+            .collect();
+        if let Some(first) = providers.first()
+            && let Some(other) = providers.iter().find(|p| *p != first)
+        {
+            return Err(error(
+                "",
+                format!(
+                    "CUSTOM policies name providers {first:?} and {other:?}: Istio allows one \
+                     provider per workload"
+                ),
+            ));
+        }
+        Ok(Self {
+            policies: compiled,
+            options,
+        })
+    }
+
+    /// The number of policies.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// Whether there are none (every request is allowed, unless `default_deny`).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// The first CUSTOM rule that matches, with its provider: the caller asks the provider and
+    /// denies if it refuses, before calling [`Authorizer::decide`] (Istio runs the CUSTOM
+    /// filter first, before token verification).
+    #[must_use]
+    pub fn custom(&self, request: &Attributes) -> Option<(&str, String)> {
+        let forms = path_forms(request);
+        self.policies
+            .iter()
+            .filter(|p| p.action == Action::Custom && !p.dry_run)
+            .find_map(|p| {
+                let rule = p.matching_rule(request, &forms)?;
+                Some((p.provider.as_deref().unwrap_or_default(), rule))
+            })
+    }
+
+    /// AUDIT, DENY and ALLOW in Istio's order: a DENY match denies; no ALLOW policy allows
+    /// (denies with `default_deny`); otherwise an ALLOW match is needed.
+    #[must_use]
+    pub fn decide(&self, request: &Attributes) -> Decision {
+        let forms = path_forms(request);
+        let audited = self
+            .policies
+            .iter()
+            .filter(|p| p.action == Action::Audit && !p.dry_run)
+            .filter_map(|p| p.matching_rule(request, &forms))
+            .collect();
+        let (effect, policy) = self.outcome(request, &forms, false);
+        let dry_run = self
+            .policies
+            .iter()
+            .any(|p| p.dry_run)
+            .then(|| self.outcome(request, &forms, true));
+        Decision {
+            effect,
+            policy,
+            audited,
+            dry_run,
+        }
+    }
+
+    fn outcome(
+        &self,
+        request: &Attributes,
+        forms: &[String],
+        dry_run: bool,
+    ) -> (Effect, Option<String>) {
+        let of = |action: Action| {
+            self.policies
+                .iter()
+                .filter(move |p| p.action == action && p.dry_run == dry_run)
+        };
+        if let Some(rule) = of(Action::Deny).find_map(|p| p.matching_rule(request, forms)) {
+            return (Effect::Deny, Some(rule));
+        }
+        if of(Action::Allow).next().is_none() {
+            let effect = if self.options.default_deny {
+                Effect::Deny
+            } else {
+                Effect::Allow
+            };
+            return (effect, None);
+        }
+        match of(Action::Allow).find_map(|p| p.matching_rule(request, forms)) {
+            Some(rule) => (Effect::Allow, Some(rule)),
+            None => (Effect::Deny, None),
+        }
+    }
+}
+
+/// The normalised forms of the request's path (one, or two when a backend that merges slashes
+/// first would resolve it differently); none without a path.
+fn path_forms(request: &Attributes) -> Vec<String> {
+    request.path.as_deref().map(normalise).unwrap_or_default()
+}
+
+impl Policy {
+    /// The id of the first rule that matches. A path with two normal forms must match in
+    /// both for ALLOW (a narrower allow) and in either for the other actions (a wider deny), so
+    /// that no spelling of a path gets through a rule another spelling would not.
+    fn matching_rule(&self, request: &Attributes, forms: &[String]) -> Option<String> {
+        let index = self.rules.iter().position(|rule| {
+            if forms.len() < 2 {
+                rule.matches(request, forms.first().map(String::as_str))
+            } else if self.action == Action::Allow {
+                forms.iter().all(|f| rule.matches(request, Some(f)))
+            } else {
+                forms.iter().any(|f| rule.matches(request, Some(f)))
+            }
+        })?;
+        Some(format!("{}-rule[{index}]", self.id))
+    }
+}
+
+impl CompiledRule {
+    fn matches(&self, request: &Attributes, path: Option<&str>) -> bool {
+        (self.from.is_empty() || self.from.iter().any(|s| s.matches(request)))
+            && (self.to.is_empty() || self.to.iter().any(|o| o.matches(request, path)))
+            && self.when.iter().all(|c| c.matches(request))
+    }
+}
+
+fn ip_holds(field: &Field<IpNet>, ip: Option<IpAddr>) -> bool {
+    field.holds(|block| ip.is_some_and(|ip| in_block(block, ip)))
+}
+
+fn principal_holds(field: &Field<Pattern>, principals: &[String]) -> bool {
+    field.holds(|p| principals.iter().any(|v| p.matches(v)))
+}
+
+fn namespace_holds(field: &Field<Namespace>, principals: &[String]) -> bool {
+    field.holds(|n| principals.iter().any(|v| n.matches(v)))
+}
+
+fn request_principal_holds(field: &Field<RequestPrincipal>, request: &Attributes) -> bool {
+    let principal = request.request_principal();
+    field.holds(|m| principal.is_some_and(|(iss, sub)| m.matches(iss, sub)))
+}
+
+impl SourceMatch {
+    fn matches(&self, request: &Attributes) -> bool {
+        principal_holds(&self.principals, &request.principals)
+            && request_principal_holds(&self.request_principals, request)
+            && namespace_holds(&self.namespaces, &request.principals)
+            && ip_holds(&self.ip_blocks, request.source_ip)
+            && ip_holds(&self.remote_ip_blocks, request.remote_ip)
+    }
+}
+
+impl OperationMatch {
+    fn matches(&self, request: &Attributes, path: Option<&str>) -> bool {
+        let host = request.host.as_deref().map(str::to_ascii_lowercase);
+        self.hosts
+            .holds(|p| host.as_deref().is_some_and(|h| p.matches_header(h)))
+            && self
+                .ports
+                .holds(|p| request.destination_port.is_some_and(|port| port == *p))
+            && self.methods.holds(|p| {
+                request
+                    .method
+                    .as_deref()
+                    .is_some_and(|m| p.matches_header(m))
+            })
+            && self
+                .paths
+                .holds(|p| path.is_some_and(|path| p.matches(path)))
+    }
+}
+
+/// The claim at `path` in the token's payload; `scope` and `permission` split into words.
+fn claim<'a>(request: &'a Attributes, path: &[String]) -> Option<std::borrow::Cow<'a, Value>> {
+    let auth = request.auth.as_ref()?;
+    let (first, rest) = path.split_first()?;
+    let mut value = auth.get(first)?;
+    for part in rest {
+        value = value.as_object()?.get(part)?;
+    }
+    if rest.is_empty()
+        && SPACE_DELIMITED_CLAIMS.contains(&first.as_str())
+        && let Value::String(words) = value
+    {
+        let words = words
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| Value::String(w.to_owned()))
+            .collect();
+        return Some(std::borrow::Cow::Owned(Value::Array(words)));
+    }
+    Some(std::borrow::Cow::Borrowed(value))
+}
+
+impl ConditionMatch {
+    fn matches(&self, request: &Attributes) -> bool {
+        match self {
+            Self::Header(name, field) => {
+                let value = request.header(name);
+                field.holds(|p| value.as_deref().is_some_and(|v| p.matches_header(v)))
+            }
+            Self::SourceIp(field) => ip_holds(field, request.source_ip),
+            Self::RemoteIp(field) => ip_holds(field, request.remote_ip),
+            Self::DestinationIp(field) => ip_holds(field, request.destination_ip),
+            Self::DestinationPort(field) => {
+                field.holds(|p| request.destination_port.is_some_and(|port| port == *p))
+            }
+            Self::SourceNamespace(field) => namespace_holds(field, &request.principals),
+            Self::SourcePrincipal(field) => principal_holds(field, &request.principals),
+            Self::SourceGroups(field) => principal_holds(field, &request.groups),
+            Self::RequestPrincipal(field) => request_principal_holds(field, request),
+            Self::Claim(path, field) => {
+                let value = claim(request, path);
+                field.holds(|p| value.as_deref().is_some_and(|v| p.matches_claim(v)))
+            }
+            Self::Sni(field) => {
+                field.holds(|p| request.sni.as_deref().is_some_and(|sni| p.matches(sni)))
+            }
+        }
+    }
+}
+
+// --- reading and checking -----------------------------------------------------------------------
+
+/// A whole object or a bare spec, and the JSON path of its spec.
+fn read(value: &Value, at: &str) -> Result<(Object, String), ConfigError> {
+    let whole = value
+        .as_object()
+        .ok_or_else(|| error(at, "an AuthorizationPolicy must be an object"))?;
+    let is_object = ["apiVersion", "kind", "metadata", "spec"]
+        .iter()
+        .any(|k| whole.contains_key(*k));
+    if is_object {
+        let object: Object = serde_path_to_error::deserialize(value)
+            .map_err(|e| error(&join(at, &e.path().to_string()), e.inner().to_string()))?;
+        if let Some(kind) = object.kind.as_deref()
+            && kind != "AuthorizationPolicy"
+        {
+            return Err(error(
+                &dot(at, "kind"),
+                format!("is {kind:?}, not AuthorizationPolicy"),
+            ));
+        }
+        if let Some(version) = object.api_version.as_deref()
+            && !version.starts_with("security.istio.io/")
+        {
+            return Err(error(
+                &dot(at, "apiVersion"),
+                format!("is {version:?}, not security.istio.io/v1 or v1beta1"),
+            ));
+        }
+        Ok((object, dot(at, "spec")))
+    } else {
+        let spec: Spec = serde_path_to_error::deserialize(value)
+            .map_err(|e| error(&join(at, &e.path().to_string()), e.inner().to_string()))?;
+        Ok((
+            Object {
+                api_version: None,
+                kind: None,
+                metadata: model::Metadata::default(),
+                spec,
+            },
+            at.to_owned(),
+        ))
+    }
+}
+
+/// `at.rest`, or `rest` at the top.
+fn dot(at: &str, rest: &str) -> String {
+    if at.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{at}.{rest}")
+    }
+}
+
+fn join(at: &str, inner: &str) -> String {
+    if inner == "." || inner.is_empty() {
+        at.to_owned()
+    } else {
+        dot(at, inner)
+    }
+}
+
+fn compile(object: Object, index: usize, at: &str, spec_at: &str) -> Result<Policy, ConfigError> {
+    let name = object
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("policy-{index}"));
+    let namespace = object
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let dry_run = match object.metadata.annotations.get("istio.io/dry-run") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => {
+            return Err(error(
+                &dot(at, "metadata.annotations.istio.io/dry-run"),
+                format!("is {v:?}, not \"true\" or \"false\""),
+            ));
+        }
+    };
+    let spec = object.spec;
+    let action = spec.action;
+    let provider = match (&spec.provider, action) {
+        (Some(p), Action::Custom) if !p.name.is_empty() => Some(p.name.clone()),
+        (_, Action::Custom) => {
+            return Err(error(
+                &dot(spec_at, "provider.name"),
+                "a CUSTOM policy needs a provider",
+            ));
+        }
+        (Some(_), _) => {
+            return Err(error(
+                &dot(spec_at, "provider"),
+                "only a CUSTOM policy has a provider",
+            ));
+        }
+        (None, _) => None,
+    };
+    let rules = match spec.rules {
+        Some(rules) => rules,
+        None if matches!(action, Action::Deny | Action::Custom) => {
+            let name = if action == Action::Deny {
+                "DENY"
+            } else {
+                "CUSTOM"
+            };
+            return Err(error(
+                &dot(spec_at, "rules"),
+                format!(
+                    "a {name} policy without rules matches nothing; add an empty rule {{}} to \
+                     match every request"
+                ),
+            ));
+        }
+        None => Vec::new(),
+    };
+    if rules.len() > MAX_RULES {
+        return Err(error(
+            &dot(spec_at, "rules"),
+            format!("has {} rules; at most {MAX_RULES}", rules.len()),
+        ));
+    }
+    let rules = rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| compile_rule(rule, action, &dot(spec_at, &format!("rules[{i}]"))))
+        .collect::<Result<_, _>>()?;
+    Ok(Policy {
+        id: format!("ns[{namespace}]-policy[{name}]"),
+        action,
+        provider,
+        dry_run,
+        rules,
+    })
+}
+
+fn compile_rule(rule: &Rule, action: Action, at: &str) -> Result<CompiledRule, ConfigError> {
+    let mut compiled = CompiledRule::default();
+    if let Some(from) = &rule.from {
+        if from.is_empty() {
+            return Err(error(&dot(at, "from"), "must not be empty; leave it out"));
+        }
+        for (i, f) in from.iter().enumerate() {
+            let here = dot(at, &format!("from[{i}].source"));
+            let source = f
+                .source
+                .as_ref()
+                .ok_or_else(|| error(&here, "is missing"))?;
+            compiled.from.push(compile_source(source, action, &here)?);
+        }
+    }
+    if let Some(to) = &rule.to {
+        if to.is_empty() {
+            return Err(error(&dot(at, "to"), "must not be empty; leave it out"));
+        }
+        for (i, t) in to.iter().enumerate() {
+            let here = dot(at, &format!("to[{i}].operation"));
+            let operation = t
+                .operation
+                .as_ref()
+                .ok_or_else(|| error(&here, "is missing"))?;
+            compiled.to.push(compile_operation(operation, &here)?);
+        }
+    }
+    for (i, condition) in rule.when.iter().flatten().enumerate() {
+        compiled.when.push(compile_condition(
+            condition,
+            action,
+            &dot(at, &format!("when[{i}]")),
+        )?);
+    }
+    Ok(compiled)
+}
+
+/// Compiles `values` and `notValues` of one field with `parse`, refusing empty strings.
+fn field<M>(
+    at: &str,
+    name: &str,
+    values: Option<&Vec<String>>,
+    not_name: &str,
+    not_values: Option<&Vec<String>>,
+    parse: impl Fn(&str) -> Result<M, String>,
+) -> Result<Field<M>, ConfigError> {
+    let each = |list: Option<&Vec<String>>, name: &str| -> Result<Vec<M>, ConfigError> {
+        list.into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, v)| {
+                let here = dot(at, &format!("{name}[{i}]"));
+                if v.is_empty() {
+                    return Err(error(&here, "must not be empty"));
+                }
+                parse(v).map_err(|m| error(&here, format!("{v:?} {m}")))
+            })
+            .collect()
+    };
+    Ok(Field {
+        any_of: each(values, name)?,
+        none_of: each(not_values, not_name)?,
+    })
+}
+
+fn pattern(v: &str) -> Result<Pattern, String> {
+    Ok(Pattern::parse(v))
+}
+
+fn compile_source(source: &Source, action: Action, at: &str) -> Result<SourceMatch, ConfigError> {
+    let s = source;
+    let set = [
+        &s.principals,
+        &s.not_principals,
+        &s.request_principals,
+        &s.not_request_principals,
+        &s.namespaces,
+        &s.not_namespaces,
+        &s.ip_blocks,
+        &s.not_ip_blocks,
+        &s.remote_ip_blocks,
+        &s.not_remote_ip_blocks,
+    ];
+    if set.iter().all(|f| f.is_none()) {
+        return Err(error(at, "is empty; set at least one field"));
+    }
+    if action == Action::Custom
+        && (s.request_principals.is_some() || s.not_request_principals.is_some())
+    {
+        return Err(error(
+            at,
+            "requestPrincipals cannot be used in a CUSTOM policy (it runs before token \
+             verification)",
+        ));
+    }
+    Ok(SourceMatch {
+        principals: field(
+            at,
+            "principals",
+            s.principals.as_ref(),
+            "notPrincipals",
+            s.not_principals.as_ref(),
+            pattern,
+        )?,
+        request_principals: field(
+            at,
+            "requestPrincipals",
+            s.request_principals.as_ref(),
+            "notRequestPrincipals",
+            s.not_request_principals.as_ref(),
+            |v| Ok(RequestPrincipal::parse(v)),
+        )?,
+        namespaces: field(
+            at,
+            "namespaces",
+            s.namespaces.as_ref(),
+            "notNamespaces",
+            s.not_namespaces.as_ref(),
+            |v| Ok(Namespace::parse(v)),
+        )?,
+        ip_blocks: field(
+            at,
+            "ipBlocks",
+            s.ip_blocks.as_ref(),
+            "notIpBlocks",
+            s.not_ip_blocks.as_ref(),
+            parse_block,
+        )?,
+        remote_ip_blocks: field(
+            at,
+            "remoteIpBlocks",
+            s.remote_ip_blocks.as_ref(),
+            "notRemoteIpBlocks",
+            s.not_remote_ip_blocks.as_ref(),
+            parse_block,
+        )?,
+    })
+}
+
+fn path_match(v: &str) -> Result<PathMatch, String> {
+    if is_template(v) {
+        Template::parse(v).map(PathMatch::Template)
+    } else {
+        Ok(PathMatch::Pattern(Pattern::parse(v)))
+    }
+}
+
+fn compile_operation(operation: &Operation, at: &str) -> Result<OperationMatch, ConfigError> {
+    let o = operation;
+    let set = [
+        &o.hosts,
+        &o.not_hosts,
+        &o.ports,
+        &o.not_ports,
+        &o.methods,
+        &o.not_methods,
+        &o.paths,
+        &o.not_paths,
+    ];
+    if set.iter().all(|f| f.is_none()) {
+        return Err(error(at, "is empty; set at least one field"));
+    }
+    Ok(OperationMatch {
+        hosts: field(
+            at,
+            "hosts",
+            o.hosts.as_ref(),
+            "notHosts",
+            o.not_hosts.as_ref(),
+            |v| Ok(Pattern::parse(v).lowercase()),
+        )?,
+        ports: field(
+            at,
+            "ports",
+            o.ports.as_ref(),
+            "notPorts",
+            o.not_ports.as_ref(),
+            parse_port,
+        )?,
+        methods: field(
+            at,
+            "methods",
+            o.methods.as_ref(),
+            "notMethods",
+            o.not_methods.as_ref(),
+            pattern,
+        )?,
+        paths: field(
+            at,
+            "paths",
+            o.paths.as_ref(),
+            "notPaths",
+            o.not_paths.as_ref(),
+            path_match,
+        )?,
+    })
+}
+
+/// The name between the brackets of `[name]`.
+fn in_brackets(rest: &str) -> Option<&str> {
+    rest.strip_prefix('[')?
+        .strip_suffix(']')
+        .filter(|name| !name.is_empty())
+}
+
+fn compile_condition(
+    condition: &Condition,
+    action: Action,
+    at: &str,
+) -> Result<ConditionMatch, ConfigError> {
+    let key = condition.key.as_str();
+    let key_at = dot(at, "key");
+    if condition.values.is_none() && condition.not_values.is_none() {
+        return Err(error(at, "needs values or notValues"));
+    }
+    if action == Action::Custom && key.starts_with("request.auth.") {
+        return Err(error(
+            &key_at,
+            format!("{key} cannot be used in a CUSTOM policy (it runs before token verification)"),
+        ));
+    }
+    let values = condition.values.as_ref();
+    let not_values = condition.not_values.as_ref();
+    let strings = || field(at, "values", values, "notValues", not_values, pattern);
+    let blocks = || field(at, "values", values, "notValues", not_values, parse_block);
+    let claim_path = |rest: &str| -> Result<Vec<String>, ConfigError> {
+        let inner = in_brackets(rest)
+            .ok_or_else(|| error(&key_at, format!("{key:?}: the claim must be in brackets")))?;
+        Ok(inner.split("][").map(str::to_owned).collect())
+    };
+    Ok(match key {
+        "source.ip" => ConditionMatch::SourceIp(blocks()?),
+        "remote.ip" => ConditionMatch::RemoteIp(blocks()?),
+        "destination.ip" => ConditionMatch::DestinationIp(blocks()?),
+        "destination.port" => ConditionMatch::DestinationPort(field(
+            at,
+            "values",
+            values,
+            "notValues",
+            not_values,
+            parse_port,
+        )?),
+        "source.namespace" => ConditionMatch::SourceNamespace(field(
+            at,
+            "values",
+            values,
+            "notValues",
+            not_values,
+            |v| Ok(Namespace::parse(v)),
+        )?),
+        "source.principal" => ConditionMatch::SourcePrincipal(strings()?),
+        "source.groups" => ConditionMatch::SourceGroups(strings()?),
+        "request.auth.principal" => ConditionMatch::RequestPrincipal(field(
+            at,
+            "values",
+            values,
+            "notValues",
+            not_values,
+            |v| Ok(RequestPrincipal::parse(v)),
+        )?),
+        "request.auth.audiences" => ConditionMatch::Claim(vec!["aud".into()], strings()?),
+        "request.auth.presenter" => ConditionMatch::Claim(vec!["azp".into()], strings()?),
+        "connection.sni" => ConditionMatch::Sni(strings()?),
+        "destination.namespace" | "destination.name" | "destination.user" => {
+            return Err(error(
+                &key_at,
+                format!("{key} is not supported by Istio any more"),
+            ));
+        }
+        _ => {
+            if let Some(rest) = key.strip_prefix("request.headers") {
+                let name = in_brackets(rest).ok_or_else(|| {
+                    error(
+                        &key_at,
+                        format!("{key:?}: the header name must be in brackets"),
+                    )
+                })?;
+                ConditionMatch::Header(name.to_ascii_lowercase(), strings()?)
+            } else if let Some(rest) = key.strip_prefix("request.auth.claims") {
+                ConditionMatch::Claim(claim_path(rest)?, strings()?)
+            } else if key.starts_with("destination.labels") {
+                return Err(error(
+                    &key_at,
+                    format!("{key} is not supported by Istio any more"),
+                ));
+            } else {
+                return Err(error(&key_at, format!("unknown attribute {key:?}")));
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;

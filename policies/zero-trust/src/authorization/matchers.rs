@@ -1,0 +1,297 @@
+//! One matcher per field family, compiled once from the policy's strings, each as Istio compiles
+//! it (istio/istio `pilot/pkg/security/authz/matcher/{string,header}.go`, `model/generator.go`):
+//! exact `v`, prefix `v*`, suffix `*v` and `*`; only one leading or trailing `*` is a wildcard
+//! (`*v*` is the suffix `v*`).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde_json::Value;
+
+/// Istio's string forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pattern {
+    /// The whole value.
+    Exact(String),
+    /// `v*`.
+    Prefix(String),
+    /// `*v`.
+    Suffix(String),
+    /// `*`: any value (non-empty, or present for headers).
+    Any,
+}
+
+impl Pattern {
+    /// Reads `value` as Istio's `matcher.StringMatcher` does: `*`, then a leading `*`, then a
+    /// trailing `*`.
+    pub(crate) fn parse(value: &str) -> Self {
+        if value == "*" {
+            Self::Any
+        } else if let Some(suffix) = value.strip_prefix('*') {
+            Self::Suffix(suffix.to_owned())
+        } else if let Some(prefix) = value.strip_suffix('*') {
+            Self::Prefix(prefix.to_owned())
+        } else {
+            Self::Exact(value.to_owned())
+        }
+    }
+
+    /// The pattern with every literal part lower-cased (hosts match case-insensitively).
+    pub(crate) fn lowercase(self) -> Self {
+        match self {
+            Self::Exact(v) => Self::Exact(v.to_ascii_lowercase()),
+            Self::Prefix(v) => Self::Prefix(v.to_ascii_lowercase()),
+            Self::Suffix(v) => Self::Suffix(v.to_ascii_lowercase()),
+            Self::Any => Self::Any,
+        }
+    }
+
+    /// Whether `value` matches; `Any` wants a non-empty value (regex `.+`).
+    pub(crate) fn matches(&self, value: &str) -> bool {
+        match self {
+            Self::Exact(v) => value == v,
+            Self::Prefix(v) => value.starts_with(v.as_str()),
+            Self::Suffix(v) => value.ends_with(v.as_str()),
+            Self::Any => !value.is_empty(),
+        }
+    }
+
+    /// As a header matcher: `Any` is `present_match`, so an empty value matches too.
+    pub(crate) fn matches_header(&self, value: &str) -> bool {
+        match self {
+            Self::Any => true,
+            other => other.matches(value),
+        }
+    }
+
+    /// A value that is a string, or a list with a string element that matches; other JSON
+    /// values never match (Envoy's string matchers want a string `Value`).
+    pub(crate) fn matches_claim(&self, value: &Value) -> bool {
+        match value {
+            Value::String(s) => self.matches(s),
+            Value::Array(items) => items
+                .iter()
+                .any(|i| i.as_str().is_some_and(|s| self.matches(s))),
+            _ => false,
+        }
+    }
+}
+
+/// `request.auth.principal` / `requestPrincipals`: Istio splits the value at its last `/` (the
+/// issuer may be a URL) and matches the token's `iss` and `sub` separately
+/// (`requestPrincipalGenerator`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestPrincipal {
+    iss: Pattern,
+    sub: Pattern,
+}
+
+impl RequestPrincipal {
+    pub(crate) fn parse(value: &str) -> Self {
+        let split = value.rfind('/').map(|at| {
+            let (iss, sub) = value.split_at(at);
+            (iss, sub.get(1..).unwrap_or_default())
+        });
+        let exact = |s: &str| Pattern::Exact(s.to_owned());
+        let (iss, sub) = if value == "*" {
+            (Pattern::Any, Pattern::Any)
+        } else if let Some(rest) = value.strip_prefix('*') {
+            match split {
+                Some(("*", sub)) => (Pattern::Any, exact(sub)),
+                Some((iss, sub)) => (
+                    Pattern::Suffix(iss.get(1..).unwrap_or_default().to_owned()),
+                    exact(sub),
+                ),
+                None => (Pattern::Any, Pattern::Suffix(rest.to_owned())),
+            }
+        } else if let Some(rest) = value.strip_suffix('*') {
+            match split {
+                Some((iss, "*")) => (exact(iss), Pattern::Any),
+                Some((iss, sub)) => (
+                    exact(iss),
+                    Pattern::Prefix(sub.strip_suffix('*').unwrap_or(sub).to_owned()),
+                ),
+                None => (Pattern::Prefix(rest.to_owned()), Pattern::Any),
+            }
+        } else {
+            match split {
+                Some((iss, sub)) => (exact(iss), exact(sub)),
+                None => (exact(value), exact("")),
+            }
+        };
+        Self { iss, sub }
+    }
+
+    pub(crate) fn matches(&self, iss: &str, sub: &str) -> bool {
+        self.iss.matches(iss) && self.sub.matches(sub)
+    }
+}
+
+/// `namespaces` / `source.namespace`: Istio's regex `.*/ns/<v>/.*` over the peer's SPIFFE URI,
+/// every `*` of `v` standing for any run of characters (so infix wildcards work here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Namespace {
+    /// `*/ns/<v>/*` split at its `*`s.
+    parts: Vec<String>,
+}
+
+impl Namespace {
+    pub(crate) fn parse(value: &str) -> Self {
+        let glob = format!("*/ns/{value}/*");
+        Self {
+            parts: glob.split('*').map(str::to_owned).collect(),
+        }
+    }
+
+    /// Whether the URI `spiffe://<principal>` matches.
+    pub(crate) fn matches(&self, principal: &str) -> bool {
+        glob_matches(&self.parts, &format!("spiffe://{principal}"))
+    }
+}
+
+/// Whether `text` is `parts[0]` + anything + `parts[1]` + anything ... + `parts[last]`.
+fn glob_matches(parts: &[String], text: &str) -> bool {
+    let Some((first, rest)) = parts.split_first() else {
+        return text.is_empty();
+    };
+    let Some(mut remaining) = text.strip_prefix(first.as_str()) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return remaining.is_empty();
+    };
+    for part in middle {
+        match remaining.find(part.as_str()) {
+            Some(at) => remaining = remaining.get(at.saturating_add(part.len())..).unwrap_or(""),
+            None => return false,
+        }
+    }
+    remaining.ends_with(last.as_str())
+}
+
+/// An address or CIDR block; a bare address is a /32 or /128 (`AddrStrToCidrRange`).
+pub(crate) fn parse_block(value: &str) -> Result<IpNet, String> {
+    if value.contains('/') {
+        value
+            .parse::<IpNet>()
+            .map_err(|_| "is not an IP address or CIDR block".to_owned())
+    } else {
+        value
+            .parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| "is not an IP address or CIDR block".to_owned())
+    }
+}
+
+/// Whether `ip` is in `block` (an IPv4 address never matches an IPv6 block, as in Envoy).
+pub(crate) fn in_block(block: &IpNet, ip: IpAddr) -> bool {
+    block.contains(&ip)
+}
+
+/// A port: decimal, 0 to 65535.
+pub(crate) fn parse_port(value: &str) -> Result<u16, String> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("is not a port number".into());
+    }
+    value
+        .parse::<u16>()
+        .map_err(|_| "is not a port number (0-65535)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn string_forms_as_istio_reads_them() {
+        assert_eq!(Pattern::parse("*"), Pattern::Any);
+        assert_eq!(Pattern::parse("*.php"), Pattern::Suffix(".php".into()));
+        assert_eq!(
+            Pattern::parse("/admin/*"),
+            Pattern::Prefix("/admin/".into())
+        );
+        // Only one end is a wildcard: `*v*` is the suffix `v*`, with a literal `*`.
+        assert_eq!(Pattern::parse("*a*"), Pattern::Suffix("a*".into()));
+        assert!(!Pattern::Any.matches(""));
+        assert!(Pattern::Any.matches_header(""));
+        assert!(Pattern::parse("x*").matches("x"));
+    }
+
+    #[test]
+    fn claims_match_strings_and_list_elements_only() {
+        let p = Pattern::parse("admin");
+        assert!(p.matches_claim(&json!("admin")));
+        assert!(p.matches_claim(&json!(["user", "admin"])));
+        assert!(!p.matches_claim(&json!(true)));
+        assert!(!Pattern::parse("123").matches_claim(&json!(123)));
+        assert!(!p.matches_claim(&json!({"admin": 1})));
+    }
+
+    #[test]
+    fn request_principals_split_at_the_last_slash() {
+        let rp = |v: &str, iss: &str, sub: &str| RequestPrincipal::parse(v).matches(iss, sub);
+        assert!(rp(
+            "https://idp.example/realms/a/alice",
+            "https://idp.example/realms/a",
+            "alice"
+        ));
+        assert!(!rp(
+            "https://idp.example/alice",
+            "https://idp.example",
+            "bob"
+        ));
+        assert!(rp("*", "i", "s"));
+        assert!(!rp("*", "i", ""), "a token without sub never matches *");
+        assert!(rp("*@example.com", "any", "bob@example.com"));
+        assert!(rp("idp.example*", "idp.example.com", "x"));
+        // A URL issuer has slashes, so `https://idp*` is issuer `https:/` and subject `idp*`,
+        // as in Istio: it cannot prefix-match a URL issuer.
+        assert!(!rp("https://idp*", "https://idp.example", "x"));
+        assert!(rp("https://idp*", "https:/", "idp-1"));
+        assert!(rp("https://idp.example/*", "https://idp.example", "x"));
+        assert!(!rp("https://idp.example/*", "https://idp.example", ""));
+        assert!(rp(
+            "https://idp.example/svc-*",
+            "https://idp.example",
+            "svc-a"
+        ));
+        assert!(rp("*.example/alice", "https://idp.example", "alice"));
+        assert!(rp("*/alice", "anything", "alice"));
+        // No slash and no star: the issuer exactly, with an empty subject.
+        assert!(!rp("alice", "alice", "x"));
+    }
+
+    #[test]
+    fn namespaces_are_globs_over_the_spiffe_uri() {
+        let ns = |v: &str, p: &str| Namespace::parse(v).matches(p);
+        assert!(ns("shop", "cluster.local/ns/shop/sa/web"));
+        assert!(!ns("shop", "cluster.local/ns/shop-2/sa/web"));
+        assert!(ns("shop-*", "cluster.local/ns/shop-2/sa/web"));
+        assert!(ns("*-prod", "cluster.local/ns/eu-prod/sa/web"));
+        assert!(ns("s*p", "cluster.local/ns/shop/sa/web"));
+        assert!(ns("*", "cluster.local/ns/x/sa/web"));
+        assert!(!ns("shop", "alice"));
+    }
+
+    #[test]
+    fn blocks_and_ports() {
+        let block = parse_block("10.1.0.0/16").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(in_block(
+            &block,
+            "10.1.200.3".parse().unwrap_or_else(|_| unreachable!())
+        ));
+        assert!(!in_block(
+            &block,
+            "10.2.0.1".parse().unwrap_or_else(|_| unreachable!())
+        ));
+        let host = parse_block("192.168.1.7").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(host.prefix_len(), 32);
+        assert!(parse_block("10.0.0.0/33").is_err());
+        assert!(parse_block("shop").is_err());
+        assert_eq!(parse_port("8080"), Ok(8080));
+        assert!(parse_port("65536").is_err());
+        assert!(parse_port("-1").is_err());
+        assert!(parse_port("").is_err());
+    }
+}
