@@ -8,16 +8,17 @@ root=$(cd "$here/../../.." && pwd)
 
 bash "$root/policies/pod-security/examples/demo.sh" "$palisade" "$policy" || true
 
-# The proxy side: request-guard through the Envoy-faithful proxy-wasm host.
-guard="$root/target/policies/proxy-wasm/request_guard.wasm"
-if [[ -f $guard ]]; then
+# The proxy side: every proxy filter through the Envoy-faithful proxy-wasm host.
+for filter in request-guard zero-trust; do
+  module="$root/target/policies/proxy-wasm/${filter//-/_}.wasm"
+  [[ -f $module ]] || continue
   echo
-  echo "\$ palisade run --policy request_guard.wasm --http policies/request-guard/examples/scenario.yaml"
-  "$palisade" run --policy "$guard" --http "$root/policies/request-guard/examples/scenario.yaml" >/dev/null || true
+  echo "\$ palisade run --policy ${filter//-/_}.wasm --http policies/$filter/examples/scenario.yaml"
+  "$palisade" run --policy "$module" --http "$root/policies/$filter/examples/scenario.yaml" >/dev/null || true
   echo
-  echo "\$ palisade test policies/request-guard/examples/suite.yaml"
-  "$palisade" test "$root/policies/request-guard/examples/suite.yaml" || true
-fi
+  echo "\$ palisade test policies/$filter/examples/suite.yaml"
+  "$palisade" test "$root/policies/$filter/examples/suite.yaml" || true
+done
 
 tls="$root/target/run/tls"
 if [[ ! -f $tls/tls.crt ]]; then

@@ -12,7 +12,9 @@ pub(crate) fn connection_from_properties(
 ) -> Connection {
     Connection {
         source_address: text(read(&["source", "address"])),
+        destination_address: text(read(&["destination", "address"])),
         destination_port: port(read(&["destination", "port"])),
+        requested_server_name: text(read(&["connection", "requested_server_name"])),
         mtls: flag(read(&["connection", "mtls"]).as_deref()),
         peer_principal: text(read(&["connection", "uri_san_peer_certificate"])),
     }
@@ -51,7 +53,9 @@ mod tests {
     fn reads_envoy_encodings() {
         let got = connection(&[
             ("source.address", b"10.0.0.1:43210"),
+            ("destination.address", b"10.0.0.9:8080"),
             ("destination.port", &8080i64.to_le_bytes()),
+            ("connection.requested_server_name", b"shop.mesh.local"),
             ("connection.mtls", &[1]),
             (
                 "connection.uri_san_peer_certificate",
@@ -62,7 +66,9 @@ mod tests {
             got,
             Connection {
                 source_address: Some("10.0.0.1:43210".into()),
+                destination_address: Some("10.0.0.9:8080".into()),
                 destination_port: Some(8080),
+                requested_server_name: Some("shop.mesh.local".into()),
                 mtls: true,
                 peer_principal: Some("spiffe://cluster.local/ns/a/sa/b".into()),
             }

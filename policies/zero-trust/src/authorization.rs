@@ -78,6 +78,8 @@ pub struct Options {
 pub struct Authorizer {
     policies: Vec<Policy>,
     options: Options,
+    /// Given one policy, not a list (error paths have no index).
+    single: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +215,7 @@ impl Authorizer {
         Ok(Self {
             policies: compiled,
             options,
+            single: !matches!(policies, Value::Array(_)),
         })
     }
 
@@ -226,6 +229,20 @@ impl Authorizer {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
+    }
+
+    /// Where the first CUSTOM policy is (`[i]`, or empty for a single policy), if any.
+    #[must_use]
+    pub fn custom_policy(&self) -> Option<String> {
+        let index = self
+            .policies
+            .iter()
+            .position(|p| p.action == Action::Custom)?;
+        Some(if self.single {
+            String::new()
+        } else {
+            format!("[{index}]")
+        })
     }
 
     /// The first CUSTOM rule that matches, with its provider: the caller asks the provider and

@@ -143,11 +143,16 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
     if let Some(source) = &c.source_address {
         connection["sourceAddress"] = source.clone().into();
     }
-    if let Some(port) = c.destination_port {
-        connection["destinationAddress"] = format!("10.0.0.1:{port}").into();
+    match (&c.destination_address, c.destination_port) {
+        (Some(address), _) => connection["destinationAddress"] = address.clone().into(),
+        (None, Some(port)) => connection["destinationAddress"] = format!("10.0.0.1:{port}").into(),
+        (None, None) => {}
     }
     if let Some(principal) = &c.peer_principal {
         connection["peerUriSans"] = serde_json::json!([principal]);
+    }
+    if let Some(sni) = &c.requested_server_name {
+        connection["requestedServerName"] = sni.clone().into();
     }
     let settings: serde_json::Value = serde_json::from_str(&fixture.settings).unwrap_or_default();
     let mut steps = Vec::new();

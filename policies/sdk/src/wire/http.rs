@@ -118,9 +118,15 @@ pub struct Connection {
     /// The peer's address as `ip:port` (Envoy's `source.address`; IPv6 as `[::1]:port`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_address: Option<String>,
+    /// The local address the connection arrived on, `ip:port` (Envoy's `destination.address`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_address: Option<String>,
     /// The local port the connection arrived on (Envoy's `destination.port`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_port: Option<u16>,
+    /// The TLS server name the client asked for (Envoy's `connection.requested_server_name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_server_name: Option<String>,
     /// Whether the connection is TLS with a verified peer certificate (Envoy's `connection.mtls`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mtls: bool,

@@ -1,0 +1,144 @@
+//! The proxy home's logic, with no ABI in it: a request's attributes from what the proxy gives
+//! (connection, pseudo-headers, headers), the decision answered as Envoy's RBAC filter answers
+//! it (403 `RBAC: access denied`, response details
+//! `rbac_access_denied_matched_policy[<rule or none>]`), and one audit record per decision.
+
+use std::net::{IpAddr, SocketAddr};
+
+use palisade_sdk::host::Level;
+use palisade_sdk::wire::{HttpRequest, HttpVerdict};
+use palisade_sdk::{Host, SettingsError};
+use serde_json::json;
+
+use crate::authorization::{Authorizer, Decision, Effect};
+use crate::{Attributes, Settings};
+
+/// The reason of a denial (Envoy: `rbac_access_denied_matched_policy[...]` in the details).
+pub const ACCESS_DENIED: &str = "rbac-access-denied";
+
+/// Settings compiled for the proxy home.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    settings: Settings,
+    authorizer: Authorizer,
+}
+
+/// Compiles the settings for the filter.
+///
+/// # Errors
+/// [`SettingsError`] for a policy that cannot be used, and for CUSTOM policies, which need the
+/// ext_authz callout this filter does not make yet.
+pub fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
+    let authorizer = settings.authorizer()?;
+    if let Some(at) = authorizer.custom_policy() {
+        return Err(SettingsError::new(
+            format!("policies{at}"),
+            "CUSTOM policies (ext_authz callouts) are not supported by this filter yet",
+        ));
+    }
+    Ok(Prepared {
+        settings,
+        authorizer,
+    })
+}
+
+/// An `ip:port` (or `[v6]:port`, or a bare address) as an address.
+fn ip_of(address: &str) -> Option<IpAddr> {
+    address
+        .parse::<SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| address.parse::<IpAddr>())
+        .ok()
+}
+
+/// What Istio's rules read of a proxied request. The peer's principal is its SPIFFE id without
+/// `spiffe://`; `remote.ip` is the last `x-forwarded-for` entry when there is one (a sidecar's
+/// HCM trusts no hop and does not append), else the peer.
+#[must_use]
+pub fn attributes(request: &HttpRequest) -> Attributes {
+    let c = &request.connection;
+    let source_ip = c.source_address.as_deref().and_then(ip_of);
+    let forwarded = request
+        .header("x-forwarded-for")
+        .and_then(|xff| xff.rsplit(',').next())
+        .and_then(|last| ip_of(last.trim()));
+    Attributes {
+        principals: c
+            .peer_principal
+            .iter()
+            .map(|p| p.strip_prefix("spiffe://").unwrap_or(p).to_owned())
+            .collect(),
+        groups: Vec::new(),
+        source_ip,
+        remote_ip: forwarded.or(source_ip),
+        destination_ip: c.destination_address.as_deref().and_then(ip_of),
+        destination_port: c.destination_port,
+        sni: c.requested_server_name.clone(),
+        host: Some(request.authority.clone()),
+        method: Some(request.method.clone()),
+        path: Some(request.path.clone()),
+        headers: request.headers.clone(),
+        auth: None,
+    }
+}
+
+/// Decides on one request and writes its audit record.
+#[must_use]
+pub fn evaluate(request: &HttpRequest, prepared: &Prepared, host: &dyn Host) -> HttpVerdict {
+    let attributes = attributes(request);
+    let decision = prepared.authorizer.decide(&attributes);
+    audit(request, &attributes, &decision, prepared, host);
+    match decision.effect {
+        Effect::Allow => HttpVerdict::allow(),
+        Effect::Deny => HttpVerdict::Deny {
+            status: prepared.settings.deny_status,
+            reason: ACCESS_DENIED.to_owned(),
+            message: format!(
+                "rbac_access_denied_matched_policy[{}]",
+                decision.policy.as_deref().unwrap_or("none")
+            ),
+            body: prepared.settings.deny_body.clone(),
+            headers: Vec::new(),
+        },
+    }
+}
+
+/// Whether an allowed request is in the audit sample: the nonce's first four bytes as a
+/// fraction of 2^32, below the sampling rate.
+fn sampled(request: &HttpRequest, rate: f64) -> bool {
+    let [a, b, c, d, ..] = request.nonce.0;
+    f64::from(u32::from_le_bytes([a, b, c, d])) < rate * 4_294_967_296.0
+}
+
+/// One JSON line per decision (denials always, allows as sampled): who, from where, what,
+/// which rule, and the outcome.
+fn audit(
+    request: &HttpRequest,
+    attributes: &Attributes,
+    decision: &Decision,
+    prepared: &Prepared,
+    host: &dyn Host,
+) {
+    let audit = &prepared.settings.audit;
+    let allowed = decision.effect == Effect::Allow;
+    if !audit.enabled || (allowed && !sampled(request, audit.allow_sampling)) {
+        return;
+    }
+    let record = json!({
+        "audit": "zero-trust",
+        "result": if allowed { "allow" } else { "deny" },
+        "policy": decision.policy,
+        "audited": decision.audited,
+        "dryRun": decision.dry_run.as_ref().map(|(effect, policy)| json!({
+            "result": if *effect == Effect::Allow { "allow" } else { "deny" },
+            "policy": policy,
+        })),
+        "principal": attributes.principals.first(),
+        "sourceIp": attributes.source_ip.map(|ip| ip.to_string()),
+        "remoteIp": attributes.remote_ip.map(|ip| ip.to_string()),
+        "host": request.authority,
+        "method": request.method,
+        "path": request.path,
+    });
+    host.log(Level::Info, &record.to_string());
+}

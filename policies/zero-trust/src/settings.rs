@@ -1,0 +1,108 @@
+//! The filter's settings (the plugin configuration): parsed, validated and compiled once, when
+//! the proxy configures the filter; a request never sees an invalid setting.
+
+use palisade_sdk::{PolicySettings, SettingsError};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::authorization::{Authorizer, ConfigError, Options};
+
+/// Settings of the `zero-trust` policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Settings {
+    /// AuthorizationPolicy objects (or their `spec`s), as in the cluster. None by default.
+    pub policies: Value,
+    /// What happens when no ALLOW policy exists at all: `ALLOW` (Istio) or `DENY` (strict
+    /// zero trust). `ALLOW` by default.
+    pub default_action: DefaultAction,
+    /// The status of a denial (400..=599); 403 by default, as Envoy's RBAC filter.
+    pub deny_status: u16,
+    /// The body of a denial; `RBAC: access denied` by default, as Envoy's RBAC filter.
+    pub deny_body: String,
+    /// The audit trail: one JSON log line per decision.
+    pub audit: Audit,
+}
+
+/// `defaultAction`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DefaultAction {
+    /// Istio's behaviour: no ALLOW policy lets everything through.
+    #[default]
+    Allow,
+    /// Nothing passes without an ALLOW match.
+    Deny,
+}
+
+/// `audit`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Audit {
+    /// Whether decisions are logged at all; true by default.
+    pub enabled: bool,
+    /// The share of allowed requests that are logged, 0.0 to 1.0 (denials always are);
+    /// 1.0 by default. Chosen from the request's nonce, so a request is logged or not
+    /// whatever the proxy's worker.
+    pub allow_sampling: f64,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_sampling: 1.0,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            policies: Value::Array(Vec::new()),
+            default_action: DefaultAction::Allow,
+            deny_status: 403,
+            deny_body: "RBAC: access denied".to_owned(),
+            audit: Audit::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The compiled policies.
+    ///
+    /// # Errors
+    /// [`SettingsError`] at `policies<path>` for the first policy that cannot be used.
+    pub fn authorizer(&self) -> Result<Authorizer, SettingsError> {
+        let options = Options {
+            default_deny: self.default_action == DefaultAction::Deny,
+        };
+        Authorizer::new(&self.policies, options).map_err(|ConfigError { path, message }| {
+            let path = if path.is_empty() || path.starts_with('[') {
+                format!("policies{path}")
+            } else {
+                format!("policies.{path}")
+            };
+            SettingsError::new(path, message)
+        })
+    }
+}
+
+impl PolicySettings for Settings {
+    /// Checks the status and sampling ranges and compiles the policies.
+    fn validate(&self) -> Result<(), SettingsError> {
+        if !(400..=599).contains(&self.deny_status) {
+            return Err(SettingsError::new(
+                "denyStatus",
+                format!("{} is not an HTTP error status (400-599)", self.deny_status),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.audit.allow_sampling) {
+            return Err(SettingsError::new(
+                "audit.allowSampling",
+                format!("{} is not between 0.0 and 1.0", self.audit.allow_sampling),
+            ));
+        }
+        self.authorizer().map(|_| ())
+    }
+}
