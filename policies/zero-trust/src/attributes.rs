@@ -2,6 +2,7 @@
 //! absent (no mTLS peer, no verified token, header not sent) is that a positive matcher on it
 //! never matches and its `not…` twin therefore does.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
@@ -38,6 +39,54 @@ pub struct Attributes {
     pub headers: Vec<(String, String)>,
     /// The payload of the verified token (`request.auth.*`); `None` for an anonymous request.
     pub auth: Option<Map<String, Value>>,
+    /// The Kubernetes API resource asked for (`resource.*`, admission only).
+    pub resource: Option<Resource>,
+    /// The user's extra attributes (`request.userInfo.extra[..]`, admission only).
+    pub extra: BTreeMap<String, Vec<String>>,
+    /// The object's labels (`object.labels[..]`, admission only; the old object's on DELETE).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A Kubernetes API request's target, as the API server names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resource {
+    /// API group (`""` for the core group).
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Resource, plural (`pods`).
+    pub resource: String,
+    /// Subresource (`exec`, `attach`, `portforward`, `ephemeralcontainers`...), empty for none.
+    pub subresource: String,
+    /// Namespace, empty for cluster-scoped resources.
+    pub namespace: String,
+    /// Object name, empty when not known (a CREATE with `generateName`).
+    pub name: String,
+}
+
+impl Resource {
+    /// The request's API path as the API server builds it:
+    /// `/api/v1/namespaces/prod/pods/web/exec`, `/apis/apps/v1/namespaces/prod/deployments/web`,
+    /// `/api/v1/nodes/n1`.
+    #[must_use]
+    pub fn path(&self) -> String {
+        let base = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        let mut parts: Vec<&str> = Vec::with_capacity(5);
+        if !self.namespace.is_empty() {
+            parts.extend(["namespaces", self.namespace.as_str()]);
+        }
+        parts.push(&self.resource);
+        parts.extend(
+            [self.name.as_str(), self.subresource.as_str()]
+                .into_iter()
+                .filter(|p| !p.is_empty()),
+        );
+        format!("{base}/{}", parts.join("/"))
+    }
 }
 
 impl Attributes {
@@ -65,5 +114,48 @@ impl Attributes {
         let iss = auth.get("iss").and_then(Value::as_str).unwrap_or_default();
         let sub = auth.get("sub").and_then(Value::as_str).unwrap_or_default();
         Some((iss, sub))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_as_the_api_server_builds_them() {
+        let r = |group: &str, resource: &str, namespace: &str, name: &str, sub: &str| {
+            Resource {
+                group: group.into(),
+                version: "v1".into(),
+                resource: resource.into(),
+                subresource: sub.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            }
+            .path()
+        };
+        assert_eq!(
+            r("", "pods", "prod", "web-0", "exec"),
+            "/api/v1/namespaces/prod/pods/web-0/exec"
+        );
+        assert_eq!(
+            r("apps", "deployments", "shop", "web", ""),
+            "/apis/apps/v1/namespaces/shop/deployments/web"
+        );
+        assert_eq!(r("", "nodes", "", "n1", ""), "/api/v1/nodes/n1");
+        assert_eq!(
+            r("", "pods", "prod", "", ""),
+            "/api/v1/namespaces/prod/pods"
+        );
+    }
+
+    #[test]
+    fn repeated_headers_join_with_commas() {
+        let a = Attributes {
+            headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())],
+            ..Attributes::default()
+        };
+        assert_eq!(a.header("a").as_deref(), Some("1,2"));
+        assert_eq!(a.header("b"), None);
     }
 }

@@ -170,6 +170,36 @@ enum ConditionMatch {
     /// `request.auth.audiences`, `.presenter`, `.claims[..]`: a path into the token's payload.
     Claim(Vec<String>, Field<Pattern>),
     Sni(Field<Pattern>),
+    /// `resource.group` ... `resource.name` (admission).
+    Resource(ResourceField, Field<Pattern>),
+    /// `request.userInfo.extra[..]` (admission): any of the values.
+    Extra(String, Field<Pattern>),
+    /// `object.labels[..]` (admission).
+    Label(String, Field<Pattern>),
+}
+
+/// The part of a Kubernetes request a `resource.*` key reads.
+#[derive(Debug, Clone, Copy)]
+enum ResourceField {
+    Group,
+    Version,
+    Resource,
+    Subresource,
+    Namespace,
+    Name,
+}
+
+impl ResourceField {
+    fn of(self, r: &crate::Resource) -> &str {
+        match self {
+            Self::Group => &r.group,
+            Self::Version => &r.version,
+            Self::Resource => &r.resource,
+            Self::Subresource => &r.subresource,
+            Self::Namespace => &r.namespace,
+            Self::Name => &r.name,
+        }
+    }
 }
 
 /// Claims Envoy splits at spaces before matching (`normalize_payload_in_metadata`).
@@ -438,6 +468,21 @@ impl ConditionMatch {
             }
             Self::Sni(field) => {
                 field.holds(|p| request.sni.as_deref().is_some_and(|sni| p.matches(sni)))
+            }
+            Self::Resource(part, field) => field.holds(|p| {
+                request
+                    .resource
+                    .as_ref()
+                    .is_some_and(|r| p.matches(part.of(r)))
+            }),
+            Self::Extra(key, field) => field.holds(|p| {
+                request
+                    .extra
+                    .get(key)
+                    .is_some_and(|values| values.iter().any(|v| p.matches(v)))
+            }),
+            Self::Label(key, field) => {
+                field.holds(|p| request.labels.get(key).is_some_and(|v| p.matches(v)))
             }
         }
     }
@@ -847,6 +892,12 @@ fn compile_condition(
         "request.auth.audiences" => ConditionMatch::Claim(vec!["aud".into()], strings()?),
         "request.auth.presenter" => ConditionMatch::Claim(vec!["azp".into()], strings()?),
         "connection.sni" => ConditionMatch::Sni(strings()?),
+        "resource.group" => ConditionMatch::Resource(ResourceField::Group, strings()?),
+        "resource.version" => ConditionMatch::Resource(ResourceField::Version, strings()?),
+        "resource.resource" => ConditionMatch::Resource(ResourceField::Resource, strings()?),
+        "resource.subresource" => ConditionMatch::Resource(ResourceField::Subresource, strings()?),
+        "resource.namespace" => ConditionMatch::Resource(ResourceField::Namespace, strings()?),
+        "resource.name" => ConditionMatch::Resource(ResourceField::Name, strings()?),
         "destination.namespace" | "destination.name" | "destination.user" => {
             return Err(error(
                 &key_at,
@@ -862,6 +913,19 @@ fn compile_condition(
                     )
                 })?;
                 ConditionMatch::Header(name.to_ascii_lowercase(), strings()?)
+            } else if let Some(rest) = key.strip_prefix("request.userInfo.extra") {
+                let name = in_brackets(rest).ok_or_else(|| {
+                    error(
+                        &key_at,
+                        format!("{key:?}: the extra key must be in brackets"),
+                    )
+                })?;
+                ConditionMatch::Extra(name.to_owned(), strings()?)
+            } else if let Some(rest) = key.strip_prefix("object.labels") {
+                let name = in_brackets(rest).ok_or_else(|| {
+                    error(&key_at, format!("{key:?}: the label must be in brackets"))
+                })?;
+                ConditionMatch::Label(name.to_owned(), strings()?)
             } else if let Some(rest) = key.strip_prefix("request.auth.claims") {
                 ConditionMatch::Claim(claim_path(rest)?, strings()?)
             } else if key.starts_with("destination.labels") {

@@ -5,10 +5,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use palisade_sdk::host::Level;
 use palisade_sdk::wire::{HttpRequest, HttpVerdict};
 use palisade_sdk::{Host, SettingsError};
-use serde_json::json;
 
 use crate::authorization::{Authorizer, Decision, Effect};
 use crate::{Attributes, Settings};
@@ -79,6 +77,7 @@ pub fn attributes(request: &HttpRequest) -> Attributes {
         path: Some(request.path.clone()),
         headers: request.headers.clone(),
         auth: None,
+        ..Attributes::default()
     }
 }
 
@@ -110,8 +109,7 @@ fn sampled(request: &HttpRequest, rate: f64) -> bool {
     f64::from(u32::from_le_bytes([a, b, c, d])) < rate * 4_294_967_296.0
 }
 
-/// One JSON line per decision (denials always, allows as sampled): who, from where, what,
-/// which rule, and the outcome.
+/// One JSON line per decision: denials always, allows as sampled.
 fn audit(
     request: &HttpRequest,
     attributes: &Attributes,
@@ -121,24 +119,7 @@ fn audit(
 ) {
     let audit = &prepared.settings.audit;
     let allowed = decision.effect == Effect::Allow;
-    if !audit.enabled || (allowed && !sampled(request, audit.allow_sampling)) {
-        return;
+    if audit.enabled && (!allowed || sampled(request, audit.allow_sampling)) {
+        crate::audit::write(host, attributes, decision);
     }
-    let record = json!({
-        "audit": "zero-trust",
-        "result": if allowed { "allow" } else { "deny" },
-        "policy": decision.policy,
-        "audited": decision.audited,
-        "dryRun": decision.dry_run.as_ref().map(|(effect, policy)| json!({
-            "result": if *effect == Effect::Allow { "allow" } else { "deny" },
-            "policy": policy,
-        })),
-        "principal": attributes.principals.first(),
-        "sourceIp": attributes.source_ip.map(|ip| ip.to_string()),
-        "remoteIp": attributes.remote_ip.map(|ip| ip.to_string()),
-        "host": request.authority,
-        "method": request.method,
-        "path": request.path,
-    });
-    host.log(Level::Info, &record.to_string());
 }

@@ -16,15 +16,19 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod admission;
 mod attributes;
+pub mod audit;
 pub mod authorization;
 pub mod http;
 mod settings;
 
-use palisade_sdk::wire::{HttpRequest, HttpVerdict};
-use palisade_sdk::{Host, HttpPolicy, PolicyError, SettingsError};
+use palisade_sdk::wire::{
+    AdmissionRequest, HttpRequest, HttpVerdict, Operation, PolicyMetadata, Rule, Verdict,
+};
+use palisade_sdk::{AdmissionPolicy, Host, HttpPolicy, PolicyError, SettingsError};
 
-pub use attributes::Attributes;
+pub use attributes::{Attributes, Resource};
 pub use authorization::{Authorizer, ConfigError, Decision, Effect};
 pub use settings::{Audit, DefaultAction, Settings};
 
@@ -48,5 +52,46 @@ impl HttpPolicy for ZeroTrust {
     }
 }
 
+impl AdmissionPolicy for ZeroTrust {
+    type Settings = Settings;
+    type Prepared = admission::Prepared;
+
+    /// Every resource and subresource, every operation: which requests reach the policy is
+    /// the webhook configuration's choice (`palisade webhook-config` narrows it).
+    fn metadata() -> PolicyMetadata {
+        PolicyMetadata {
+            name: env!("CARGO_PKG_NAME").to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: env!("CARGO_PKG_DESCRIPTION").to_owned(),
+            rules: vec![Rule::new(
+                &["*"],
+                &["*"],
+                &["*", "*/*"],
+                &[
+                    Operation::Create,
+                    Operation::Update,
+                    Operation::Delete,
+                    Operation::Connect,
+                ],
+            )],
+            mutating: false,
+        }
+    }
+
+    fn prepare(settings: Settings) -> Result<admission::Prepared, SettingsError> {
+        admission::prepare(settings)
+    }
+
+    fn evaluate(
+        request: &AdmissionRequest,
+        prepared: &admission::Prepared,
+        host: &dyn Host,
+    ) -> Result<Verdict, PolicyError> {
+        Ok(admission::evaluate(request, prepared, host))
+    }
+}
+
 #[cfg(all(target_arch = "wasm32", feature = "proxy-wasm"))]
 palisade_sdk::export_proxy_wasm!(ZeroTrust);
+#[cfg(all(target_arch = "wasm32", feature = "admission-component"))]
+palisade_sdk::export_admission!(ZeroTrust);

@@ -339,6 +339,19 @@ pub enum Operation {
     Connect,
 }
 
+impl Operation {
+    /// The operation as the API server writes it: `CREATE`, `UPDATE`, `DELETE`, `CONNECT`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "CREATE",
+            Self::Update => "UPDATE",
+            Self::Delete => "DELETE",
+            Self::Connect => "CONNECT",
+        }
+    }
+}
+
 /// The requesting user (`authentication.k8s.io/v1` UserInfo).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
