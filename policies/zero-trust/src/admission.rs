@@ -13,7 +13,7 @@ use palisade_sdk::wire::{AdmissionRequest, Verdict};
 use palisade_sdk::{Host, SettingsError};
 use serde::Deserialize;
 
-use crate::authorization::{Authorizer, Effect};
+use crate::authorization::Effect;
 use crate::{Attributes, Resource, Settings};
 
 /// The reason of a denial.
@@ -25,28 +25,14 @@ pub const AUDITED_ANNOTATION: &str = "audited";
 pub const POLICY_ANNOTATION: &str = "policy";
 
 /// Settings compiled for the admission home.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    settings: Settings,
-    authorizer: Authorizer,
-}
+pub type Prepared = crate::settings::Compiled;
 
 /// Compiles the settings; CUSTOM policies are refused (no callout from admission).
 ///
 /// # Errors
 /// [`SettingsError`] for a policy that cannot be used.
 pub fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
-    let authorizer = settings.authorizer()?;
-    if let Some(at) = authorizer.custom_policy() {
-        return Err(SettingsError::new(
-            format!("policies{at}"),
-            "CUSTOM policies are not supported at admission",
-        ));
-    }
-    Ok(Prepared {
-        settings,
-        authorizer,
-    })
+    settings.compile_without_custom("CUSTOM policies are not supported at admission")
 }
 
 #[derive(Deserialize, Default)]

@@ -905,27 +905,22 @@ fn compile_condition(
             ));
         }
         _ => {
-            if let Some(rest) = key.strip_prefix("request.headers") {
+            // `prefix[name]`: the name in brackets, or an error naming what it is.
+            let bracketed = |prefix: &str, what: &str| -> Result<Option<String>, ConfigError> {
+                let Some(rest) = key.strip_prefix(prefix) else {
+                    return Ok(None);
+                };
                 let name = in_brackets(rest).ok_or_else(|| {
-                    error(
-                        &key_at,
-                        format!("{key:?}: the header name must be in brackets"),
-                    )
+                    error(&key_at, format!("{key:?}: the {what} must be in brackets"))
                 })?;
+                Ok(Some(name.to_owned()))
+            };
+            if let Some(name) = bracketed("request.headers", "header name")? {
                 ConditionMatch::Header(name.to_ascii_lowercase(), strings()?)
-            } else if let Some(rest) = key.strip_prefix("request.userInfo.extra") {
-                let name = in_brackets(rest).ok_or_else(|| {
-                    error(
-                        &key_at,
-                        format!("{key:?}: the extra key must be in brackets"),
-                    )
-                })?;
-                ConditionMatch::Extra(name.to_owned(), strings()?)
-            } else if let Some(rest) = key.strip_prefix("object.labels") {
-                let name = in_brackets(rest).ok_or_else(|| {
-                    error(&key_at, format!("{key:?}: the label must be in brackets"))
-                })?;
-                ConditionMatch::Label(name.to_owned(), strings()?)
+            } else if let Some(name) = bracketed("request.userInfo.extra", "extra key")? {
+                ConditionMatch::Extra(name, strings()?)
+            } else if let Some(name) = bracketed("object.labels", "label")? {
+                ConditionMatch::Label(name, strings()?)
             } else if let Some(rest) = key.strip_prefix("request.auth.claims") {
                 ConditionMatch::Claim(claim_path(rest)?, strings()?)
             } else if key.starts_with("destination.labels") {

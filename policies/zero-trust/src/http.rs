@@ -8,18 +8,14 @@ use std::net::{IpAddr, SocketAddr};
 use palisade_sdk::wire::{HttpRequest, HttpVerdict};
 use palisade_sdk::{Host, SettingsError};
 
-use crate::authorization::{Authorizer, Decision, Effect};
+use crate::authorization::{Decision, Effect};
 use crate::{Attributes, Settings};
 
 /// The reason of a denial (Envoy: `rbac_access_denied_matched_policy[...]` in the details).
 pub const ACCESS_DENIED: &str = "rbac-access-denied";
 
 /// Settings compiled for the proxy home.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    settings: Settings,
-    authorizer: Authorizer,
-}
+pub type Prepared = crate::settings::Compiled;
 
 /// Compiles the settings for the filter.
 ///
@@ -27,17 +23,9 @@ pub struct Prepared {
 /// [`SettingsError`] for a policy that cannot be used, and for CUSTOM policies, which need the
 /// ext_authz callout this filter does not make yet.
 pub fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
-    let authorizer = settings.authorizer()?;
-    if let Some(at) = authorizer.custom_policy() {
-        return Err(SettingsError::new(
-            format!("policies{at}"),
-            "CUSTOM policies (ext_authz callouts) are not supported by this filter yet",
-        ));
-    }
-    Ok(Prepared {
-        settings,
-        authorizer,
-    })
+    settings.compile_without_custom(
+        "CUSTOM policies (ext_authz callouts) are not supported by this filter yet",
+    )
 }
 
 /// An `ip:port` (or `[v6]:port`, or a bare address) as an address.

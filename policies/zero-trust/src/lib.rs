@@ -30,7 +30,7 @@ use palisade_sdk::{AdmissionPolicy, Host, HttpPolicy, PolicyError, SettingsError
 
 pub use attributes::{Attributes, Resource};
 pub use authorization::{Authorizer, ConfigError, Decision, Effect};
-pub use settings::{Audit, DefaultAction, Settings};
+pub use settings::{Audit, Compiled, DefaultAction, Settings};
 
 /// The zero-trust policy, as exported to every home.
 pub struct ZeroTrust;

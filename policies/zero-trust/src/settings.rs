@@ -88,6 +88,33 @@ impl Settings {
     }
 }
 
+/// Settings compiled once per instance, in either home.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The settings as given.
+    pub settings: Settings,
+    /// Their policies, compiled.
+    pub authorizer: Authorizer,
+}
+
+impl Settings {
+    /// Compiles the settings for a home that cannot ask an external authorizer: CUSTOM
+    /// policies are refused with `why` (the home and what it lacks).
+    ///
+    /// # Errors
+    /// [`SettingsError`] for a policy that cannot be used, or a CUSTOM one.
+    pub fn compile_without_custom(self, why: &str) -> Result<Compiled, SettingsError> {
+        let authorizer = self.authorizer()?;
+        if let Some(at) = authorizer.custom_policy() {
+            return Err(SettingsError::new(format!("policies{at}"), why));
+        }
+        Ok(Compiled {
+            settings: self,
+            authorizer,
+        })
+    }
+}
+
 impl PolicySettings for Settings {
     /// Checks the status and sampling ranges and compiles the policies.
     fn validate(&self) -> Result<(), SettingsError> {
@@ -104,5 +131,41 @@ impl PolicySettings for Settings {
             ));
         }
         self.authorizer().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn homes_without_callouts_refuse_custom_policies_naming_the_policy() {
+        let settings: Settings = palisade_sdk::parse_settings(
+            r#"{"policies": [{"rules": [{}]},
+                {"action": "CUSTOM", "provider": {"name": "ext-authz"}, "rules": [{}]}]}"#,
+        )
+        .unwrap();
+        for (result, why) in [
+            (
+                crate::http::prepare(settings.clone()).map(|_| ()),
+                "not supported by this filter",
+            ),
+            (
+                crate::admission::prepare(settings.clone()).map(|_| ()),
+                "not supported at admission",
+            ),
+        ] {
+            let err = result.unwrap_err();
+            assert_eq!(err.path, "policies[1]");
+            assert!(err.message.contains(why), "{err}");
+        }
+        let bad: Result<Settings, _> = palisade_sdk::parse_settings(
+            r#"{"policies": [{"rules": [{"to": [{"operation": {"ports": ["x"]}}]}]}]}"#,
+        );
+        assert_eq!(
+            bad.unwrap_err().path,
+            "policies[0].rules[0].to[0].operation.ports[0]"
+        );
     }
 }
