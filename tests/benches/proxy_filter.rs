@@ -5,7 +5,11 @@
 //!
 //! - request-guard: three deny paths, an allowed request that gets a request id;
 //! - zero-trust: 20 rules (an ALLOW policy of 16 rules over principals, namespaces, methods,
-//!   paths, templates and headers, a DENY policy of 4), an mTLS request allowed by the 16th.
+//!   paths, templates and headers, a DENY policy of 4), an mTLS request allowed by the 16th;
+//! - zero-trust-jwt: the same with a RequestAuthentication (inline key set of five keys) and the
+//!   16th rule also requiring a request principal; every request carries the same RS256 token,
+//!   so the first verifies it and the others find it in the token cache. Printed too: the
+//!   callback time of the first request and of the cached ones, and of a first ES256 token.
 #![expect(
     missing_docs,
     reason = "criterion_group! generates an undocumented function"
@@ -52,8 +56,41 @@ fn zero_trust_settings() -> Value {
     ]})
 }
 
-fn scenario(settings: &Value, requests: usize) -> Scenario {
-    let headers: Value = serde_json::from_str(HEADERS).expect("headers");
+/// zero-trust-jwt's settings: the 20 rules, the 16th also requiring a token of the issuer.
+fn zero_trust_jwt_settings() -> Value {
+    let mut settings = zero_trust_settings();
+    settings["policies"][0]["spec"]["rules"][15]["from"][0]["source"]["requestPrincipals"] =
+        json!(["https://auth.shop.example/*"]);
+    settings["authentication"] = json!([{"spec": {"jwtRules": [{
+        "issuer": "https://auth.shop.example",
+        "audiences": ["shop-api"],
+        "jwks": zero_trust::testing::keys().jwks(&[]),
+    }]}}]);
+    settings
+}
+
+/// 2026-01-01T00:00:00Z, where the proxy host's clock starts, in seconds.
+const EPOCH: u64 = 1_767_225_600;
+
+/// A token of the shop's issuer signed with `alg`, valid for a year from the host's epoch.
+fn token(alg: &str) -> String {
+    let claims = json!({"iss": "https://auth.shop.example", "sub": "alice", "aud": "shop-api",
+        "iat": EPOCH, "exp": EPOCH + 365 * 86_400, "scope": "cart.read cart.write"});
+    zero_trust::testing::keys()
+        .sign(alg, None, &serde_json::Map::new(), &claims)
+        .expect("token")
+}
+
+fn headers(token: Option<&str>) -> Value {
+    let mut headers: Value = serde_json::from_str(HEADERS).expect("headers");
+    if let Some(token) = token {
+        headers["authorization"] = format!("Bearer {token}").into();
+    }
+    headers
+}
+
+fn scenario(settings: &Value, requests: usize, token: Option<&str>) -> Scenario {
+    let headers = headers(token);
     let step =
         json!({"request": {"path": PATH, "authority": "shop.example.com", "headers": headers}});
     serde_json::from_value(json!({
@@ -67,9 +104,9 @@ fn scenario(settings: &Value, requests: usize) -> Scenario {
     .expect("scenario")
 }
 
-fn request() -> HttpRequest {
+fn request(token: Option<&str>) -> HttpRequest {
     let headers: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(HEADERS).expect("headers");
+        serde_json::from_value(headers(token)).expect("headers");
     serde_json::from_value(json!({
         "method": "GET", "path": PATH, "authority": "shop.example.com",
         "headers": headers.into_iter().collect::<Vec<_>>(),
@@ -87,7 +124,7 @@ struct Quiet;
 
 impl Host for Quiet {
     fn now(&self) -> Result<Duration, HostError> {
-        Ok(Duration::ZERO)
+        Ok(Duration::from_secs(EPOCH))
     }
     fn get(&self, _: &str) -> Result<Option<Entry>, HostError> {
         Err(HostError::Unsupported("state"))
@@ -111,18 +148,19 @@ impl Host for Quiet {
 fn bench_filter(
     c: &mut Criterion,
     engine: &Engine,
-    name: &str,
+    (name, policy): (&str, &str),
     settings: &Value,
+    token: Option<&str>,
     native: &dyn Fn(),
 ) {
-    let bytes = std::fs::read(e2e::artefact_for(name, e2e::PROXY_WASM))
+    let bytes = std::fs::read(e2e::artefact_for(policy, e2e::PROXY_WASM))
         .expect("build it with make policies");
     let filter = Filter::new(engine, &bytes).expect("load");
     let options = RunOptions {
         limits: engine.default_limits(),
         trace: false,
     };
-    let (report, _) = run(&filter, &scenario(settings, 100), options);
+    let (report, _) = run(&filter, &scenario(settings, 100, token), options);
     assert!(report.accepted, "{name}: {:?}", report.rejected);
     assert!(
         report
@@ -132,18 +170,23 @@ fn bench_filter(
         "{name}: every request must go upstream"
     );
     let hostcalls: u64 = report.requests.iter().map(|r| r.hostcalls).sum();
+    let later: Duration = report.requests.iter().skip(1).map(|r| r.callback_time).sum();
     eprintln!(
-        "{name}: {} bytes, {:.1} hostcalls per request (100 requests)",
+        "{name}: {} bytes, {:.1} hostcalls per request (100 requests); callback time: first \
+         request {:.1} us, later ones {:.2} us each",
         bytes.len(),
-        hostcalls as f64 / 100.0
+        hostcalls as f64 / 100.0,
+        report.requests[0].callback_time.as_secs_f64() * 1e6,
+        later.as_secs_f64() * 1e6 / 99.0,
     );
     let mut group = c.benchmark_group(name);
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("native-evaluate", |b| b.iter(native));
-    group.bench_function("plugin-start", |b| {
-        b.iter(|| run(&filter, &scenario(settings, 0), options))
-    });
-    let hundred = scenario(settings, 100);
+    let start = scenario(settings, 0, token);
+    group.bench_function("plugin-start", |b| b.iter(|| run(&filter, &start, options)));
+    let one = scenario(settings, 1, token);
+    group.bench_function("plugin-start+1-request", |b| b.iter(|| run(&filter, &one, options)));
+    let hundred = scenario(settings, 100, token);
     group.bench_function("plugin-start+100-requests", |b| {
         b.iter(|| run(&filter, &hundred, options))
     });
@@ -152,12 +195,12 @@ fn bench_filter(
 
 fn proxy(c: &mut Criterion) {
     let engine = Engine::new(EngineConfig::default()).expect("engine");
-    let request = request();
+    let request = request(None);
 
     let guard = json!({"denyPaths": ["/admin", "/admin/*", "*.php"]});
     let guard_settings: request_guard::Settings =
         parse_settings(&guard.to_string()).expect("settings");
-    bench_filter(c, &engine, "request-guard", &guard, &|| {
+    bench_filter(c, &engine, ("request-guard", "request-guard"), &guard, None, &|| {
         let _ = request_guard::evaluate(&request, &guard_settings);
     });
 
@@ -167,10 +210,54 @@ fn proxy(c: &mut Criterion) {
     )
     .expect("prepared");
     let host = Quiet;
-    assert!(zero_trust::http::evaluate(&request, &prepared, &host).is_allowed());
-    bench_filter(c, &engine, "zero-trust", &trust, &|| {
+    let allowed = |r: &HttpRequest, p: &zero_trust::http::Prepared| {
+        zero_trust::http::evaluate(r, p, &host).is_ok_and(|v| v.is_allowed())
+    };
+    assert!(allowed(&request, &prepared));
+    bench_filter(c, &engine, ("zero-trust", "zero-trust"), &trust, None, &|| {
         let _ = zero_trust::http::evaluate(&request, &prepared, &host);
     });
+
+    let jwt = zero_trust_jwt_settings();
+    let prepared = zero_trust::http::prepare(
+        parse_settings::<zero_trust::Settings>(&jwt.to_string()).expect("settings"),
+    )
+    .expect("prepared");
+    let rs256 = token("RS256");
+    let with_token = self::request(Some(&rs256));
+    assert!(allowed(&with_token, &prepared), "the token verifies");
+    assert!(!allowed(&request, &prepared), "no token, no access");
+    let jwt_case = ("zero-trust-jwt", "zero-trust");
+    bench_filter(c, &engine, jwt_case, &jwt, Some(&rs256), &|| {
+        let _ = zero_trust::http::evaluate(&with_token, &prepared, &host);
+    });
+    first_verification(&engine, &jwt, &[("RS256", &rs256), ("ES256", &token("ES256"))]);
+}
+
+/// The callback time of a token's first verification in the filter (a fresh plugin, one
+/// request), best of 20 runs, printed.
+fn first_verification(engine: &Engine, settings: &Value, tokens: &[(&str, &str)]) {
+    let bytes = std::fs::read(e2e::artefact_for("zero-trust", e2e::PROXY_WASM)).expect("built");
+    let filter = Filter::new(engine, &bytes).expect("load");
+    let options = RunOptions {
+        limits: engine.default_limits(),
+        trace: false,
+    };
+    for (alg, token) in tokens {
+        let one = scenario(settings, 1, Some(token));
+        let best = (0..20)
+            .map(|_| {
+                let (report, _) = run(&filter, &one, options);
+                assert_eq!(report.requests[0].outcome, Outcome::Upstream, "{alg}");
+                report.requests[0].callback_time
+            })
+            .min()
+            .unwrap_or_default();
+        eprintln!(
+            "zero-trust-jwt: first verification of an {alg} token: {:.1} us (callback time, best of 20)",
+            best.as_secs_f64() * 1e6
+        );
+    }
 }
 
 criterion_group!(benches, proxy);

@@ -368,6 +368,10 @@ pub struct RequestReport {
     pub callbacks: Vec<String>,
     /// Hostcalls the module made while handling this stream.
     pub hostcalls: u64,
+    /// Wall time spent in this stream's callbacks, hostcalls included: what Envoy would count
+    /// as the filter's cost. For benchmarks; not in the report's JSON (it differs run to run).
+    #[serde(skip)]
+    pub callback_time: std::time::Duration,
 }
 
 /// How a request's stream ended, named in reports (and in test suites' expectations) as

@@ -16,6 +16,7 @@ extern crate self as palisade_sdk;
 
 #[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
 pub mod admission_component;
+pub mod fetch;
 pub mod host;
 pub mod path;
 mod policy;
@@ -28,6 +29,7 @@ mod settings;
 pub mod testing;
 pub mod wire;
 
+pub use fetch::Fetch;
 pub use host::{Host, HostError};
 pub use policy::{AdmissionPolicy, HttpPolicy, PolicyError};
 pub use settings::{PolicySettings, SettingsError, parse_settings};

@@ -36,6 +36,67 @@ pub fn normalise(path: &str) -> Vec<String> {
     }
 }
 
+/// The query parameters of a request target, in order, names and values percent-decoded
+/// (invalid UTF-8 replaced by U+FFFD; `+` stays `+`, as Envoy's
+/// `parseAndDecodeQueryString` leaves it); a parameter without `=` has an empty value.
+///
+/// ```
+/// use palisade_sdk::path::query_params;
+/// assert_eq!(
+///     query_params("/p?a=1&access%5Ftoken=x%2Ey&flag#frag"),
+///     vec![("a".into(), "1".into()), ("access_token".into(), "x.y".into()), ("flag".into(), String::new())]
+/// );
+/// assert!(query_params("/p").is_empty());
+/// ```
+#[must_use]
+pub fn query_params(target: &str) -> Vec<(String, String)> {
+    let Some((_, query)) = target.split_once('?') else {
+        return Vec::new();
+    };
+    let query = query.split('#').next().unwrap_or(query);
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect()
+}
+
+/// Decodes every `%XX` escape; a `%` without two hex digits stays as it is, and bytes that are
+/// not UTF-8 become U+FFFD.
+#[must_use]
+pub fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = match (
+            b,
+            bytes.get(i.wrapping_add(1)),
+            bytes.get(i.wrapping_add(2)),
+        ) {
+            (b'%', Some(&h), Some(&l)) => hex_byte(char::from(h), char::from(l)),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i = i.saturating_add(3);
+            }
+            None => {
+                out.push(b);
+                i = i.saturating_add(1);
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Decodes `%XX` escapes of unreserved characters (ALPHA, DIGIT, `-`, `.`, `_`, `~`; RFC 3986
 /// 2.3) and upper-cases the hex digits of every other escape; a `%` without two hex digits
 /// stays as it is.

@@ -1,7 +1,7 @@
 //! The contract between a policy's logic and the ABI adapters that export it.
 
 use crate::wire::{AdmissionRequest, HttpRequest, HttpVerdict, PolicyMetadata, Verdict};
-use crate::{Host, PolicySettings, SettingsError};
+use crate::{Fetch, Host, PolicySettings, SettingsError};
 
 /// An admission policy: a function from a request, its prepared settings and what the host
 /// gives (time, shared state, data tables) to a [`Verdict`].
@@ -67,6 +67,30 @@ pub trait HttpPolicy {
         prepared: &Self::Prepared,
         host: &dyn Host,
     ) -> Result<HttpVerdict, PolicyError>;
+
+    /// The documents the prepared settings need kept fresh in the background (see
+    /// [`fetch`](crate::fetch)); none by default. Asked once, after [`prepare`](Self::prepare).
+    fn fetches(_prepared: &Self::Prepared) -> Vec<Fetch> {
+        Vec::new()
+    }
+
+    /// Takes the body of a successful (2xx) answer to the fetch `id`. The policy keeps what it
+    /// needs in its prepared settings (interior mutability: a VM is single-threaded) and uses it
+    /// from the next request on.
+    ///
+    /// # Errors
+    /// A message saying why the body cannot be used; the adapter logs it, the policy keeps what
+    /// it had, and the fetch is retried after [`Fetch::retry`].
+    fn fetched(
+        _prepared: &Self::Prepared,
+        id: &str,
+        _body: &[u8],
+        _host: &dyn Host,
+    ) -> Result<(), String> {
+        Err(format!(
+            "this policy fetches nothing, yet got an answer for {id:?}"
+        ))
+    }
 }
 
 /// Why a policy could not decide on a request.

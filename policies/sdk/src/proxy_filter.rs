@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -15,7 +15,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Stat
 use crate::host::{Entry, Host, HostError, Level};
 use crate::property::connection_from_properties;
 use crate::wire::{HeaderChange, HttpRequest, HttpVerdict, Nonce};
-use crate::{HttpPolicy, PolicyError, parse_settings};
+use crate::{Fetch, HttpPolicy, PolicyError, parse_settings};
 
 #[doc(hidden)]
 pub use proxy_wasm;
@@ -35,19 +35,136 @@ pub fn start<P: HttpPolicy + 'static>() {
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::<P>::new()) });
 }
 
+/// How often the root context wakes to see whether a fetch is due.
+const FETCH_TICK: Duration = Duration::from_secs(1);
+
 /// The root context: parses and prepares the plugin configuration once and hands it to every
-/// stream.
+/// stream; keeps the policy's background fetches fresh.
 struct Root<P: HttpPolicy> {
     settings: Option<Rc<P::Prepared>>,
+    fetches: Vec<Fetching>,
+}
+
+/// One background fetch and when it is next due.
+struct Fetching {
+    fetch: Fetch,
+    /// When the next call is due (time since 1970); `None` while one is in flight.
+    due: Option<Duration>,
+    /// The token of the call in flight.
+    token: Option<u32>,
 }
 
 impl<P: HttpPolicy> Root<P> {
     fn new() -> Self {
-        Self { settings: None }
+        Self {
+            settings: None,
+            fetches: Vec::new(),
+        }
+    }
+
+    /// Starts every fetch that is due. A call the proxy refuses (an unknown cluster) is logged
+    /// and retried later, like a failed one.
+    fn dispatch_due(&mut self) {
+        let now = now();
+        for f in &mut self.fetches {
+            if f.due.is_none_or(|due| due > now) {
+                continue;
+            }
+            let mut headers = vec![
+                (":method", "GET"),
+                (":path", f.fetch.path.as_str()),
+                (":authority", f.fetch.authority.as_str()),
+            ];
+            headers.extend(
+                f.fetch
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            match hostcalls::dispatch_http_call(
+                &f.fetch.cluster,
+                headers,
+                None,
+                Vec::new(),
+                f.fetch.timeout,
+            ) {
+                Ok(token) => {
+                    f.token = Some(token);
+                    f.due = None;
+                }
+                Err(status) => {
+                    log::warn!(
+                        "fetch {:?}: the call to cluster {:?} was refused ({status:?}); retrying in {:?}",
+                        f.fetch.id,
+                        f.fetch.cluster,
+                        f.fetch.retry
+                    );
+                    f.due = Some(now.saturating_add(f.fetch.retry));
+                }
+            }
+        }
     }
 }
 
-impl<P: HttpPolicy> Context for Root<P> {}
+/// The proxy's clock as time since 1970 (zero if it cannot be read, which makes every fetch due).
+fn now() -> Duration {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t: SystemTime| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default()
+}
+
+impl<P: HttpPolicy> Context for Root<P> {
+    /// An answer to a background fetch: a 2xx body within the size limit goes to the policy;
+    /// anything else is logged and retried after the fetch's `retry`.
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
+        let Some(f) = self.fetches.iter_mut().find(|f| f.token == Some(token)) else {
+            return;
+        };
+        f.token = None;
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let result = if !status.starts_with('2') {
+            Err(if status.is_empty() {
+                "the call failed before an answer (reset or refused)".to_owned()
+            } else {
+                format!("the answer has status {status}")
+            })
+        } else if body_size > f.fetch.max_bytes {
+            Err(format!(
+                "the answer has {body_size} bytes, over the limit of {}",
+                f.fetch.max_bytes
+            ))
+        } else {
+            let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            match self.settings.as_deref() {
+                Some(prepared) => P::fetched(prepared, &f.fetch.id, &body, &ProxyHost),
+                None => Err("the filter has no settings".to_owned()),
+            }
+        };
+        let wait = match result {
+            Ok(()) => {
+                log::debug!("fetch {:?}: updated", f.fetch.id);
+                f.fetch.refresh
+            }
+            Err(e) => {
+                log::warn!(
+                    "fetch {:?} from cluster {:?} failed: {e}; retrying in {:?}",
+                    f.fetch.id,
+                    f.fetch.cluster,
+                    f.fetch.retry
+                );
+                f.fetch.retry
+            }
+        };
+        f.due = Some(now().saturating_add(wait));
+    }
+}
 
 impl<P: HttpPolicy + 'static> RootContext for Root<P> {
     /// Parses the plugin configuration (JSON; empty means the defaults). On error it logs the
@@ -70,7 +187,21 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
         };
         match parse_settings::<P::Settings>(&text).and_then(P::prepare) {
             Ok(prepared) => {
+                self.fetches = P::fetches(&prepared)
+                    .into_iter()
+                    .map(|fetch| Fetching {
+                        fetch,
+                        due: Some(Duration::ZERO),
+                        token: None,
+                    })
+                    .collect();
                 self.settings = Some(Rc::new(prepared));
+                if !self.fetches.is_empty() {
+                    if let Err(status) = hostcalls::set_tick_period(FETCH_TICK) {
+                        log::error!("setting the tick period failed with status {status:?}");
+                    }
+                    self.dispatch_due();
+                }
                 true
             }
             Err(e) => {
@@ -78,6 +209,10 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        self.dispatch_due();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -127,6 +127,11 @@ pub struct FixtureHost {
     pub now: Duration,
     /// Data tables: name, then key to JSON value.
     pub data: BTreeMap<String, BTreeMap<String, Value>>,
+    /// What upstream clusters answer the HTTP policy's background fetches, by cluster name:
+    /// the body is handed to [`HttpPolicy::fetched`] for every fetch to that cluster after
+    /// `prepare`, as the proxy adapter does when the upstream answers 200 (a body the policy
+    /// refuses is logged, as there). Admission policies fetch nothing.
+    pub fetched: BTreeMap<String, String>,
 }
 
 /// 2026-01-01T00:00:00Z, the time fixtures run at unless they say otherwise.
@@ -137,6 +142,7 @@ impl Default for FixtureHost {
         Self {
             now: FIXTURE_EPOCH,
             data: BTreeMap::new(),
+            fetched: BTreeMap::new(),
         }
     }
 }
@@ -348,16 +354,40 @@ pub fn fixture_paths(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// # Errors
 /// When the directory cannot be read or a fixture does not parse.
 pub fn load_fixtures<R: FixtureRequest>(dir: &Path) -> anyhow::Result<Vec<Fixture<R>>> {
+    load_expanded_fixtures(dir, Ok)
+}
+
+/// What a policy's fixture runner may do to each fixture document before it is read: write
+/// in what is made at test time (keys, signed tokens, signatures), so fixtures never hold
+/// secrets. It gets and returns the whole document as JSON.
+pub type Expand = fn(Value) -> anyhow::Result<Value>;
+
+/// [`load_fixtures`], each document passed through `expand` first.
+///
+/// # Errors
+/// When the directory cannot be read, a fixture does not parse or `expand` fails on it.
+pub fn load_expanded_fixtures<R: FixtureRequest>(
+    dir: &Path,
+    expand: Expand,
+) -> anyhow::Result<Vec<Fixture<R>>> {
     fixture_paths(dir)?
         .iter()
-        .map(|p| load_fixture(dir, p))
+        .map(|p| load_fixture(dir, p, expand))
         .collect()
 }
 
-fn load_fixture<R: FixtureRequest>(dir: &Path, path: &Path) -> anyhow::Result<Fixture<R>> {
+fn load_fixture<R: FixtureRequest>(
+    dir: &Path,
+    path: &Path,
+    expand: Expand,
+) -> anyhow::Result<Fixture<R>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading fixture {}", path.display()))?;
-    let file: FixtureFile = serde_yaml::from_str(&text)
+    let document: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("parsing fixture {}", path.display()))?;
+    let document =
+        expand(document).with_context(|| format!("expanding fixture {}", path.display()))?;
+    let file: FixtureFile = serde_path_to_error::deserialize(document)
         .with_context(|| format!("parsing fixture {}", path.display()))?;
     let relative = path.strip_prefix(dir).unwrap_or(path).with_extension("");
     let name = relative
@@ -451,10 +481,14 @@ fn type_of(object: &Value) -> (String, String, String) {
 /// parsed, validated and prepared first, then the request `repeat` times with a [`TestHost`].
 #[must_use]
 pub fn evaluate_natively<P: AdmissionPolicy>(fixture: &Fixture) -> Outcome {
+    if !fixture.host.fetched.is_empty() {
+        return Outcome::Error("host.fetched: admission policies fetch nothing".to_owned());
+    }
     decide(
         &fixture.settings,
         P::prepare,
         fixture,
+        |_: &P::Prepared, _: &dyn Host| Ok(()),
         |prepared: &P::Prepared, host| P::evaluate(&fixture.request, prepared, host),
     )
 }
@@ -469,6 +503,25 @@ pub fn evaluate_http_natively<P: HttpPolicy>(
         &fixture.settings,
         P::prepare,
         fixture,
+        |prepared: &P::Prepared, host: &dyn Host| {
+            let fetches = P::fetches(prepared);
+            for cluster in fixture.host.fetched.keys() {
+                if !fetches.iter().any(|f| f.cluster == *cluster) {
+                    let clusters: Vec<&str> = fetches.iter().map(|f| f.cluster.as_str()).collect();
+                    return Err(format!(
+                        "host.fetched: the policy fetches nothing from {cluster:?} (it fetches from {clusters:?})"
+                    ));
+                }
+            }
+            for fetch in &fetches {
+                if let Some(body) = fixture.host.fetched.get(&fetch.cluster)
+                    && let Err(e) = P::fetched(prepared, &fetch.id, body.as_bytes(), host)
+                {
+                    host.log(Level::Warn, &format!("fetch {:?} failed: {e}", fetch.id));
+                }
+            }
+            Ok(())
+        },
         |prepared: &P::Prepared, host| P::evaluate(&fixture.request, prepared, host),
     )
 }
@@ -477,6 +530,7 @@ fn decide<S: PolicySettings, Pr, R, V>(
     settings: &str,
     prepare: impl FnOnce(S) -> Result<Pr, crate::SettingsError>,
     fixture: &Fixture<R>,
+    prepared_hook: impl FnOnce(&Pr, &dyn Host) -> Result<(), String>,
     evaluate: impl Fn(&Pr, &dyn Host) -> Result<V, PolicyError>,
 ) -> Outcome<V> {
     let prepared = match parse_settings::<S>(settings).and_then(prepare) {
@@ -484,6 +538,9 @@ fn decide<S: PolicySettings, Pr, R, V>(
         Err(e) => return Outcome::SettingsError(e.to_string()),
     };
     let host = TestHost::new(&fixture.host);
+    if let Err(e) = prepared_hook(&prepared, &host) {
+        return Outcome::Error(e);
+    }
     let mut outcome = Outcome::Error("the fixture was not evaluated".to_owned());
     for _ in 0..fixture.repeat {
         outcome = match evaluate(&prepared, &host) {
@@ -563,8 +620,23 @@ where
     V: FixtureVerdict,
     F: Fn(&Fixture<R>) -> Outcome<V> + Send + Sync + 'static,
 {
+    expanded_fixture_trials(label, dir, Ok, evaluate)
+}
+
+/// [`fixture_trials`], each document passed through `expand` first (see [`Expand`]).
+pub fn expanded_fixture_trials<R, V, F>(
+    label: &str,
+    dir: &Path,
+    expand: Expand,
+    evaluate: F,
+) -> Vec<libtest_mimic::Trial>
+where
+    R: FixtureRequest + Send + 'static,
+    V: FixtureVerdict,
+    F: Fn(&Fixture<R>) -> Outcome<V> + Send + Sync + 'static,
+{
     let evaluate = Arc::new(evaluate);
-    match load_fixtures(dir) {
+    match load_expanded_fixtures(dir, expand) {
         Ok(fixtures) => fixtures
             .into_iter()
             .map(|fixture| {

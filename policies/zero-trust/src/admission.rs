@@ -27,12 +27,22 @@ pub const POLICY_ANNOTATION: &str = "policy";
 /// Settings compiled for the admission home.
 pub type Prepared = crate::settings::Compiled;
 
-/// Compiles the settings; CUSTOM policies are refused (no callout from admission).
+/// Compiles the settings; CUSTOM policies (no callout from admission) and JWT rules (no token
+/// at admission) are refused.
 ///
 /// # Errors
 /// [`SettingsError`] for a policy that cannot be used.
 pub fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
-    settings.compile_without_custom("CUSTOM policies are not supported at admission")
+    let prepared =
+        settings.compile_without_custom("CUSTOM policies are not supported at admission")?;
+    if !prepared.authenticator.is_empty() {
+        return Err(SettingsError::new(
+            "authentication",
+            "JWT rules apply to proxied requests; the API server has authenticated an admission \
+             request's user already (match it with principals, groups and userInfo extra)",
+        ));
+    }
+    Ok(prepared)
 }
 
 #[derive(Deserialize, Default)]

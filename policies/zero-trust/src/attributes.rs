@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
@@ -38,7 +39,7 @@ pub struct Attributes {
     /// Request headers, names lower-case, in order (repeated names stay separate entries).
     pub headers: Vec<(String, String)>,
     /// The payload of the verified token (`request.auth.*`); `None` for an anonymous request.
-    pub auth: Option<Map<String, Value>>,
+    pub auth: Option<Rc<Map<String, Value>>>,
     /// The Kubernetes API resource asked for (`resource.*`, admission only).
     pub resource: Option<Resource>,
     /// The user's extra attributes (`request.userInfo.extra[..]`, admission only).

@@ -28,6 +28,7 @@ pub fn record(attributes: &Attributes, decision: &Decision) -> Value {
             "policy": policy,
         })),
         "principal": attributes.principals.first(),
+        "requestPrincipal": attributes.request_principal().map(|(iss, sub)| format!("{iss}/{sub}")),
         "groups": attributes.groups,
         "sourceIp": attributes.source_ip.map(|ip| ip.to_string()),
         "remoteIp": attributes.remote_ip.map(|ip| ip.to_string()),
@@ -40,4 +41,33 @@ pub fn record(attributes: &Attributes, decision: &Decision) -> Value {
 /// Writes the record at `info`.
 pub(crate) fn write(host: &dyn Host, attributes: &Attributes, decision: &Decision) {
     host.log(Level::Info, &record(attributes, decision).to_string());
+}
+
+/// The record of a request refused by authentication (its token did not verify).
+#[must_use]
+pub fn rejected_record(attributes: &Attributes, rejection: &crate::Rejection) -> Value {
+    json!({
+        "audit": "zero-trust",
+        "result": "deny",
+        "authentication": rejection.message,
+        "status": rejection.status,
+        "principal": attributes.principals.first(),
+        "sourceIp": attributes.source_ip.map(|ip| ip.to_string()),
+        "remoteIp": attributes.remote_ip.map(|ip| ip.to_string()),
+        "host": attributes.host,
+        "method": attributes.method,
+        "path": attributes.path,
+    })
+}
+
+/// Writes the record of a refused token at `info`.
+pub(crate) fn write_rejected(
+    host: &dyn Host,
+    attributes: &Attributes,
+    rejection: &crate::Rejection,
+) {
+    host.log(
+        Level::Info,
+        &rejected_record(attributes, rejection).to_string(),
+    );
 }

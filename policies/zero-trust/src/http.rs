@@ -6,10 +6,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use palisade_sdk::wire::{HttpRequest, HttpVerdict};
-use palisade_sdk::{Host, SettingsError};
+use palisade_sdk::{Host, PolicyError, SettingsError};
 
 use crate::authorization::{Decision, Effect};
-use crate::{Attributes, Settings};
+use crate::{Attributes, Rejection, Settings};
 
 /// The reason of a denial (Envoy: `rbac_access_denied_matched_policy[...]` in the details).
 pub const ACCESS_DENIED: &str = "rbac-access-denied";
@@ -69,14 +69,43 @@ pub fn attributes(request: &HttpRequest) -> Attributes {
     }
 }
 
-/// Decides on one request and writes its audit record.
-#[must_use]
-pub fn evaluate(request: &HttpRequest, prepared: &Prepared, host: &dyn Host) -> HttpVerdict {
-    let attributes = attributes(request);
+/// The reason of a token refused (Envoy: `jwt_authn_access_denied{...}` in the details).
+pub const JWT_DENIED: &str = "jwt-authn-access-denied";
+
+/// Decides on one request and writes its audit record: authentication first (a token that
+/// does not verify is refused with 401/403 before any policy is looked at), then authorization
+/// over the request and the verified token's claims.
+///
+/// # Errors
+/// [`PolicyError`] when JWT rules are configured and the proxy's clock cannot be read.
+pub fn evaluate(
+    request: &HttpRequest,
+    prepared: &Prepared,
+    host: &dyn Host,
+) -> Result<HttpVerdict, PolicyError> {
+    let now = if prepared.authenticator.is_empty() {
+        0
+    } else {
+        host.now()?.as_secs()
+    };
+    let mut attributes = attributes(request);
+    let authenticated = match prepared.authenticator.authenticate(request, now) {
+        Ok(authenticated) => authenticated,
+        Err(rejection) => {
+            if prepared.settings.audit.enabled {
+                crate::audit::write_rejected(host, &attributes, &rejection);
+            }
+            return Ok(refuse(request, &rejection));
+        }
+    };
+    attributes.auth = authenticated.payload;
     let decision = prepared.authorizer.decide(&attributes);
     audit(request, &attributes, &decision, prepared, host);
-    match decision.effect {
-        Effect::Allow => HttpVerdict::allow(),
+    Ok(match decision.effect {
+        Effect::Allow => HttpVerdict::Continue {
+            request_headers: authenticated.request_headers,
+            response_headers: Vec::new(),
+        },
         Effect::Deny => HttpVerdict::Deny {
             status: prepared.settings.deny_status,
             reason: ACCESS_DENIED.to_owned(),
@@ -87,6 +116,33 @@ pub fn evaluate(request: &HttpRequest, prepared: &Prepared, host: &dyn Host) -> 
             body: prepared.settings.deny_body.clone(),
             headers: Vec::new(),
         },
+    })
+}
+
+/// The longest path `www-authenticate`'s realm carries (Envoy truncates there).
+const REALM_PATH_BYTES: usize = 256;
+
+/// Envoy's reply to a token refused by `jwt_authn`: its status string as the body and
+/// `www-authenticate: Bearer realm="<scheme>://<host><path>", error="invalid_token"`.
+fn refuse(request: &HttpRequest, rejection: &Rejection) -> HttpVerdict {
+    let mut end = request.path.len().min(REALM_PATH_BYTES);
+    while !request.path.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    let path = request.path.get(..end).unwrap_or_default();
+    let realm = format!("{}://{}{path}", request.scheme, request.authority);
+    HttpVerdict::Deny {
+        status: rejection.status,
+        reason: JWT_DENIED.to_owned(),
+        message: format!(
+            "jwt_authn_access_denied{{{}}}",
+            rejection.message.replace(' ', "_")
+        ),
+        body: rejection.message.to_owned(),
+        headers: vec![(
+            "www-authenticate".to_owned(),
+            format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
+        )],
     }
 }
 

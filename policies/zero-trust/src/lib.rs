@@ -19,9 +19,12 @@
 pub mod admission;
 mod attributes;
 pub mod audit;
+pub mod authentication;
 pub mod authorization;
 pub mod http;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use palisade_sdk::wire::{
     AdmissionRequest, HttpRequest, HttpVerdict, Operation, PolicyMetadata, Rule, Verdict,
@@ -29,8 +32,9 @@ use palisade_sdk::wire::{
 use palisade_sdk::{AdmissionPolicy, Host, HttpPolicy, PolicyError, SettingsError};
 
 pub use attributes::{Attributes, Resource};
+pub use authentication::{Authenticated, Authenticator, Rejection};
 pub use authorization::{Authorizer, ConfigError, Decision, Effect};
-pub use settings::{Audit, Compiled, DefaultAction, Settings};
+pub use settings::{Audit, Compiled, DefaultAction, Jwt, Settings};
 
 /// The zero-trust policy, as exported to every home.
 pub struct ZeroTrust;
@@ -48,7 +52,20 @@ impl HttpPolicy for ZeroTrust {
         prepared: &http::Prepared,
         host: &dyn Host,
     ) -> Result<HttpVerdict, PolicyError> {
-        Ok(http::evaluate(request, prepared, host))
+        http::evaluate(request, prepared, host)
+    }
+
+    fn fetches(prepared: &http::Prepared) -> Vec<palisade_sdk::Fetch> {
+        prepared.authenticator.fetches()
+    }
+
+    fn fetched(
+        prepared: &http::Prepared,
+        id: &str,
+        body: &[u8],
+        _host: &dyn Host,
+    ) -> Result<(), String> {
+        prepared.authenticator.fetched(id, body)
     }
 }
 

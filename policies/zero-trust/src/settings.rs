@@ -5,6 +5,7 @@ use palisade_sdk::{PolicySettings, SettingsError};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::authentication::{self, Authenticator};
 use crate::authorization::{Authorizer, ConfigError, Options};
 
 /// Settings of the `zero-trust` policy.
@@ -13,6 +14,11 @@ use crate::authorization::{Authorizer, ConfigError, Options};
 pub struct Settings {
     /// AuthorizationPolicy objects (or their `spec`s), as in the cluster. None by default.
     pub policies: Value,
+    /// RequestAuthentication objects (or their `spec`s), as in the cluster: the JWT rules
+    /// (proxy home only). None by default: every request is anonymous.
+    pub authentication: Value,
+    /// How tokens are checked beyond what RequestAuthentication says.
+    pub jwt: Jwt,
     /// What happens when no ALLOW policy exists at all: `ALLOW` (Istio) or `DENY` (strict
     /// zero trust). `ALLOW` by default.
     pub default_action: DefaultAction,
@@ -33,6 +39,26 @@ pub enum DefaultAction {
     Allow,
     /// Nothing passes without an ALLOW match.
     Deny,
+}
+
+/// `jwt`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Jwt {
+    /// Allowed clock difference for `exp` and `nbf` (`60s`, Envoy's default).
+    pub clock_skew: String,
+    /// Verified tokens remembered per VM, so a repeated token costs no signature check (100,
+    /// Envoy's default; 0 turns the cache off).
+    pub cache_size: usize,
+}
+
+impl Default for Jwt {
+    fn default() -> Self {
+        Self {
+            clock_skew: "60s".to_owned(),
+            cache_size: authentication::DEFAULT_CACHE_SIZE,
+        }
+    }
 }
 
 /// `audit`.
@@ -60,6 +86,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             policies: Value::Array(Vec::new()),
+            authentication: Value::Array(Vec::new()),
+            jwt: Jwt::default(),
             default_action: DefaultAction::Allow,
             deny_status: 403,
             deny_body: "RBAC: access denied".to_owned(),
@@ -86,15 +114,43 @@ impl Settings {
             SettingsError::new(path, message)
         })
     }
+
+    /// The compiled RequestAuthentications.
+    ///
+    /// # Errors
+    /// [`SettingsError`] at `authentication<path>` or `jwt.<field>` for the first value that
+    /// cannot be used.
+    pub fn authenticator(&self) -> Result<Authenticator, SettingsError> {
+        let clock_skew = humantime::parse_duration(&self.jwt.clock_skew).map_err(|e| {
+            SettingsError::new(
+                "jwt.clockSkew",
+                format!(
+                    "{:?} is not a duration such as 60s: {e}",
+                    self.jwt.clock_skew
+                ),
+            )
+        })?;
+        let options = authentication::Options {
+            clock_skew,
+            cache_size: self.jwt.cache_size,
+        };
+        Authenticator::new(&self.authentication, options).map_err(
+            |authentication::ConfigError { path, message }| {
+                SettingsError::new(format!("authentication{path}"), message)
+            },
+        )
+    }
 }
 
 /// Settings compiled once per instance, in either home.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Compiled {
     /// The settings as given.
     pub settings: Settings,
     /// Their policies, compiled.
     pub authorizer: Authorizer,
+    /// Their JWT rules, compiled (none at admission).
+    pub authenticator: Authenticator,
 }
 
 impl Settings {
@@ -108,9 +164,11 @@ impl Settings {
         if let Some(at) = authorizer.custom_policy() {
             return Err(SettingsError::new(format!("policies{at}"), why));
         }
+        let authenticator = self.authenticator()?;
         Ok(Compiled {
             settings: self,
             authorizer,
+            authenticator,
         })
     }
 }
@@ -130,6 +188,7 @@ impl PolicySettings for Settings {
                 format!("{} is not between 0.0 and 1.0", self.audit.allow_sampling),
             ));
         }
+        self.authenticator()?;
         self.authorizer().map(|_| ())
     }
 }

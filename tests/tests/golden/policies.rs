@@ -18,7 +18,9 @@ use palisade_runtime::capabilities::{
     Capabilities, DataTables, FixedClock, Grants, MemoryStore, StateLimits,
 };
 use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
-use palisade_sdk::testing::{FIXTURE_EPOCH, Fixture, Outcome, check, fixture_paths, load_fixtures};
+use palisade_sdk::testing::{
+    Expand, FIXTURE_EPOCH, Fixture, Outcome, check, fixture_paths, load_expanded_fixtures,
+};
 use palisade_sdk::wire::{AdmissionRequest, HeaderChange, HttpRequest, HttpVerdict};
 
 /// Every policy's trials: its completeness check and its fixtures per home; a discovery error
@@ -56,6 +58,14 @@ fn discover() -> anyhow::Result<Vec<Trial>> {
     Ok(trials)
 }
 
+/// What a policy's own fixture runner writes into its fixtures at test time (keys, tokens).
+fn expander(policy: &str) -> Expand {
+    match policy {
+        "zero-trust" => zero_trust::testing::expand,
+        _ => Ok,
+    }
+}
+
 fn admission_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec<Trial>> {
     let prepared = match policy.artefact(ADMISSION_COMPONENT) {
         Ok(bytes) => Prepared::new(engine, &bytes)
@@ -64,7 +74,8 @@ fn admission_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec
         Err(e) => Err(format!("{e:#}")),
     };
     let mut trials = Vec::new();
-    for fixture in load_fixtures::<AdmissionRequest>(&policy.fixtures(ADMISSION_COMPONENT))? {
+    let dir = policy.fixtures(ADMISSION_COMPONENT);
+    for fixture in load_expanded_fixtures::<AdmissionRequest>(&dir, expander(&policy.name))? {
         let prepared = prepared.clone();
         trials.push(Trial::test(
             format!("{}::{ADMISSION_COMPONENT}::{}", policy.name, fixture.name),
@@ -117,7 +128,8 @@ fn proxy_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec<Tri
         Err(e) => Err(format!("{e:#}")),
     };
     let mut trials = Vec::new();
-    for fixture in load_fixtures::<HttpRequest>(&policy.fixtures(PROXY_WASM))? {
+    let dir = policy.fixtures(PROXY_WASM);
+    for fixture in load_expanded_fixtures::<HttpRequest>(&dir, expander(&policy.name))? {
         let filter = filter.clone();
         trials.push(Trial::test(
             format!("{}::{PROXY_WASM}::{}", policy.name, fixture.name),
@@ -161,14 +173,32 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
     {
         steps.push(serde_json::json!({"advance": format!("{}ms", later.as_millis())}));
     }
+    if !fixture.host.fetched.is_empty() {
+        // The fetches made at configure time answer before the first request, as they do in a
+        // proxy that has been up for a moment.
+        steps.push(serde_json::json!({"advance": "1ms"}));
+    }
     let request = serde_json::json!({"request": {
         "method": r.method, "path": r.path, "authority": r.authority, "scheme": r.scheme,
         "headers": r.headers,
     }});
     steps.extend(std::iter::repeat_n(request, fixture.repeat as usize));
+    // The fixture's answers to background fetches come from clusters of those names.
+    let clusters: serde_json::Map<String, serde_json::Value> = fixture
+        .host
+        .fetched
+        .iter()
+        .map(|(cluster, body)| {
+            (
+                cluster.clone(),
+                serde_json::json!([{"status": 200, "body": body}]),
+            )
+        })
+        .collect();
     let text = serde_json::json!({
         "plugin": {"workers": 1, "configuration": if settings.is_null() { serde_json::Value::Null } else { settings }},
         "connection": connection,
+        "clusters": clusters,
         "steps": steps,
     });
     serde_json::from_value(text).map_err(|e| format!("building the scenario: {e}"))

@@ -54,6 +54,7 @@ impl Proxy<'_> {
             response: None,
             callbacks: Vec::new(),
             hostcalls: 0,
+            callback_time: std::time::Duration::ZERO,
         };
         self.requests.push(None);
         let now = self.shared.now();
@@ -103,7 +104,9 @@ impl Proxy<'_> {
             return Err(CallError::Failed);
         };
         let before = vm.store.data().hostcalls;
+        let started = std::time::Instant::now();
         let result = vm.call(callback, key.context, args);
+        let elapsed = started.elapsed();
         let spent = vm.store.data().hostcalls.saturating_sub(before);
         let shown: Vec<String> = std::iter::once(key.context.to_string())
             .chain(args.iter().map(ToString::to_string))
@@ -113,6 +116,7 @@ impl Proxy<'_> {
             let progress = &mut stream.progress;
             progress.report.callbacks.push(name);
             progress.report.hostcalls = progress.report.hostcalls.saturating_add(spent);
+            progress.report.callback_time = progress.report.callback_time.saturating_add(elapsed);
             progress.busy = true;
         }
         let now = self.shared.now();

@@ -71,6 +71,31 @@ impl HttpRequest {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The value of cookie `name` from the `cookie` headers (RFC 6265 `name=value` pairs
+    /// separated by `;`), the first when it is sent twice, without surrounding double quotes.
+    ///
+    /// ```
+    /// use palisade_sdk::wire::HttpRequest;
+    /// let mut request = HttpRequest::default();
+    /// request.headers = vec![("cookie".into(), "a=1; session=\"x.y\"".into())];
+    /// assert_eq!(request.cookie("session"), Some("x.y"));
+    /// assert_eq!(request.cookie("b"), None);
+    /// ```
+    #[must_use]
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| {
+                v.strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(v)
+            })
+    }
+
     /// Builds a request from a header map with its pseudo-headers, as a proxy hands it over
     /// (HTTP/2 request pseudo-headers, RFC 9113 section 8.3.1): `:method`, `:path`,
     /// `:authority` and `:scheme` fill their fields (empty when missing), other pseudo-headers

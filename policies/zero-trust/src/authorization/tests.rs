@@ -228,7 +228,7 @@ rules: [{when: [{key: "request.auth.claims[group]", notValues: [admin]}]}]"#,
 
 fn with_token(payload: &Value) -> Attributes {
     Attributes {
-        auth: Some(payload.as_object().unwrap().clone()),
+        auth: Some(std::rc::Rc::new(payload.as_object().unwrap().clone())),
         ..request()
     }
 }
