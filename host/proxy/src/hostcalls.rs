@@ -75,8 +75,11 @@ macro_rules! env {
             $name,
             |mut caller: Ctx<'_>, $($arg: $ty),*| -> wasmtime::Result<i32> {
                 caller.data_mut().enter($name)?;
+                let started = std::time::Instant::now();
                 let status: Status = $f(&mut caller, $($arg),*)?;
-                caller.data_mut().traced($name, &[$(i64::from($arg)),*], status);
+                let state = caller.data_mut();
+                state.hostcall_time = state.hostcall_time.saturating_add(started.elapsed());
+                state.traced($name, &[$(i64::from($arg)),*], status);
                 Ok(status as i32)
             },
         )?;

@@ -372,6 +372,10 @@ pub struct RequestReport {
     /// as the filter's cost. For benchmarks; not in the report's JSON (it differs run to run).
     #[serde(skip)]
     pub callback_time: std::time::Duration,
+    /// The part of `callback_time` spent inside hostcalls (the host's work); the rest is the
+    /// guest's own CPU. Not in the JSON either.
+    #[serde(skip)]
+    pub hostcall_time: std::time::Duration,
 }
 
 /// How a request's stream ended, named in reports (and in test suites' expectations) as

@@ -114,6 +114,8 @@ pub(crate) struct VmState {
     pub(crate) callback_log: Vec<String>,
     pub(crate) record_callbacks: bool,
     pub(crate) hostcalls: u64,
+    /// Time spent inside hostcalls (the host's side of them), for benchmarks.
+    pub(crate) hostcall_time: std::time::Duration,
     /// State of the deterministic `random_get`.
     pub(crate) random: u64,
 }
@@ -154,6 +156,7 @@ impl VmState {
             callback_log: Vec::new(),
             record_callbacks: true,
             hostcalls: 0,
+            hostcall_time: std::time::Duration::ZERO,
             random: 0x9e37_79b9_7f4a_7c15 ^ (index as u64).wrapping_add(1),
         }
     }

@@ -1,9 +1,12 @@
 //! The audit trail: one JSON record per decision, the same in every home (who, from where, what,
-//! which rule, the outcome), written through the host's log.
+//! which rule, the outcome), written through the host's log. Records are serialised straight
+//! from borrowed fields: no JSON tree is built on the request path.
+
+use std::net::IpAddr;
 
 use palisade_sdk::Host;
 use palisade_sdk::host::Level;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::Attributes;
 use crate::authorization::{Decision, Effect};
@@ -15,49 +18,103 @@ fn result(effect: Effect) -> &'static str {
     }
 }
 
-/// The record of one decision.
+/// What the dry-run policies alone would have decided.
+#[derive(Serialize)]
+struct DryRun<'a> {
+    result: &'static str,
+    policy: Option<&'a str>,
+}
+
+/// `<iss>/<sub>` without building the string first.
+struct RequestPrincipal<'a>(&'a str, &'a str);
+
+impl Serialize for RequestPrincipal<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}/{}", self.0, self.1))
+    }
+}
+
+/// One record; fields in the order people read them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Record<'a> {
+    audit: &'static str,
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authentication: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    policy: Option<&'a str>,
+    audited: &'a [String],
+    dry_run: Option<DryRun<'a>>,
+    principal: Option<&'a str>,
+    request_principal: Option<RequestPrincipal<'a>>,
+    groups: &'a [String],
+    source_ip: Option<IpAddr>,
+    remote_ip: Option<IpAddr>,
+    host: Option<&'a str>,
+    method: Option<&'a str>,
+    path: Option<&'a str>,
+}
+
+impl<'a> Record<'a> {
+    fn new(attributes: &'a Attributes, result: &'static str) -> Self {
+        Self {
+            audit: "zero-trust",
+            result,
+            authentication: None,
+            status: None,
+            policy: None,
+            audited: &[],
+            dry_run: None,
+            principal: attributes.principals.first().map(String::as_str),
+            request_principal: attributes
+                .request_principal()
+                .map(|(iss, sub)| RequestPrincipal(iss, sub)),
+            groups: &attributes.groups,
+            source_ip: attributes.source_ip,
+            remote_ip: attributes.remote_ip,
+            host: attributes.host.as_deref(),
+            method: attributes.method.as_deref(),
+            path: attributes.path.as_deref(),
+        }
+    }
+
+    fn text(&self) -> String {
+        // Serialising borrowed strings, numbers and addresses cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The record of one decision, as the JSON line written.
 #[must_use]
-pub fn record(attributes: &Attributes, decision: &Decision) -> Value {
-    json!({
-        "audit": "zero-trust",
-        "result": result(decision.effect),
-        "policy": decision.policy,
-        "audited": decision.audited,
-        "dryRun": decision.dry_run.as_ref().map(|(effect, policy)| json!({
-            "result": result(*effect),
-            "policy": policy,
-        })),
-        "principal": attributes.principals.first(),
-        "requestPrincipal": attributes.request_principal().map(|(iss, sub)| format!("{iss}/{sub}")),
-        "groups": attributes.groups,
-        "sourceIp": attributes.source_ip.map(|ip| ip.to_string()),
-        "remoteIp": attributes.remote_ip.map(|ip| ip.to_string()),
-        "host": attributes.host,
-        "method": attributes.method,
-        "path": attributes.path,
-    })
+pub fn record(attributes: &Attributes, decision: &Decision) -> String {
+    Record {
+        policy: decision.policy.as_deref(),
+        audited: &decision.audited,
+        dry_run: decision.dry_run.as_ref().map(|(effect, policy)| DryRun {
+            result: result(*effect),
+            policy: policy.as_deref(),
+        }),
+        ..Record::new(attributes, result(decision.effect))
+    }
+    .text()
 }
 
 /// Writes the record at `info`.
 pub(crate) fn write(host: &dyn Host, attributes: &Attributes, decision: &Decision) {
-    host.log(Level::Info, &record(attributes, decision).to_string());
+    host.log(Level::Info, &record(attributes, decision));
 }
 
 /// The record of a request refused by authentication (its token did not verify).
 #[must_use]
-pub fn rejected_record(attributes: &Attributes, rejection: &crate::Rejection) -> Value {
-    json!({
-        "audit": "zero-trust",
-        "result": "deny",
-        "authentication": rejection.message,
-        "status": rejection.status,
-        "principal": attributes.principals.first(),
-        "sourceIp": attributes.source_ip.map(|ip| ip.to_string()),
-        "remoteIp": attributes.remote_ip.map(|ip| ip.to_string()),
-        "host": attributes.host,
-        "method": attributes.method,
-        "path": attributes.path,
-    })
+pub fn rejected_record(attributes: &Attributes, rejection: &crate::Rejection) -> String {
+    Record {
+        authentication: Some(rejection.message),
+        status: Some(rejection.status),
+        ..Record::new(attributes, "deny")
+    }
+    .text()
 }
 
 /// Writes the record of a refused token at `info`.
@@ -66,8 +123,51 @@ pub(crate) fn write_rejected(
     attributes: &Attributes,
     rejection: &crate::Rejection,
 ) {
-    host.log(
-        Level::Info,
-        &rejected_record(attributes, rejection).to_string(),
-    );
+    host.log(Level::Info, &rejected_record(attributes, rejection));
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn records_name_who_what_and_the_outcome() {
+        let mut payload = serde_json::Map::new();
+        payload.insert("iss".into(), "https://auth.example".into());
+        payload.insert("sub".into(), "alice".into());
+        let attributes = Attributes {
+            principals: vec!["cluster.local/ns/shop/sa/web".into()],
+            source_ip: Some("10.1.2.3".parse().unwrap()),
+            method: Some("GET".into()),
+            path: Some("/api".into()),
+            auth: Some(std::rc::Rc::new(payload)),
+            ..Attributes::default()
+        };
+        let decision = Decision {
+            effect: Effect::Deny,
+            policy: Some("ns[shop]-policy[p]-rule[0]".into()),
+            audited: vec![],
+            dry_run: Some((Effect::Allow, None)),
+        };
+        let record: serde_json::Value =
+            serde_json::from_str(&record(&attributes, &decision)).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({"audit": "zero-trust", "result": "deny", "policy": "ns[shop]-policy[p]-rule[0]",
+                "audited": [], "dryRun": {"result": "allow", "policy": null},
+                "principal": "cluster.local/ns/shop/sa/web", "requestPrincipal": "https://auth.example/alice",
+                "groups": [], "sourceIp": "10.1.2.3", "remoteIp": null, "host": null, "method": "GET", "path": "/api"})
+        );
+        let rejected: serde_json::Value = serde_json::from_str(&rejected_record(
+            &attributes,
+            &crate::Rejection {
+                status: 401,
+                message: "Jwt is expired",
+            },
+        ))
+        .unwrap();
+        assert_eq!(rejected["authentication"], "Jwt is expired");
+        assert_eq!(rejected["status"], 401);
+    }
 }

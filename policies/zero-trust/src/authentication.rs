@@ -70,9 +70,9 @@ enum Location {
     Cookie(String),
 }
 
-/// Whether `c` may appear in a token (base64url and the dots).
-fn token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+/// Whether `b` may appear in a token (base64url and the dots).
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
 }
 
 impl Location {
@@ -101,7 +101,11 @@ impl Location {
                 };
                 let at = joined.find(prefix.as_str())?;
                 let rest = joined.get(at.saturating_add(prefix.len())..)?;
-                let end = rest.find(|c| !token_char(c)).unwrap_or(rest.len());
+                // Token characters are ASCII: a byte scan finds the end.
+                let end = rest
+                    .bytes()
+                    .position(|b| !token_byte(b))
+                    .unwrap_or(rest.len());
                 let token = rest.get(..end)?;
                 (!token.is_empty()).then(|| token.to_owned())
             }

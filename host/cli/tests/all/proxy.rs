@@ -173,3 +173,51 @@ fn a_scenario_with_a_typo_is_an_error_naming_the_field() {
     assert!(stderr.contains("plugin"), "{stderr}");
     assert!(stderr.contains("rootID"), "{stderr}");
 }
+
+/// zero-trust's examples as its README shows them: the suite (with the JWT scenario: key set
+/// fetched through the cluster after one failure, Envoy's outcomes) passes, and `palisade
+/// istio` wraps the shop's configuration in a WasmPlugin.
+#[test]
+fn zero_trust_examples_pass_and_package() {
+    let cache = tempfile::tempdir().expect("dir");
+    let examples = root().join("policies/zero-trust/examples");
+    let output = palisade(&cache)
+        .arg("test")
+        .arg(examples.join("suite.yaml"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
+
+    let module = built("proxy-wasm", "zero_trust.wasm");
+    let output = palisade(&cache)
+        .arg("istio")
+        .arg("--config")
+        .arg(examples.join("istio-plugin-config.yaml"))
+        .args([
+            "--url",
+            "https://artefacts.shop.example/zero_trust.wasm",
+            "--namespace",
+            "shop",
+        ])
+        .arg(&module)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plugin: serde_json::Value =
+        serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML");
+    assert_eq!(plugin["kind"], "WasmPlugin");
+    assert_eq!(plugin["spec"]["phase"], "AUTHZ");
+    let config = &plugin["spec"]["pluginConfig"];
+    assert_eq!(
+        config["authentication"][0]["spec"]["jwtRules"][0]["jwksUri"],
+        "https://auth.shop.example/.well-known/jwks.json"
+    );
+    assert_eq!(config["policies"].as_array().map(Vec::len), Some(2));
+}

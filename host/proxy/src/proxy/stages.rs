@@ -55,6 +55,7 @@ impl Proxy<'_> {
             callbacks: Vec::new(),
             hostcalls: 0,
             callback_time: std::time::Duration::ZERO,
+            hostcall_time: std::time::Duration::ZERO,
         };
         self.requests.push(None);
         let now = self.shared.now();
@@ -104,10 +105,12 @@ impl Proxy<'_> {
             return Err(CallError::Failed);
         };
         let before = vm.store.data().hostcalls;
+        let host_before = vm.store.data().hostcall_time;
         let started = std::time::Instant::now();
         let result = vm.call(callback, key.context, args);
         let elapsed = started.elapsed();
         let spent = vm.store.data().hostcalls.saturating_sub(before);
+        let host_spent = vm.store.data().hostcall_time.saturating_sub(host_before);
         let shown: Vec<String> = std::iter::once(key.context.to_string())
             .chain(args.iter().map(ToString::to_string))
             .collect();
@@ -117,6 +120,8 @@ impl Proxy<'_> {
             progress.report.callbacks.push(name);
             progress.report.hostcalls = progress.report.hostcalls.saturating_add(spent);
             progress.report.callback_time = progress.report.callback_time.saturating_add(elapsed);
+            progress.report.hostcall_time =
+                progress.report.hostcall_time.saturating_add(host_spent);
             progress.busy = true;
         }
         let now = self.shared.now();
