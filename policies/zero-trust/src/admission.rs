@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use palisade_sdk::wire::{AdmissionRequest, Verdict};
-use palisade_sdk::{Host, SettingsError};
+use palisade_sdk::{Host, PolicyError, SettingsError};
 use serde::Deserialize;
 
 use crate::authorization::Effect;
@@ -35,6 +35,12 @@ pub type Prepared = crate::settings::Compiled;
 pub fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
     let prepared =
         settings.compile_without_custom("CUSTOM policies are not supported at admission")?;
+    if !prepared.device.is_empty() {
+        return Err(SettingsError::new(
+            "device",
+            "device tokens come with proxied requests; an admission request has none",
+        ));
+    }
     if !prepared.authenticator.is_empty() {
         return Err(SettingsError::new(
             "authentication",
@@ -99,14 +105,26 @@ pub fn attributes(request: &AdmissionRequest) -> Attributes {
 }
 
 /// Decides on one API request and writes its audit record.
-#[must_use]
-pub fn evaluate(request: &AdmissionRequest, prepared: &Prepared, host: &dyn Host) -> Verdict {
-    let attributes = attributes(request);
+///
+/// # Errors
+/// [`PolicyError`] when a condition reads the time and the host's clock cannot be read.
+pub fn evaluate(
+    request: &AdmissionRequest,
+    prepared: &Prepared,
+    host: &dyn Host,
+) -> Result<Verdict, PolicyError> {
+    let mut attributes = attributes(request);
+    if prepared.authorizer.uses_time() {
+        attributes.time = Some(crate::LocalTime::at(
+            host.now()?.as_secs(),
+            prepared.utc_offset,
+        ));
+    }
     let decision = prepared.authorizer.decide(&attributes);
     if prepared.settings.audit.enabled {
         crate::audit::write(host, &attributes, &decision);
     }
-    match decision.effect {
+    Ok(match decision.effect {
         Effect::Deny => {
             let rule = decision.policy.as_deref().unwrap_or("none");
             let mut verdict = Verdict::deny(
@@ -133,5 +151,5 @@ pub fn evaluate(request: &AdmissionRequest, prepared: &Prepared, host: &dyn Host
             }
             verdict
         }
-    }
+    })
 }

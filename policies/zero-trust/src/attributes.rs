@@ -46,6 +46,38 @@ pub struct Attributes {
     pub extra: BTreeMap<String, Vec<String>>,
     /// The object's labels (`object.labels[..]`, admission only; the old object's on DELETE).
     pub labels: BTreeMap<String, String>,
+    /// The payload of the verified device token (`device.claims[..]`, proxy only); `None`
+    /// without one.
+    pub device: Option<Rc<Map<String, Value>>>,
+    /// When the request is decided, in the configured zone (`time.hour`, `time.weekday`);
+    /// `None` when no condition reads the time.
+    pub time: Option<LocalTime>,
+}
+
+/// The hour and weekday of a moment at a fixed offset from UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime {
+    /// 0-23.
+    pub hour: u8,
+    /// 0 = Monday ... 6 = Sunday.
+    pub weekday: u8,
+}
+
+impl LocalTime {
+    /// The local time `unix_seconds` after 1970-01-01T00:00:00Z at `offset_seconds` east of UTC.
+    #[must_use]
+    pub fn at(unix_seconds: u64, offset_seconds: i32) -> Self {
+        let local = i64::try_from(unix_seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_add(i64::from(offset_seconds));
+        let days = local.div_euclid(86_400);
+        let seconds = local.rem_euclid(86_400);
+        // 1970-01-01 was a Thursday (3 when Monday is 0).
+        Self {
+            hour: u8::try_from(seconds / 3_600).unwrap_or(0),
+            weekday: u8::try_from(days.saturating_add(3).rem_euclid(7)).unwrap_or(0),
+        }
+    }
 }
 
 /// A Kubernetes API request's target, as the API server names it.
@@ -121,6 +153,40 @@ impl Attributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_time_at_an_offset() {
+        // 2026-01-01T00:00:00Z was a Thursday.
+        assert_eq!(
+            LocalTime::at(1_767_225_600, 0),
+            LocalTime {
+                hour: 0,
+                weekday: 3
+            }
+        );
+        // 23:30 on Wednesday at UTC-1.
+        assert_eq!(
+            LocalTime::at(1_767_225_600, -1_800),
+            LocalTime {
+                hour: 23,
+                weekday: 2
+            }
+        );
+        assert_eq!(
+            LocalTime::at(1_767_225_600 + 5 * 3_600, 3_600 * 2),
+            LocalTime {
+                hour: 7,
+                weekday: 3
+            }
+        );
+        assert_eq!(
+            LocalTime::at(0, 0),
+            LocalTime {
+                hour: 0,
+                weekday: 3
+            }
+        );
+    }
 
     #[test]
     fn api_paths_as_the_api_server_builds_them() {

@@ -49,6 +49,8 @@ struct Record<'a> {
     dry_run: Option<DryRun<'a>>,
     principal: Option<&'a str>,
     request_principal: Option<RequestPrincipal<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
     groups: &'a [String],
     source_ip: Option<IpAddr>,
     remote_ip: Option<IpAddr>,
@@ -71,6 +73,11 @@ impl<'a> Record<'a> {
             request_principal: attributes
                 .request_principal()
                 .map(|(iss, sub)| RequestPrincipal(iss, sub)),
+            device: attributes
+                .device
+                .as_deref()
+                .and_then(|d| d.get("sub"))
+                .and_then(serde_json::Value::as_str),
             groups: &attributes.groups,
             source_ip: attributes.source_ip,
             remote_ip: attributes.remote_ip,

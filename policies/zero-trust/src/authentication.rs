@@ -38,6 +38,8 @@ use token::{Failure, Jwt, audience_allowed, check_time, verify_signature};
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// Verified tokens kept by default (Envoy's `jwt_cache_size` default).
 pub const DEFAULT_CACHE_SIZE: usize = 100;
+/// Where the device token is read unless the `device` rule says otherwise.
+pub const DEVICE_HEADER: &str = "x-device-token";
 /// The longest token read; longer ones are refused as malformed rather than parsed.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -79,7 +81,8 @@ impl Location {
     /// The token at this location, if the request has one, as Envoy's extractor reads it: a
     /// header's values joined by `,`, the prefix found anywhere in them (case-sensitive), the
     /// token the run of token characters after it.
-    fn extract(&self, request: &HttpRequest) -> Option<String> {
+    fn extract<'a>(&self, request: &'a HttpRequest) -> Option<std::borrow::Cow<'a, str>> {
+        use std::borrow::Cow;
         match self {
             Self::Header { name, prefix } => {
                 let mut values = request
@@ -88,7 +91,7 @@ impl Location {
                     .filter(|(n, _)| n == name)
                     .map(|(_, v)| v.as_str());
                 let first = values.next()?;
-                let joined: std::borrow::Cow<'_, str> = match values.next() {
+                let joined: Cow<'a, str> = match values.next() {
                     None => first.into(),
                     Some(second) => {
                         let mut all = format!("{first},{second}");
@@ -100,24 +103,32 @@ impl Location {
                     }
                 };
                 let at = joined.find(prefix.as_str())?;
-                let rest = joined.get(at.saturating_add(prefix.len())..)?;
+                let start = at.saturating_add(prefix.len());
+                let rest = joined.get(start..)?;
                 // Token characters are ASCII: a byte scan finds the end.
                 let end = rest
                     .bytes()
                     .position(|b| !token_byte(b))
                     .unwrap_or(rest.len());
-                let token = rest.get(..end)?;
-                (!token.is_empty()).then(|| token.to_owned())
+                if end == 0 {
+                    return None;
+                }
+                let range = start..start.saturating_add(end);
+                match joined {
+                    Cow::Borrowed(all) => all.get(range).map(Cow::Borrowed),
+                    Cow::Owned(all) => all.get(range).map(|t| Cow::Owned(t.to_owned())),
+                }
             }
             Self::Param(name) => palisade_sdk::path::query_params(&request.path)
                 .into_iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v)
-                .filter(|v| !v.is_empty()),
+                .filter(|v| !v.is_empty())
+                .map(Cow::Owned),
             Self::Cookie(name) => request
                 .cookie(name)
                 .filter(|v| !v.is_empty())
-                .map(str::to_owned),
+                .map(Cow::Borrowed),
         }
     }
 }
@@ -241,7 +252,11 @@ fn remote(uri: &str) -> Option<(String, String, String)> {
 }
 
 impl Provider {
-    fn new(at: &str, index: usize, rule: JwtRule) -> Result<(Self, Vec<Location>), ConfigError> {
+    fn new(
+        at: &str,
+        fetch_id: String,
+        rule: JwtRule,
+    ) -> Result<(Self, Vec<Location>), ConfigError> {
         if rule.issuer.is_empty() {
             return Err(error(at, "issuer", "an issuer is required"));
         }
@@ -299,7 +314,7 @@ impl Provider {
                 if cluster.is_empty() {
                     return Err(error(at, "jwksCluster", "the cluster name is empty"));
                 }
-                let mut fetch = Fetch::get(format!("jwks/{index}"), cluster, authority, path);
+                let mut fetch = Fetch::get(fetch_id, cluster, authority, path);
                 fetch
                     .headers
                     .push(("accept".into(), "application/json".into()));
@@ -482,11 +497,51 @@ impl Authenticator {
     /// [`ConfigError`] naming the first field that cannot be used: a rule without issuer or
     /// keys, a key set or key that cannot be read, a bad output header.
     pub fn new(value: &Value, options: Options) -> Result<Self, ConfigError> {
+        Self::compile(config::rules(value)?, options, "jwks")
+    }
+
+    /// Compiles the `device` setting: one rule, as a `jwtRules` entry, for the device
+    /// attestation token (read from `x-device-token` unless the rule says where). Its fetch is
+    /// `device-jwks/0`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] as [`Authenticator::new`], paths relative to the rule.
+    pub fn device(value: &Value, options: Options) -> Result<Self, ConfigError> {
+        if value.is_null() {
+            return Self::compile(Vec::new(), options, "device-jwks");
+        }
+        // Read as the one rule of a spec: the same reader (and code) as `authentication`.
+        let spec = serde_json::json!({ "jwtRules": [value] });
+        let mut rules = config::rules(&spec).map_err(|e| ConfigError {
+            path: e.path.replacen(".jwtRules[0]", "", 1),
+            message: e.message,
+        })?;
+        let Some((_, mut rule)) = rules.pop() else {
+            return Self::compile(Vec::new(), options, "device-jwks");
+        };
+        if rule.from_headers.is_empty()
+            && rule.from_params.is_empty()
+            && rule.from_cookies.is_empty()
+        {
+            rule.from_headers.push(config::FromHeader {
+                name: DEVICE_HEADER.to_owned(),
+                prefix: String::new(),
+            });
+        }
+        Self::compile(vec![(String::new(), rule)], options, "device-jwks")
+    }
+
+    fn compile(
+        rules: Vec<(String, JwtRule)>,
+        options: Options,
+        fetch_prefix: &str,
+    ) -> Result<Self, ConfigError> {
         let mut providers = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut sanitized = Vec::new();
-        for (index, (at, rule)) in config::rules(value)?.into_iter().enumerate() {
-            let (provider, locations) = Provider::new(&at, index, rule)?;
+        for (index, (at, rule)) in rules.into_iter().enumerate() {
+            let (provider, locations) =
+                Provider::new(&at, format!("{fetch_prefix}/{index}"), rule)?;
             for location in locations {
                 match groups.iter_mut().find(|g| g.location == location) {
                     Some(group) => group.providers.push(index),
@@ -532,6 +587,14 @@ impl Authenticator {
                 Keys::Inline(_) => None,
             })
             .collect()
+    }
+
+    /// Whether `id` names one of this authenticator's fetches.
+    #[must_use]
+    pub fn fetches_as(&self, id: &str) -> bool {
+        self.providers
+            .iter()
+            .any(|p| matches!(&p.keys, Keys::Remote { fetch, .. } if fetch.id == id))
     }
 
     /// Takes a fetched key set. Unusable keys in it are skipped (as Envoy does); a set with no

@@ -176,6 +176,60 @@ enum ConditionMatch {
     Extra(String, Field<Pattern>),
     /// `object.labels[..]` (admission).
     Label(String, Field<Pattern>),
+    /// `device.claims[..]`: a path into the verified device token's payload (ours).
+    DeviceClaim(Vec<String>, Field<Pattern>),
+    /// `time.hour`: inclusive ranges of hours, local to the configured zone (ours).
+    Hour(Field<(u8, u8)>),
+    /// `time.weekday`: inclusive ranges of days, 0 = Monday (ours).
+    Weekday(Field<(u8, u8)>),
+}
+
+/// Whether `value` is in the inclusive range `from..=to`, which wraps (`22-6` is the night).
+fn in_range((from, to): (u8, u8), value: u8) -> bool {
+    if from <= to {
+        (from..=to).contains(&value)
+    } else {
+        value >= from || value <= to
+    }
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// `9`, `9-17` (hours, 0-23) or `Mon`, `Mon-Fri`, `saturday` (days, any case): an inclusive
+/// range.
+fn parse_range(text: &str, hours: bool) -> Result<(u8, u8), String> {
+    let one = |part: &str| -> Option<u8> {
+        let part = part.trim();
+        let index = if hours {
+            usize::from(part.parse::<u8>().ok().filter(|h| *h < 24)?)
+        } else {
+            WEEKDAYS.iter().position(|day| {
+                day.eq_ignore_ascii_case(part)
+                    || (part.len() == 3
+                        && day.get(..3).is_some_and(|d| d.eq_ignore_ascii_case(part)))
+            })?
+        };
+        u8::try_from(index).ok()
+    };
+    let range = match text.split_once('-') {
+        Some((from, to)) => one(from).zip(one(to)),
+        None => one(text).map(|v| (v, v)),
+    };
+    range.ok_or_else(|| {
+        if hours {
+            "is not an hour or a range of hours (0-23, such as 9-17)".to_owned()
+        } else {
+            "is not a weekday or a range of weekdays (Mon ... Sun, such as Mon-Fri)".to_owned()
+        }
+    })
 }
 
 /// The part of a Kubernetes request a `resource.*` key reads.
@@ -259,6 +313,17 @@ impl Authorizer {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
+    }
+
+    /// Whether a condition reads the time (`time.hour`, `time.weekday`): the home then reads
+    /// the clock for every request.
+    #[must_use]
+    pub fn uses_time(&self) -> bool {
+        self.policies
+            .iter()
+            .flat_map(|p| &p.rules)
+            .flat_map(|r| &r.when)
+            .any(ConditionMatch::uses_time)
     }
 
     /// Where the first CUSTOM policy is (`[i]`, or empty for a single policy), if any.
@@ -425,7 +490,15 @@ impl OperationMatch {
 
 /// The claim at `path` in the token's payload; `scope` and `permission` split into words.
 fn claim<'a>(request: &'a Attributes, path: &[String]) -> Option<std::borrow::Cow<'a, Value>> {
-    let auth = request.auth.as_ref()?;
+    payload_claim(request.auth.as_deref(), path)
+}
+
+/// The claim at `path` in a verified payload; `scope` and `permission` split into words.
+fn payload_claim<'a>(
+    payload: Option<&'a serde_json::Map<String, Value>>,
+    path: &[String],
+) -> Option<std::borrow::Cow<'a, Value>> {
+    let auth = payload?;
     let (first, rest) = path.split_first()?;
     let mut value = auth.get(first)?;
     for part in rest {
@@ -484,7 +557,21 @@ impl ConditionMatch {
             Self::Label(key, field) => {
                 field.holds(|p| request.labels.get(key).is_some_and(|v| p.matches(v)))
             }
+            Self::DeviceClaim(path, field) => {
+                let value = payload_claim(request.device.as_deref(), path);
+                field.holds(|p| value.as_deref().is_some_and(|v| p.matches_claim(v)))
+            }
+            Self::Hour(field) => {
+                field.holds(|r| request.time.is_some_and(|t| in_range(*r, t.hour)))
+            }
+            Self::Weekday(field) => {
+                field.holds(|r| request.time.is_some_and(|t| in_range(*r, t.weekday)))
+            }
         }
+    }
+
+    fn uses_time(&self) -> bool {
+        matches!(self, Self::Hour(_) | Self::Weekday(_))
     }
 }
 
@@ -844,7 +931,8 @@ fn compile_condition(
     if condition.values.is_none() && condition.not_values.is_none() {
         return Err(error(at, "needs values or notValues"));
     }
-    if action == Action::Custom && key.starts_with("request.auth.") {
+    if action == Action::Custom && (key.starts_with("request.auth.") || key.starts_with("device."))
+    {
         return Err(error(
             &key_at,
             format!("{key} cannot be used in a CUSTOM policy (it runs before token verification)"),
@@ -892,6 +980,16 @@ fn compile_condition(
         "request.auth.audiences" => ConditionMatch::Claim(vec!["aud".into()], strings()?),
         "request.auth.presenter" => ConditionMatch::Claim(vec!["azp".into()], strings()?),
         "connection.sni" => ConditionMatch::Sni(strings()?),
+        "time.hour" => {
+            ConditionMatch::Hour(field(at, "values", values, "notValues", not_values, |v| {
+                parse_range(v, true)
+            })?)
+        }
+        "time.weekday" => {
+            ConditionMatch::Weekday(field(at, "values", values, "notValues", not_values, |v| {
+                parse_range(v, false)
+            })?)
+        }
         "resource.group" => ConditionMatch::Resource(ResourceField::Group, strings()?),
         "resource.version" => ConditionMatch::Resource(ResourceField::Version, strings()?),
         "resource.resource" => ConditionMatch::Resource(ResourceField::Resource, strings()?),
@@ -923,6 +1021,8 @@ fn compile_condition(
                 ConditionMatch::Label(name, strings()?)
             } else if let Some(rest) = key.strip_prefix("request.auth.claims") {
                 ConditionMatch::Claim(claim_path(rest)?, strings()?)
+            } else if let Some(rest) = key.strip_prefix("device.claims") {
+                ConditionMatch::DeviceClaim(claim_path(rest)?, strings()?)
             } else if key.starts_with("destination.labels") {
                 return Err(error(
                     &key_at,

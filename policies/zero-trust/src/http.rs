@@ -9,7 +9,7 @@ use palisade_sdk::wire::{HttpRequest, HttpVerdict};
 use palisade_sdk::{Host, PolicyError, SettingsError};
 
 use crate::authorization::{Decision, Effect};
-use crate::{Attributes, Rejection, Settings};
+use crate::{Attributes, LocalTime, Rejection, Settings};
 
 /// The reason of a denial (Envoy: `rbac_access_denied_matched_policy[...]` in the details).
 pub const ACCESS_DENIED: &str = "rbac-access-denied";
@@ -83,27 +83,40 @@ pub fn evaluate(
     prepared: &Prepared,
     host: &dyn Host,
 ) -> Result<HttpVerdict, PolicyError> {
-    let now = if prepared.authenticator.is_empty() {
+    let uses_time = prepared.authorizer.uses_time();
+    let now = if prepared.authenticator.is_empty() && prepared.device.is_empty() && !uses_time {
         0
     } else {
         host.now()?.as_secs()
     };
     let mut attributes = attributes(request);
-    let authenticated = match prepared.authenticator.authenticate(request, now) {
-        Ok(authenticated) => authenticated,
-        Err(rejection) => {
-            if prepared.settings.audit.enabled {
-                crate::audit::write_rejected(host, &attributes, &rejection);
+    if uses_time {
+        attributes.time = Some(LocalTime::at(now, prepared.utc_offset));
+    }
+    let mut request_headers = Vec::new();
+    for (authenticator, device) in [(&prepared.authenticator, false), (&prepared.device, true)] {
+        match authenticator.authenticate(request, now) {
+            Ok(authenticated) => {
+                request_headers.extend(authenticated.request_headers);
+                if device {
+                    attributes.device = authenticated.payload;
+                } else {
+                    attributes.auth = authenticated.payload;
+                }
             }
-            return Ok(refuse(request, &rejection));
+            Err(rejection) => {
+                if prepared.settings.audit.enabled {
+                    crate::audit::write_rejected(host, &attributes, &rejection);
+                }
+                return Ok(refuse(request, &rejection));
+            }
         }
-    };
-    attributes.auth = authenticated.payload;
+    }
     let decision = prepared.authorizer.decide(&attributes);
     audit(request, &attributes, &decision, prepared, host);
     Ok(match decision.effect {
         Effect::Allow => HttpVerdict::Continue {
-            request_headers: authenticated.request_headers,
+            request_headers,
             response_headers: Vec::new(),
         },
         Effect::Deny => HttpVerdict::Deny {

@@ -31,7 +31,7 @@ use palisade_sdk::wire::{
 };
 use palisade_sdk::{AdmissionPolicy, Host, HttpPolicy, PolicyError, SettingsError};
 
-pub use attributes::{Attributes, Resource};
+pub use attributes::{Attributes, LocalTime, Resource};
 pub use authentication::{Authenticated, Authenticator, Rejection};
 pub use authorization::{Authorizer, ConfigError, Decision, Effect};
 pub use settings::{Audit, Compiled, DefaultAction, Jwt, Settings};
@@ -56,7 +56,9 @@ impl HttpPolicy for ZeroTrust {
     }
 
     fn fetches(prepared: &http::Prepared) -> Vec<palisade_sdk::Fetch> {
-        prepared.authenticator.fetches()
+        let mut fetches = prepared.authenticator.fetches();
+        fetches.extend(prepared.device.fetches());
+        fetches
     }
 
     fn fetched(
@@ -65,7 +67,11 @@ impl HttpPolicy for ZeroTrust {
         body: &[u8],
         _host: &dyn Host,
     ) -> Result<(), String> {
-        prepared.authenticator.fetched(id, body)
+        if prepared.device.fetches_as(id) {
+            prepared.device.fetched(id, body)
+        } else {
+            prepared.authenticator.fetched(id, body)
+        }
     }
 }
 
@@ -104,7 +110,7 @@ impl AdmissionPolicy for ZeroTrust {
         prepared: &admission::Prepared,
         host: &dyn Host,
     ) -> Result<Verdict, PolicyError> {
-        Ok(admission::evaluate(request, prepared, host))
+        admission::evaluate(request, prepared, host)
     }
 }
 

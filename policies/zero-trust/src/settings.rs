@@ -19,6 +19,12 @@ pub struct Settings {
     pub authentication: Value,
     /// How tokens are checked beyond what RequestAuthentication says.
     pub jwt: Jwt,
+    /// Device trust (ours): one `jwtRules` entry for a device attestation token, whose claims
+    /// are `device.claims[..]` in conditions. None by default.
+    pub device: Value,
+    /// The zone of `time.hour` and `time.weekday`: `UTC` (the default) or a fixed offset such
+    /// as `+02:00` (no daylight-saving rules).
+    pub time_zone: String,
     /// What happens when no ALLOW policy exists at all: `ALLOW` (Istio) or `DENY` (strict
     /// zero trust). `ALLOW` by default.
     pub default_action: DefaultAction,
@@ -88,6 +94,8 @@ impl Default for Settings {
             policies: Value::Array(Vec::new()),
             authentication: Value::Array(Vec::new()),
             jwt: Jwt::default(),
+            device: Value::Null,
+            time_zone: "UTC".to_owned(),
             default_action: DefaultAction::Allow,
             deny_status: 403,
             deny_body: "RBAC: access denied".to_owned(),
@@ -115,12 +123,7 @@ impl Settings {
         })
     }
 
-    /// The compiled RequestAuthentications.
-    ///
-    /// # Errors
-    /// [`SettingsError`] at `authentication<path>` or `jwt.<field>` for the first value that
-    /// cannot be used.
-    pub fn authenticator(&self) -> Result<Authenticator, SettingsError> {
+    fn jwt_options(&self) -> Result<authentication::Options, SettingsError> {
         let clock_skew = humantime::parse_duration(&self.jwt.clock_skew).map_err(|e| {
             SettingsError::new(
                 "jwt.clockSkew",
@@ -130,15 +133,66 @@ impl Settings {
                 ),
             )
         })?;
-        let options = authentication::Options {
+        Ok(authentication::Options {
             clock_skew,
             cache_size: self.jwt.cache_size,
-        };
-        Authenticator::new(&self.authentication, options).map_err(
+        })
+    }
+
+    /// The compiled RequestAuthentications.
+    ///
+    /// # Errors
+    /// [`SettingsError`] at `authentication<path>` or `jwt.<field>` for the first value that
+    /// cannot be used.
+    pub fn authenticator(&self) -> Result<Authenticator, SettingsError> {
+        Authenticator::new(&self.authentication, self.jwt_options()?).map_err(
             |authentication::ConfigError { path, message }| {
                 SettingsError::new(format!("authentication{path}"), message)
             },
         )
+    }
+
+    /// The compiled device rule.
+    ///
+    /// # Errors
+    /// [`SettingsError`] at `device<path>` or `jwt.<field>`.
+    pub fn device_authenticator(&self) -> Result<Authenticator, SettingsError> {
+        Authenticator::device(&self.device, self.jwt_options()?).map_err(
+            |authentication::ConfigError { path, message }| {
+                SettingsError::new(format!("device{path}"), message)
+            },
+        )
+    }
+
+    /// `timeZone` as seconds east of UTC.
+    ///
+    /// # Errors
+    /// [`SettingsError`] at `timeZone` for anything but `UTC`, `Z` or `±HH:MM` within ±18:00.
+    pub fn utc_offset(&self) -> Result<i32, SettingsError> {
+        let zone = self.time_zone.trim();
+        if zone.eq_ignore_ascii_case("utc") || zone == "Z" {
+            return Ok(0);
+        }
+        let bad = || {
+            SettingsError::new(
+                "timeZone",
+                format!("{zone:?} is not UTC or an offset such as +02:00 or -05:30"),
+            )
+        };
+        let (sign, rest) = match zone.split_at_checked(1) {
+            Some(("+", rest)) => (1, rest),
+            Some(("-", rest)) => (-1, rest),
+            _ => return Err(bad()),
+        };
+        let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+        let h = h.parse::<i32>().map_err(|_| bad())?;
+        let m = m.parse::<i32>().map_err(|_| bad())?;
+        if !(0..=18).contains(&h) || !(0..60).contains(&m) || (h == 18 && m > 0) {
+            return Err(bad());
+        }
+        Ok(h.saturating_mul(3_600)
+            .saturating_add(m.saturating_mul(60))
+            .saturating_mul(sign))
     }
 }
 
@@ -151,6 +205,10 @@ pub struct Compiled {
     pub authorizer: Authorizer,
     /// Their JWT rules, compiled (none at admission).
     pub authenticator: Authenticator,
+    /// The device rule, compiled (none at admission).
+    pub device: Authenticator,
+    /// `timeZone`, seconds east of UTC.
+    pub utc_offset: i32,
 }
 
 impl Settings {
@@ -165,10 +223,14 @@ impl Settings {
             return Err(SettingsError::new(format!("policies{at}"), why));
         }
         let authenticator = self.authenticator()?;
+        let device = self.device_authenticator()?;
+        let utc_offset = self.utc_offset()?;
         Ok(Compiled {
             settings: self,
             authorizer,
             authenticator,
+            device,
+            utc_offset,
         })
     }
 }
@@ -189,6 +251,8 @@ impl PolicySettings for Settings {
             ));
         }
         self.authenticator()?;
+        self.device_authenticator()?;
+        self.utc_offset()?;
         self.authorizer().map(|_| ())
     }
 }

@@ -1,8 +1,9 @@
 //! Verified tokens, so a repeated token costs a hash lookup instead of a signature check:
-//! bounded (the oldest entry goes first), keyed by the whole token (the map hashes it; a hit
-//! compares every byte), and an entry is dropped once its token expires.
+//! bounded (the oldest entry goes first), keyed by the token's SipHash (keyed per VM) with the
+//! whole token kept and compared on a hit, and an entry is dropped once its token expires.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use palisade_sdk::wire::HeaderChange;
@@ -25,14 +26,33 @@ pub(crate) struct Cached {
 #[derive(Debug)]
 pub(crate) struct Cache {
     capacity: usize,
-    entries: HashMap<Box<str>, Rc<Cached>>,
-    order: VecDeque<Box<str>>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Token hash to the token and what it yields.
+    entries: HashMap<u64, (Box<str>, Rc<Cached>)>,
+    order: VecDeque<u64>,
+}
+
+/// Whether two tokens are the same, eight bytes at a time (wasm's `memcmp` goes byte by byte,
+/// and a token is 300 to 1,500 bytes).
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tails_equal = wa.remainder() == wb.remainder();
+    tails_equal
+        && wa.zip(wb).all(|(x, y)| {
+            u64::from_ne_bytes(x.try_into().unwrap_or_default())
+                == u64::from_ne_bytes(y.try_into().unwrap_or_default())
+        })
 }
 
 impl Cache {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
+            hasher: std::collections::hash_map::RandomState::new(),
             entries: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -47,15 +67,16 @@ impl Cache {
         skew: u64,
         providers: &[usize],
     ) -> Option<Result<Rc<Cached>, Failure>> {
-        let cached = self.entries.get(token)?;
-        if !providers.contains(&cached.provider) {
+        let key = self.hasher.hash_one(token);
+        let (kept, cached) = self.entries.get(&key)?;
+        if !same(kept, token) || !providers.contains(&cached.provider) {
             return None;
         }
         match check_time(cached.nbf, cached.exp, now, skew) {
             Ok(()) => Some(Ok(Rc::clone(cached))),
             Err(Failure::Expired) => {
-                self.entries.remove(token);
-                self.order.retain(|t| &**t != token);
+                self.entries.remove(&key);
+                self.order.retain(|k| *k != key);
                 Some(Err(Failure::Expired))
             }
             Err(failure) => Some(Err(failure)),
@@ -66,8 +87,9 @@ impl Cache {
         if self.capacity == 0 {
             return;
         }
-        if self.entries.insert(token.into(), cached).is_none() {
-            self.order.push_back(token.into());
+        let key = self.hasher.hash_one(token);
+        if self.entries.insert(key, (token.into(), cached)).is_none() {
+            self.order.push_back(key);
         }
         while self.entries.len() > self.capacity {
             let Some(oldest) = self.order.pop_front() else {
@@ -85,5 +107,25 @@ impl Cache {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::indexing_slicing, reason = "tests")]
+    use super::same;
+
+    #[test]
+    fn tokens_compare_byte_for_byte() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+        assert!(same(token, token));
+        for at in 0..token.len() {
+            let mut other = token.as_bytes().to_vec();
+            other[at] ^= 1;
+            let other = String::from_utf8(other).unwrap_or_default();
+            assert!(!same(token, &other), "differs at {at}");
+        }
+        assert!(!same(token, &token[..token.len() - 1]));
+        assert!(same("", ""));
     }
 }
