@@ -120,9 +120,11 @@ pub fn evaluate(
             prepared.utc_offset,
         ));
     }
-    let decision = prepared.authorizer.decide(&attributes);
+    let assessment = prepared.sensitivity.assess(&attributes);
+    let decision = crate::http::sensitive_decision(assessment)
+        .unwrap_or_else(|| prepared.authorizer.decide(&attributes));
     if prepared.settings.audit.enabled {
-        crate::audit::write(host, &attributes, &decision);
+        crate::audit::write(host, &attributes, &decision, assessment.label);
     }
     Ok(match decision.effect {
         Effect::Deny => {

@@ -51,6 +51,8 @@ struct Record<'a> {
     request_principal: Option<RequestPrincipal<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitivity: Option<&'a str>,
     groups: &'a [String],
     source_ip: Option<IpAddr>,
     remote_ip: Option<IpAddr>,
@@ -78,6 +80,7 @@ impl<'a> Record<'a> {
                 .as_deref()
                 .and_then(|d| d.get("sub"))
                 .and_then(serde_json::Value::as_str),
+            sensitivity: None,
             groups: &attributes.groups,
             source_ip: attributes.source_ip,
             remote_ip: attributes.remote_ip,
@@ -93,10 +96,11 @@ impl<'a> Record<'a> {
     }
 }
 
-/// The record of one decision, as the JSON line written.
+/// The record of one decision, as the JSON line written; `sensitivity` is the route's label.
 #[must_use]
-pub fn record(attributes: &Attributes, decision: &Decision) -> String {
+pub fn record(attributes: &Attributes, decision: &Decision, sensitivity: Option<&str>) -> String {
     Record {
+        sensitivity,
         policy: decision.policy.as_deref(),
         audited: &decision.audited,
         dry_run: decision.dry_run.as_ref().map(|(effect, policy)| DryRun {
@@ -109,8 +113,13 @@ pub fn record(attributes: &Attributes, decision: &Decision) -> String {
 }
 
 /// Writes the record at `info`.
-pub(crate) fn write(host: &dyn Host, attributes: &Attributes, decision: &Decision) {
-    host.log(Level::Info, &record(attributes, decision));
+pub(crate) fn write(
+    host: &dyn Host,
+    attributes: &Attributes,
+    decision: &Decision,
+    sensitivity: Option<&str>,
+) {
+    host.log(Level::Info, &record(attributes, decision, sensitivity));
 }
 
 /// The record of a request refused by authentication (its token did not verify).
@@ -158,7 +167,7 @@ mod tests {
             dry_run: Some((Effect::Allow, None)),
         };
         let record: serde_json::Value =
-            serde_json::from_str(&record(&attributes, &decision)).unwrap();
+            serde_json::from_str(&record(&attributes, &decision, None)).unwrap();
         assert_eq!(
             record,
             serde_json::json!({"audit": "zero-trust", "result": "deny", "policy": "ns[shop]-policy[p]-rule[0]",

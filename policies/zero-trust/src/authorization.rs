@@ -355,6 +355,16 @@ impl Authorizer {
             })
     }
 
+    /// The id of the first rule, of any policy and action, that `request` matches: the
+    /// policies used as plain matchers (sensitivity routes and requirements).
+    #[must_use]
+    pub fn first_match(&self, request: &Attributes) -> Option<String> {
+        let forms = path_forms(request);
+        self.policies
+            .iter()
+            .find_map(|p| p.matching_rule(request, &forms))
+    }
+
     /// AUDIT, DENY and ALLOW in Istio's order: a DENY match denies; no ALLOW policy allows
     /// (denies with `default_deny`); otherwise an ALLOW match is needed.
     #[must_use]

@@ -112,8 +112,17 @@ pub fn evaluate(
             }
         }
     }
-    let decision = prepared.authorizer.decide(&attributes);
-    audit(request, &attributes, &decision, prepared, host);
+    let assessment = prepared.sensitivity.assess(&attributes);
+    let decision =
+        sensitive_decision(assessment).unwrap_or_else(|| prepared.authorizer.decide(&attributes));
+    audit(
+        request,
+        &attributes,
+        &decision,
+        assessment.label,
+        prepared,
+        host,
+    );
     Ok(match decision.effect {
         Effect::Allow => HttpVerdict::Continue {
             request_headers,
@@ -129,6 +138,20 @@ pub fn evaluate(
             body: prepared.settings.deny_body.clone(),
             headers: Vec::new(),
         },
+    })
+}
+
+/// A denial for a route whose label's requirement is not met (rule `sensitivity[<label>]`),
+/// before any AuthorizationPolicy is looked at.
+pub(crate) fn sensitive_decision(assessment: crate::sensitivity::Assessment) -> Option<Decision> {
+    (!assessment.met).then(|| Decision {
+        effect: Effect::Deny,
+        policy: Some(format!(
+            "sensitivity[{}]",
+            assessment.label.unwrap_or_default()
+        )),
+        audited: Vec::new(),
+        dry_run: None,
     })
 }
 
@@ -171,12 +194,13 @@ fn audit(
     request: &HttpRequest,
     attributes: &Attributes,
     decision: &Decision,
+    sensitivity: Option<&str>,
     prepared: &Prepared,
     host: &dyn Host,
 ) {
     let audit = &prepared.settings.audit;
     let allowed = decision.effect == Effect::Allow;
     if audit.enabled && (!allowed || sampled(request, audit.allow_sampling)) {
-        crate::audit::write(host, attributes, decision);
+        crate::audit::write(host, attributes, decision, sensitivity);
     }
 }

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod authentication;
 pub mod authorization;
 pub mod http;
+pub mod sensitivity;
 mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;

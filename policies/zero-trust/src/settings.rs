@@ -25,6 +25,8 @@ pub struct Settings {
     /// The zone of `time.hour` and `time.weekday`: `UTC` (the default) or a fixed offset such
     /// as `+02:00` (no daylight-saving rules).
     pub time_zone: String,
+    /// Data sensitivity (ours): labelled routes and what each label requires.
+    pub sensitivity: crate::sensitivity::Settings,
     /// What happens when no ALLOW policy exists at all: `ALLOW` (Istio) or `DENY` (strict
     /// zero trust). `ALLOW` by default.
     pub default_action: DefaultAction,
@@ -96,6 +98,7 @@ impl Default for Settings {
             jwt: Jwt::default(),
             device: Value::Null,
             time_zone: "UTC".to_owned(),
+            sensitivity: crate::sensitivity::Settings::default(),
             default_action: DefaultAction::Allow,
             deny_status: 403,
             deny_body: "RBAC: access denied".to_owned(),
@@ -164,6 +167,18 @@ impl Settings {
         )
     }
 
+    /// The compiled sensitivity labels.
+    ///
+    /// # Errors
+    /// [`SettingsError`] at `sensitivity<path>`.
+    pub fn sensitivity(&self) -> Result<crate::sensitivity::Sensitivity, SettingsError> {
+        crate::sensitivity::Sensitivity::new(&self.sensitivity).map_err(
+            |ConfigError { path, message }| {
+                SettingsError::new(format!("sensitivity{path}"), message)
+            },
+        )
+    }
+
     /// `timeZone` as seconds east of UTC.
     ///
     /// # Errors
@@ -209,6 +224,8 @@ pub struct Compiled {
     pub device: Authenticator,
     /// `timeZone`, seconds east of UTC.
     pub utc_offset: i32,
+    /// The sensitivity labels, compiled.
+    pub sensitivity: crate::sensitivity::Sensitivity,
 }
 
 impl Settings {
@@ -225,12 +242,14 @@ impl Settings {
         let authenticator = self.authenticator()?;
         let device = self.device_authenticator()?;
         let utc_offset = self.utc_offset()?;
+        let sensitivity = self.sensitivity()?;
         Ok(Compiled {
             settings: self,
             authorizer,
             authenticator,
             device,
             utc_offset,
+            sensitivity,
         })
     }
 }
@@ -253,6 +272,7 @@ impl PolicySettings for Settings {
         self.authenticator()?;
         self.device_authenticator()?;
         self.utc_offset()?;
+        self.sensitivity()?;
         self.authorizer().map(|_| ())
     }
 }
