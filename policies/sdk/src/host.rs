@@ -88,6 +88,18 @@ pub trait Host {
 
     /// Writes a log line, attributed by the host to the policy (and request).
     fn log(&self, level: Level, message: &str);
+
+    /// Adds `delta` to the counter `name` in the host's own statistics (a proxy's stats,
+    /// which Istio scrapes: `/stats/prometheus`), defining it on first use.
+    ///
+    /// # Errors
+    /// [`HostError::Unsupported`] where the host keeps no statistics for policies (the
+    /// default: the admission webhook counts decisions per policy itself);
+    /// [`HostError::Unavailable`] when the host refuses the metric.
+    fn count(&self, name: &str, delta: u64) -> Result<(), HostError> {
+        let _ = (name, delta);
+        Err(HostError::Unsupported("statistics"))
+    }
 }
 
 /// How often a compare-and-swap update is retried before the state is reported unavailable:

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 use crate::host::{Entry, Host, HostError, Level};
 use crate::property::connection_from_properties;
@@ -331,6 +331,30 @@ impl Host for ProxyHost {
 
     fn data_keys(&self, _table: &str, _prefix: &str) -> Result<Vec<String>, HostError> {
         Err(HostError::Unsupported("data tables"))
+    }
+
+    /// An Envoy counter (`proxy_define_metric` once per name and VM, then
+    /// `proxy_increment_metric`).
+    fn count(&self, name: &str, delta: u64) -> Result<(), HostError> {
+        thread_local! {
+            static METRICS: std::cell::RefCell<std::collections::HashMap<String, u32>> =
+                std::cell::RefCell::new(std::collections::HashMap::new());
+        }
+        let id = METRICS.with_borrow_mut(|ids| -> Result<u32, HostError> {
+            if let Some(id) = ids.get(name) {
+                return Ok(*id);
+            }
+            let id = hostcalls::define_metric(MetricType::Counter, name).map_err(|status| {
+                HostError::Unavailable(format!("proxy_define_metric({name:?}): {status:?}"))
+            })?;
+            ids.insert(name.to_owned(), id);
+            Ok(id)
+        })?;
+        hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX)).map_err(
+            |status| {
+                HostError::Unavailable(format!("proxy_increment_metric({name:?}): {status:?}"))
+            },
+        )
     }
 
     fn log(&self, level: Level, message: &str) {

@@ -221,6 +221,7 @@ pub struct TestHost {
     state: RefCell<BTreeMap<String, Entry>>,
     next_cas: RefCell<u32>,
     logs: RefCell<Vec<(Level, String)>>,
+    counters: RefCell<BTreeMap<String, u64>>,
 }
 
 impl TestHost {
@@ -238,6 +239,12 @@ impl TestHost {
     #[must_use]
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.logs.borrow().clone()
+    }
+
+    /// The counters counted so far.
+    #[must_use]
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        self.counters.borrow().clone()
     }
 }
 
@@ -289,6 +296,13 @@ impl Host for TestHost {
 
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+
+    fn count(&self, name: &str, delta: u64) -> Result<(), HostError> {
+        let mut counters = self.counters.borrow_mut();
+        let counter = counters.entry(name.to_owned()).or_default();
+        *counter = counter.saturating_add(delta);
+        Ok(())
     }
 }
 

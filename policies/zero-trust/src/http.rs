@@ -108,6 +108,7 @@ pub fn evaluate(
                 if prepared.settings.audit.enabled {
                     crate::audit::write_rejected(host, &attributes, &rejection);
                 }
+                count(host, false, if device { "device-token" } else { "token" });
                 return Ok(refuse(request, &rejection));
             }
         }
@@ -122,6 +123,11 @@ pub fn evaluate(
         assessment.label,
         prepared,
         host,
+    );
+    count(
+        host,
+        decision.effect == Effect::Allow,
+        decision.policy.as_deref().unwrap_or("none"),
     );
     Ok(match decision.effect {
         Effect::Allow => HttpVerdict::Continue {
@@ -180,6 +186,15 @@ fn refuse(request: &HttpRequest, rejection: &Rejection) -> HttpVerdict {
             format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
         )],
     }
+}
+
+/// Envoy counters per decision: `zero_trust.allowed` / `zero_trust.denied`, and per deciding
+/// rule `zero_trust.rule.<rule>.allowed|denied` (`none` when no rule decided, `token` /
+/// `device-token` for refused tokens). Best effort: a host without statistics counts nothing.
+fn count(host: &dyn Host, allowed: bool, rule: &str) {
+    let result = if allowed { "allowed" } else { "denied" };
+    let _ = host.count(&format!("zero_trust.{result}"), 1);
+    let _ = host.count(&format!("zero_trust.rule.{rule}.{result}"), 1);
 }
 
 /// Whether an allowed request is in the audit sample: the nonce's first four bytes as a

@@ -220,4 +220,22 @@ fn zero_trust_examples_pass_and_package() {
         "https://auth.shop.example/.well-known/jwks.json"
     );
     assert_eq!(config["policies"].as_array().map(Vec::len), Some(2));
+
+    // The JWT scenario's Envoy counters: per result and per deciding rule.
+    let output = palisade(&cache)
+        .args(["run", "--policy"])
+        .arg(&module)
+        .arg("--http")
+        .arg(examples.join("jwt/shop.yaml"))
+        .output()
+        .expect("runs");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let metric = |name: &str| report["metrics"][name]["value"].as_u64();
+    assert_eq!(metric("zero_trust.allowed"), Some(4));
+    assert_eq!(metric("zero_trust.denied"), Some(7));
+    assert_eq!(metric("zero_trust.rule.token.denied"), Some(4));
+    assert_eq!(
+        metric("zero_trust.rule.ns[shop]-policy[admin-only]-rule[0].denied"),
+        Some(1)
+    );
 }

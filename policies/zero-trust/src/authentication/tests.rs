@@ -438,3 +438,37 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn decisions_are_counted_per_result_and_rule() {
+    use palisade_sdk::testing::{FixtureHost, TestHost};
+    let settings: crate::Settings = palisade_sdk::parse_settings(
+        &json!({
+            "authentication": [{"jwtRules": [{"issuer": ISSUER, "jwks": keys().jwks(&["rsa"])}]}],
+            "policies": [{"metadata": {"name": "signed-in", "namespace": "shop"},
+                          "spec": {"rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let prepared = crate::http::prepare(settings).unwrap();
+    let host = TestHost::new(&FixtureHost::default());
+    let token = sign("RS256", claims());
+    for request in [
+        bearer(&token),
+        HttpRequest::default(),
+        bearer("a.b.c"),
+        bearer(&token),
+    ] {
+        crate::http::evaluate(&request, &prepared, &host).unwrap();
+    }
+    let counters = host.counters();
+    assert_eq!(counters["zero_trust.allowed"], 2);
+    assert_eq!(counters["zero_trust.denied"], 2);
+    assert_eq!(
+        counters["zero_trust.rule.ns[shop]-policy[signed-in]-rule[0].allowed"],
+        2
+    );
+    assert_eq!(counters["zero_trust.rule.none.denied"], 1);
+    assert_eq!(counters["zero_trust.rule.token.denied"], 1);
+}
