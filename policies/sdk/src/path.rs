@@ -64,6 +64,35 @@ pub fn query_params(target: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The value of the first query parameter `name` of a request target, percent-decoded; only
+/// the parameter found is decoded (no allocation for the others).
+///
+/// ```
+/// use palisade_sdk::path::query_param;
+/// assert_eq!(query_param("/p?a=1&access%5Ftoken=x%2Ey", "access_token").as_deref(), Some("x.y"));
+/// assert_eq!(query_param("/p?a=1", "b"), None);
+/// ```
+#[must_use]
+pub fn query_param<'a>(target: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let (_, query) = target.split_once('?')?;
+    let query = query.split('#').next().unwrap_or(query);
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let matches = if key.contains('%') {
+            percent_decode(key) == name
+        } else {
+            key == name
+        };
+        matches.then(|| {
+            if value.contains('%') {
+                std::borrow::Cow::Owned(percent_decode(value))
+            } else {
+                std::borrow::Cow::Borrowed(value)
+            }
+        })
+    })
+}
+
 /// Decodes every `%XX` escape; a `%` without two hex digits stays as it is, and bytes that are
 /// not UTF-8 become U+FFFD.
 #[must_use]

@@ -76,7 +76,7 @@ fn labels(request: &AdmissionRequest) -> BTreeMap<String, String> {
 
 /// What the rules read of an API request.
 #[must_use]
-pub fn attributes(request: &AdmissionRequest) -> Attributes {
+pub fn attributes(request: &AdmissionRequest) -> Attributes<'static> {
     let user = &request.user_info;
     let mut principals = vec![user.username.clone()];
     if let Some(rest) = user.username.strip_prefix("system:serviceaccount:")

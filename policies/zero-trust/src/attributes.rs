@@ -2,15 +2,17 @@
 //! absent (no mTLS peer, no verified token, header not sent) is that a positive matcher on it
 //! never matches and its `not…` twin therefore does.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-/// The attributes of one request, as Istio's AuthorizationPolicy names them.
+/// The attributes of one request, as Istio's AuthorizationPolicy names them; the headers are
+/// borrowed from the request when there is one.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Attributes {
+pub struct Attributes<'a> {
     /// Peer identities (`source.principal`, `principals`) as Istio writes them, without
     /// `spiffe://`: `cluster.local/ns/shop/sa/web`. The proxy home gives the peer certificate's
     /// URI SAN; the admission home gives the user name and, for service accounts, also the
@@ -37,7 +39,7 @@ pub struct Attributes {
     /// resource path at admission.
     pub path: Option<String>,
     /// Request headers, names lower-case, in order (repeated names stay separate entries).
-    pub headers: Vec<(String, String)>,
+    pub headers: Cow<'a, [(String, String)]>,
     /// The payload of the verified token (`request.auth.*`); `None` for an anonymous request.
     pub auth: Option<Rc<Map<String, Value>>>,
     /// The Kubernetes API resource asked for (`resource.*`, admission only).
@@ -122,7 +124,7 @@ impl Resource {
     }
 }
 
-impl Attributes {
+impl Attributes<'_> {
     /// All values of header `name` (any case) joined with `,`, as Envoy reads a header for
     /// matching; `None` when it was not sent.
     #[must_use]
@@ -219,7 +221,7 @@ mod tests {
     #[test]
     fn repeated_headers_join_with_commas() {
         let a = Attributes {
-            headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())],
+            headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())].into(),
             ..Attributes::default()
         };
         assert_eq!(a.header("a").as_deref(), Some("1,2"));

@@ -119,12 +119,9 @@ impl Location {
                     Cow::Owned(all) => all.get(range).map(|t| Cow::Owned(t.to_owned())),
                 }
             }
-            Self::Param(name) => palisade_sdk::path::query_params(&request.path)
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v)
-                .filter(|v| !v.is_empty())
-                .map(Cow::Owned),
+            Self::Param(name) => {
+                palisade_sdk::path::query_param(&request.path, name).filter(|v| !v.is_empty())
+            }
             Self::Cookie(name) => request
                 .cookie(name)
                 .filter(|v| !v.is_empty())

@@ -41,7 +41,7 @@ fn ip_of(address: &str) -> Option<IpAddr> {
 /// `spiffe://`; `remote.ip` is the last `x-forwarded-for` entry when there is one (a sidecar's
 /// HCM trusts no hop and does not append), else the peer.
 #[must_use]
-pub fn attributes(request: &HttpRequest) -> Attributes {
+pub fn attributes(request: &HttpRequest) -> Attributes<'_> {
     let c = &request.connection;
     let source_ip = c.source_address.as_deref().and_then(ip_of);
     let forwarded = request
@@ -63,7 +63,7 @@ pub fn attributes(request: &HttpRequest) -> Attributes {
         host: Some(request.authority.clone()),
         method: Some(request.method.clone()),
         path: Some(request.path.clone()),
-        headers: request.headers.clone(),
+        headers: request.headers.as_slice().into(),
         auth: None,
         ..Attributes::default()
     }

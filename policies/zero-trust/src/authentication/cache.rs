@@ -1,5 +1,6 @@
 //! Verified tokens, so a repeated token costs a hash lookup instead of a signature check:
-//! bounded (the oldest entry goes first), keyed by the token's SipHash (keyed per VM) with the
+//! bounded (the oldest entry goes first), keyed by a SipHash (keyed per VM) of the token's
+//! length and last 64 bytes (its signature: as random as the whole, and a tenth of it), with the
 //! whole token kept and compared on a hit, and an entry is dropped once its token expires.
 
 use std::collections::{HashMap, VecDeque};
@@ -67,7 +68,7 @@ impl Cache {
         skew: u64,
         providers: &[usize],
     ) -> Option<Result<Rc<Cached>, Failure>> {
-        let key = self.hasher.hash_one(token);
+        let key = self.key(token);
         let (kept, cached) = self.entries.get(&key)?;
         if !same(kept, token) || !providers.contains(&cached.provider) {
             return None;
@@ -87,7 +88,7 @@ impl Cache {
         if self.capacity == 0 {
             return;
         }
-        let key = self.hasher.hash_one(token);
+        let key = self.key(token);
         if self.entries.insert(key, (token.into(), cached)).is_none() {
             self.order.push_back(key);
         }
@@ -97,6 +98,12 @@ impl Cache {
             };
             self.entries.remove(&oldest);
         }
+    }
+
+    fn key(&self, token: &str) -> u64 {
+        let bytes = token.as_bytes();
+        let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
+        self.hasher.hash_one((bytes.len(), tail))
     }
 
     pub(crate) fn clear(&mut self) {

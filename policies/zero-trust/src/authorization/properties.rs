@@ -89,7 +89,7 @@ fn policy(action: &'static str) -> impl Strategy<Value = Value> {
     })
 }
 
-fn request() -> impl Strategy<Value = Attributes> {
+fn request() -> impl Strategy<Value = Attributes<'static>> {
     (
         prop::option::of(prop::sample::select(
             &[

@@ -19,7 +19,7 @@ fn try_authorizer(yaml: &str) -> Result<Authorizer, ConfigError> {
 }
 
 /// A request from `web` in namespace `shop` over mTLS, to `GET /cart` on `shop.example:8080`.
-fn request() -> Attributes {
+fn request() -> Attributes<'static> {
     Attributes {
         principals: vec!["cluster.local/ns/shop/sa/web".into()],
         source_ip: Some("10.1.2.3".parse().unwrap()),
@@ -29,19 +29,19 @@ fn request() -> Attributes {
         host: Some("shop.example".into()),
         method: Some("GET".into()),
         path: Some("/cart".into()),
-        headers: vec![("x-env".into(), "prod".into())],
+        headers: vec![("x-env".into(), "prod".into())].into(),
         ..Attributes::default()
     }
 }
 
-fn with_path(path: &str) -> Attributes {
+fn with_path(path: &str) -> Attributes<'static> {
     Attributes {
         path: Some(path.into()),
         ..request()
     }
 }
 
-fn anonymous() -> Attributes {
+fn anonymous() -> Attributes<'static> {
     Attributes {
         principals: Vec::new(),
         ..request()
@@ -181,7 +181,7 @@ fn hosts_ignore_case_methods_and_header_values_do_not() {
         "header names ignore case"
     );
     let upper = Attributes {
-        headers: vec![("x-env".into(), "PROD".into())],
+        headers: vec![("x-env".into(), "PROD".into())].into(),
         ..request()
     };
     assert_eq!(effect(&h, &upper), Effect::Deny, "header values do not");
@@ -191,14 +191,14 @@ fn hosts_ignore_case_methods_and_header_values_do_not() {
 fn repeated_headers_are_joined_and_star_means_present() {
     let a = authorizer(r#"rules: [{when: [{key: "request.headers[x-tag]", values: ["a,b"]}]}]"#);
     let two = Attributes {
-        headers: vec![("x-tag".into(), "a".into()), ("X-Tag".into(), "b".into())],
+        headers: vec![("x-tag".into(), "a".into()), ("X-Tag".into(), "b".into())].into(),
         ..request()
     };
     assert_eq!(effect(&a, &two), Effect::Allow);
     let present =
         authorizer(r#"rules: [{when: [{key: "request.headers[x-empty]", values: ["*"]}]}]"#);
     let empty = Attributes {
-        headers: vec![("x-empty".into(), String::new())],
+        headers: vec![("x-empty".into(), String::new())].into(),
         ..request()
     };
     assert_eq!(effect(&present, &empty), Effect::Allow);
@@ -226,7 +226,7 @@ rules: [{when: [{key: "request.auth.claims[group]", notValues: [admin]}]}]"#,
     );
 }
 
-fn with_token(payload: &Value) -> Attributes {
+fn with_token(payload: &Value) -> Attributes<'static> {
     Attributes {
         auth: Some(std::rc::Rc::new(payload.as_object().unwrap().clone())),
         ..request()
