@@ -384,3 +384,35 @@ fn callout_tokens_are_unique_per_vm_and_taken_only_by_calls_envoy_starts() {
     );
     assert_eq!(report.callouts.len(), 4, "{:?}", report.callouts);
 }
+
+#[test]
+fn callback_time_counts_the_stream_and_tells_hostcalls_apart() {
+    // on_request_headers logs once (a hostcall), then spins 200,000 times in the guest.
+    let bytes = module(
+        "0_2_1",
+        r#"(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+           (data (i32.const 0) "spin")
+           (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+             (local $n i32)
+             (drop (call $log (i32.const 2) (i32.const 0) (i32.const 4)))
+             (local.set $n (i32.const 200000))
+             (loop $spin
+               (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+               (br_if $spin (local.get $n)))
+             i32.const 0)"#,
+    );
+    let filter = load(&bytes).unwrap();
+    let (report, _) = run(&filter, &scenario(), RunOptions::default());
+    let request = report.requests.first().unwrap();
+    assert_eq!(request.hostcalls, 1);
+    assert!(request.hostcall_time > std::time::Duration::ZERO);
+    assert!(
+        request.callback_time > request.hostcall_time,
+        "{:?} in callbacks, {:?} of it in hostcalls",
+        request.callback_time,
+        request.hostcall_time
+    );
+    // Timings stay out of the report's JSON, which must not change from run to run.
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains("callbackTime") && !json.contains("hostcallTime"));
+}

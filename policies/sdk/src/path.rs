@@ -36,34 +36,6 @@ pub fn normalise(path: &str) -> Vec<String> {
     }
 }
 
-/// The query parameters of a request target, in order, names and values percent-decoded
-/// (invalid UTF-8 replaced by U+FFFD; `+` stays `+`, as Envoy's
-/// `parseAndDecodeQueryString` leaves it); a parameter without `=` has an empty value.
-///
-/// ```
-/// use palisade_sdk::path::query_params;
-/// assert_eq!(
-///     query_params("/p?a=1&access%5Ftoken=x%2Ey&flag#frag"),
-///     vec![("a".into(), "1".into()), ("access_token".into(), "x.y".into()), ("flag".into(), String::new())]
-/// );
-/// assert!(query_params("/p").is_empty());
-/// ```
-#[must_use]
-pub fn query_params(target: &str) -> Vec<(String, String)> {
-    let Some((_, query)) = target.split_once('?') else {
-        return Vec::new();
-    };
-    let query = query.split('#').next().unwrap_or(query);
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
-        .collect()
-}
-
 /// The value of the first query parameter `name` of a request target, percent-decoded; only
 /// the parameter found is decoded (no allocation for the others).
 ///
@@ -71,11 +43,15 @@ pub fn query_params(target: &str) -> Vec<(String, String)> {
 /// use palisade_sdk::path::query_param;
 /// assert_eq!(query_param("/p?a=1&access%5Ftoken=x%2Ey", "access_token").as_deref(), Some("x.y"));
 /// assert_eq!(query_param("/p?a=1", "b"), None);
+/// assert_eq!(query_param("/p?flag&b=2#b=3", "flag").as_deref(), Some(""));
+/// assert_eq!(query_param("/p#x?b=2", "b"), None);
+/// assert_eq!(query_param("/p", "b"), None);
 /// ```
 #[must_use]
 pub fn query_param<'a>(target: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    // A fragment ends the target, whatever it holds.
+    let target = target.split('#').next().unwrap_or(target);
     let (_, query) = target.split_once('?')?;
-    let query = query.split('#').next().unwrap_or(query);
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let matches = if key.contains('%') {

@@ -121,7 +121,8 @@ pub fn evaluate(
         ));
     }
     let assessment = prepared.sensitivity.assess(&attributes);
-    let decision = crate::http::sensitive_decision(assessment)
+    let decision = assessment
+        .denial()
         .unwrap_or_else(|| prepared.authorizer.decide(&attributes));
     if prepared.settings.audit.enabled {
         crate::audit::write(host, &attributes, &decision, assessment.label);

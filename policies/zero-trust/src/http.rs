@@ -114,8 +114,9 @@ pub fn evaluate(
         }
     }
     let assessment = prepared.sensitivity.assess(&attributes);
-    let decision =
-        sensitive_decision(assessment).unwrap_or_else(|| prepared.authorizer.decide(&attributes));
+    let decision = assessment
+        .denial()
+        .unwrap_or_else(|| prepared.authorizer.decide(&attributes));
     audit(
         request,
         &attributes,
@@ -144,20 +145,6 @@ pub fn evaluate(
             body: prepared.settings.deny_body.clone(),
             headers: Vec::new(),
         },
-    })
-}
-
-/// A denial for a route whose label's requirement is not met (rule `sensitivity[<label>]`),
-/// before any AuthorizationPolicy is looked at.
-pub(crate) fn sensitive_decision(assessment: crate::sensitivity::Assessment) -> Option<Decision> {
-    (!assessment.met).then(|| Decision {
-        effect: Effect::Deny,
-        policy: Some(format!(
-            "sensitivity[{}]",
-            assessment.label.unwrap_or_default()
-        )),
-        audited: Vec::new(),
-        dry_run: None,
     })
 }
 

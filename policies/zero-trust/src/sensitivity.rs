@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::Attributes;
-use crate::authorization::{Authorizer, ConfigError, Options};
+use crate::authorization::{Authorizer, ConfigError, Decision, Effect, Options};
 
 /// The labels, least to most sensitive.
 pub const LABELS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
@@ -42,6 +42,20 @@ pub struct Assessment {
     pub label: Option<&'static str>,
     /// Whether the label's requirement (if any) is met.
     pub met: bool,
+}
+
+impl Assessment {
+    /// The denial of a route whose label's requirement is not met (rule `sensitivity[<label>]`),
+    /// decided before any AuthorizationPolicy; `None` when the requirement is met.
+    #[must_use]
+    pub fn denial(self) -> Option<Decision> {
+        (!self.met).then(|| Decision {
+            effect: Effect::Deny,
+            policy: Some(format!("sensitivity[{}]", self.label.unwrap_or_default())),
+            audited: Vec::new(),
+            dry_run: None,
+        })
+    }
 }
 
 fn label(name: &str, at: &str) -> Result<&'static str, ConfigError> {

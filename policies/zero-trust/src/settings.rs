@@ -255,7 +255,7 @@ impl Settings {
 }
 
 impl PolicySettings for Settings {
-    /// Checks the status and sampling ranges and compiles the policies.
+    /// Checks the status and sampling ranges.
     fn validate(&self) -> Result<(), SettingsError> {
         if !(400..=599).contains(&self.deny_status) {
             return Err(SettingsError::new(
@@ -269,11 +269,10 @@ impl PolicySettings for Settings {
                 format!("{} is not between 0.0 and 1.0", self.audit.allow_sampling),
             ));
         }
-        self.authenticator()?;
-        self.device_authenticator()?;
-        self.utc_offset()?;
-        self.sensitivity()?;
-        self.authorizer().map(|_| ())
+        // What compiles (policies, key sets, zone, labels) is checked by `prepare`, which every
+        // host runs after this (a settings check included): compiling here too would do it
+        // twice at start-up.
+        Ok(())
     }
 }
 
@@ -303,9 +302,11 @@ mod tests {
             assert_eq!(err.path, "policies[1]");
             assert!(err.message.contains(why), "{err}");
         }
-        let bad: Result<Settings, _> = palisade_sdk::parse_settings(
+        // Compiling is `prepare`'s (which every host runs after parsing), not `validate`'s.
+        let bad = palisade_sdk::parse_settings::<Settings>(
             r#"{"policies": [{"rules": [{"to": [{"operation": {"ports": ["x"]}}]}]}]}"#,
-        );
+        )
+        .and_then(crate::http::prepare);
         assert_eq!(
             bad.unwrap_err().path,
             "policies[0].rules[0].to[0].operation.ports[0]"
