@@ -14,7 +14,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use crate::host::{Entry, Host, HostError, Level};
 use crate::property::connection_from_properties;
-use crate::wire::{HeaderChange, HttpRequest, HttpVerdict, Nonce};
+use crate::wire::{Answer, Callout, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce};
 use crate::{Fetch, HttpPolicy, PolicyError, parse_settings};
 
 #[doc(hidden)]
@@ -218,6 +218,8 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Stream::<P> {
             settings: self.settings.clone(),
+            request: None,
+            pending: None,
             response_headers: Vec::new(),
             policy: PhantomData,
         }))
@@ -228,42 +230,47 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
     }
 }
 
-/// One HTTP stream: decides at the request headers, applies response changes later.
+/// One HTTP stream: decides at the request headers (holding the request while a call the
+/// policy asked for is out), applies response changes later.
 struct Stream<P: HttpPolicy> {
     /// `None` when the plugin was never configured successfully: every request fails closed.
     settings: Option<Rc<P::Prepared>>,
+    /// The request while it is being decided (with the answers so far).
+    request: Option<HttpRequest>,
+    /// The token and id of the call in flight.
+    pending: Option<(u32, String)>,
     /// The verdict's response header changes, kept for `on_http_response_headers`.
     response_headers: Vec<HeaderChange>,
     policy: PhantomData<P>,
 }
 
-impl<P: HttpPolicy> Context for Stream<P> {}
+impl<P: HttpPolicy> Context for Stream<P> {
+    /// The answer to a call the policy asked for: handed to the policy with the request, and the
+    /// new verdict carried out (the stream resumes when it lets the request through).
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
+        let Some((_, id)) = self.pending.take_if(|(t, _)| *t == token) else {
+            return;
+        };
+        let answer = read_answer(id, body_size);
+        if let Some(request) = self.request.as_mut() {
+            request.answers.push(answer);
+        }
+        if matches!(self.carry_out(), Action::Continue)
+            && let Err(status) = hostcalls::resume_http_request()
+        {
+            log::error!("resuming the request failed with status {status:?}");
+        }
+    }
+}
 
 impl<P: HttpPolicy> HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        match self.decide() {
-            Ok(HttpVerdict::Continue {
-                request_headers,
-                response_headers,
-            }) => {
-                apply(MapType::HttpRequestHeaders, &request_headers);
-                self.response_headers = response_headers;
-                Action::Continue
+        match read_request() {
+            Ok(request) => {
+                self.request = Some(request);
+                self.carry_out()
             }
-            Ok(HttpVerdict::Deny {
-                status,
-                reason,
-                message,
-                body,
-                headers,
-            }) => {
-                log::debug!("denied with {status} ({reason}): {message}");
-                reply(status, &headers, &body)
-            }
-            Err(e) => {
-                log::error!("policy error, denying with {POLICY_ERROR_STATUS} (policy-error): {e}");
-                reply(POLICY_ERROR_STATUS, &[], POLICY_ERROR_BODY)
-            }
+            Err(e) => fail_closed(&e),
         }
     }
 
@@ -277,12 +284,142 @@ impl<P: HttpPolicy> HttpContext for Stream<P> {
 }
 
 impl<P: HttpPolicy> Stream<P> {
+    /// Evaluates the held request and carries out the verdict: header changes and `Continue`,
+    /// a local reply, or a call made and the stream paused until its answer. A call the proxy
+    /// refuses is answered at once with status 0, and the policy decides again.
+    fn carry_out(&mut self) -> Action {
+        loop {
+            let verdict = self.decide();
+            match verdict {
+                Ok(HttpVerdict::Continue {
+                    request_headers,
+                    response_headers,
+                }) => {
+                    self.request = None;
+                    apply(MapType::HttpRequestHeaders, &request_headers);
+                    self.response_headers = response_headers;
+                    return Action::Continue;
+                }
+                Ok(HttpVerdict::Deny {
+                    status,
+                    reason,
+                    message,
+                    body,
+                    headers,
+                }) => {
+                    self.request = None;
+                    log::debug!("denied with {status} ({reason}): {message}");
+                    return reply(status, &headers, &body);
+                }
+                Ok(HttpVerdict::Call { callout }) => match dispatch(&callout) {
+                    Ok(token) => {
+                        self.pending = Some((token, callout.id));
+                        return Action::Pause;
+                    }
+                    Err(status) => {
+                        log::warn!(
+                            "call {:?}: the call to cluster {:?} was refused ({status:?})",
+                            callout.id,
+                            callout.cluster
+                        );
+                        if let Some(request) = self.request.as_mut() {
+                            request.answers.push(Answer {
+                                id: callout.id,
+                                ..Answer::default()
+                            });
+                        }
+                    }
+                },
+                Err(e) => {
+                    self.request = None;
+                    return fail_closed(&e);
+                }
+            }
+        }
+    }
+
     fn decide(&self) -> Result<HttpVerdict, PolicyError> {
         let settings = self.settings.as_deref().ok_or_else(|| {
             PolicyError::Internal("the filter has no settings: on_configure did not succeed".into())
         })?;
-        P::evaluate(&read_request()?, settings, &ProxyHost)
+        let request = self
+            .request
+            .as_ref()
+            .ok_or_else(|| PolicyError::Internal("no request is being decided".into()))?;
+        let verdict = P::evaluate(request, settings, &ProxyHost)?;
+        if matches!(verdict, HttpVerdict::Call { .. }) && request.answers.len() >= MAX_CALLS {
+            return Err(PolicyError::Internal(format!(
+                "the policy asked for more than {MAX_CALLS} calls on one request"
+            )));
+        }
+        Ok(verdict)
     }
+}
+
+/// The local reply when the policy could not decide (fail closed); the error goes to the log.
+fn fail_closed(error: &PolicyError) -> Action {
+    log::error!("policy error, denying with {POLICY_ERROR_STATUS} (policy-error): {error}");
+    reply(POLICY_ERROR_STATUS, &[], POLICY_ERROR_BODY)
+}
+
+/// Makes a policy's call from the stream's context (the SDK hands the answer to this stream).
+fn dispatch(callout: &Callout) -> Result<u32, Status> {
+    let mut headers = vec![
+        (":method", callout.method.as_str()),
+        (":path", callout.path.as_str()),
+        (":authority", callout.authority.as_str()),
+    ];
+    headers.extend(
+        callout
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let body = (!callout.body.is_empty()).then_some(callout.body.as_bytes());
+    hostcalls::dispatch_http_call(
+        &callout.cluster,
+        headers,
+        body,
+        Vec::new(),
+        Duration::from_millis(u64::from(callout.timeout_ms)),
+    )
+}
+
+/// The answer to the call `id` from the proxy's call-response buffers: status 0 when no headers
+/// came (a reset) or the body is over [`DEFAULT_MAX_BYTES`](crate::fetch::DEFAULT_MAX_BYTES).
+fn read_answer(id: String, body_size: usize) -> Answer {
+    let pairs = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let mut answer = Answer {
+        id,
+        ..Answer::default()
+    };
+    for (name, value) in pairs {
+        let value = String::from_utf8(value)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if name == ":status" {
+            answer.status = value.parse().unwrap_or_default();
+        } else if !name.starts_with(':') {
+            answer.headers.push((name.to_ascii_lowercase(), value));
+        }
+    }
+    if body_size > crate::fetch::DEFAULT_MAX_BYTES {
+        log::warn!(
+            "call {:?}: the answer has {body_size} bytes, over the limit of {}",
+            answer.id,
+            crate::fetch::DEFAULT_MAX_BYTES
+        );
+        answer.status = 0;
+        return answer;
+    }
+    if body_size > 0 {
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        answer.body = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    }
+    answer
 }
 
 /// The [`Host`] of a proxy filter: proxy-wasm's clock, shared data and log calls. Shared data

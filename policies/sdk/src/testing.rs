@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::host::{Entry, Host, HostError, Level};
-use crate::wire::{AdmissionRequest, HttpRequest, HttpVerdict, Verdict};
+use crate::wire::{AdmissionRequest, Answer, HttpRequest, HttpVerdict, MAX_CALLS, Verdict};
 use crate::{AdmissionPolicy, HttpPolicy, PolicyError, PolicySettings, parse_settings};
 
 /// A request type fixtures carry, built from the `request` mapping of a `<case>.yaml`.
@@ -132,6 +132,39 @@ pub struct FixtureHost {
     /// `prepare`, as the proxy adapter does when the upstream answers 200 (a body the policy
     /// refuses is logged, as there). Admission policies fetch nothing.
     pub fetched: BTreeMap<String, String>,
+    /// What upstream clusters answer the HTTP policy's calls ([`HttpVerdict::Call`]), by
+    /// cluster name: answers in order, the last repeating (as the proxy host's scenario
+    /// clusters); a call to a cluster not named here is refused (status 0), as an unknown
+    /// cluster is by the proxy.
+    pub callouts: BTreeMap<String, Vec<FixtureAnswer>>,
+}
+
+/// A cluster's answer to one call, in a fixture.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FixtureAnswer {
+    /// The HTTP status (200 unless said).
+    pub status: u16,
+    /// Headers, lower-case names, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// The connection resets instead of answering (the policy sees status 0).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
+}
+
+impl Default for FixtureAnswer {
+    fn default() -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: String::new(),
+            reset: false,
+        }
+    }
 }
 
 /// 2026-01-01T00:00:00Z, the time fixtures run at unless they say otherwise.
@@ -143,6 +176,7 @@ impl Default for FixtureHost {
             now: FIXTURE_EPOCH,
             data: BTreeMap::new(),
             fetched: BTreeMap::new(),
+            callouts: BTreeMap::new(),
         }
     }
 }
@@ -495,8 +529,10 @@ fn type_of(object: &Value) -> (String, String, String) {
 /// parsed, validated and prepared first, then the request `repeat` times with a [`TestHost`].
 #[must_use]
 pub fn evaluate_natively<P: AdmissionPolicy>(fixture: &Fixture) -> Outcome {
-    if !fixture.host.fetched.is_empty() {
-        return Outcome::Error("host.fetched: admission policies fetch nothing".to_owned());
+    if !fixture.host.fetched.is_empty() || !fixture.host.callouts.is_empty() {
+        return Outcome::Error(
+            "host.fetched, host.callouts: admission policies fetch and call nothing".to_owned(),
+        );
     }
     decide(
         &fixture.settings,
@@ -508,11 +544,52 @@ pub fn evaluate_natively<P: AdmissionPolicy>(fixture: &Fixture) -> Outcome {
 }
 
 /// Evaluates a fixture natively through the HTTP policy `P`, as the proxy-wasm adapter does:
-/// settings parsed, validated and prepared in `on_configure`, then the request `repeat` times.
+/// settings parsed, validated and prepared in `on_configure`, then the request `repeat` times,
+/// each time with its calls answered from `host.callouts` until the policy decides (at most
+/// [`MAX_CALLS`] calls, as in the adapter).
 #[must_use]
 pub fn evaluate_http_natively<P: HttpPolicy>(
     fixture: &Fixture<HttpRequest>,
 ) -> Outcome<HttpVerdict> {
+    let answered: RefCell<BTreeMap<&str, usize>> = RefCell::new(BTreeMap::new());
+    let evaluate = |prepared: &P::Prepared, host: &dyn Host| {
+        let mut request = fixture.request.clone();
+        loop {
+            let verdict = P::evaluate(&request, prepared, host)?;
+            let HttpVerdict::Call { callout } = verdict else {
+                return Ok(verdict);
+            };
+            if request.answers.len() >= MAX_CALLS {
+                return Err(PolicyError::Internal(format!(
+                    "the policy asked for more than {MAX_CALLS} calls on one request"
+                )));
+            }
+            let answer = fixture
+                .host
+                .callouts
+                .get_key_value(callout.cluster.as_str())
+                .and_then(|(cluster, answers)| {
+                    let mut answered = answered.borrow_mut();
+                    let at = answered.entry(cluster.as_str()).or_default();
+                    let answer = answers.get(*at).or(answers.last());
+                    *at = at.saturating_add(1);
+                    answer
+                })
+                .filter(|a| !a.reset);
+            request.answers.push(match answer {
+                Some(a) => Answer {
+                    id: callout.id,
+                    status: a.status,
+                    headers: a.headers.clone(),
+                    body: a.body.clone(),
+                },
+                None => Answer {
+                    id: callout.id,
+                    ..Answer::default()
+                },
+            });
+        }
+    };
     decide(
         &fixture.settings,
         P::prepare,
@@ -536,7 +613,7 @@ pub fn evaluate_http_natively<P: HttpPolicy>(
             }
             Ok(())
         },
-        |prepared: &P::Prepared, host| P::evaluate(&fixture.request, prepared, host),
+        evaluate,
     )
 }
 
@@ -674,4 +751,124 @@ where
 #[must_use]
 pub fn run_trials(trials: Vec<libtest_mimic::Trial>) -> ExitCode {
     libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::wire::Callout;
+
+    /// Asks `cluster` (the settings) until an answer is 200, then allows; denies with the last
+    /// status after three failures.
+    struct Asker;
+
+    impl HttpPolicy for Asker {
+        type Settings = Option<String>;
+        type Prepared = Option<String>;
+
+        fn prepare(settings: Option<String>) -> Result<Option<String>, crate::SettingsError> {
+            Ok(settings)
+        }
+
+        fn evaluate(
+            request: &HttpRequest,
+            cluster: &Option<String>,
+            _host: &dyn Host,
+        ) -> Result<HttpVerdict, PolicyError> {
+            let statuses: Vec<u16> = request.answers.iter().map(|a| a.status).collect();
+            Ok(match statuses.last() {
+                Some(200) => HttpVerdict::allow(),
+                Some(&status) if statuses.len() == 3 => {
+                    HttpVerdict::deny(403, "refused", format!("{statuses:?} {status}"))
+                }
+                _ => HttpVerdict::Call {
+                    callout: Callout {
+                        id: format!("ask/{}", statuses.len()),
+                        cluster: cluster.clone().unwrap_or_default(),
+                        method: "GET".into(),
+                        path: "/".into(),
+                        authority: "authz".into(),
+                        headers: Vec::new(),
+                        body: String::new(),
+                        timeout_ms: 100,
+                    },
+                },
+            })
+        }
+    }
+
+    impl PolicySettings for Option<String> {
+        fn validate(&self) -> Result<(), crate::SettingsError> {
+            Ok(())
+        }
+    }
+
+    fn fixture(settings: &str, callouts: &str) -> Fixture<HttpRequest> {
+        Fixture {
+            name: "case".into(),
+            path: "case.yaml".into(),
+            settings: settings.into(),
+            request: HttpRequest::default(),
+            host: serde_json::from_str(&format!(r#"{{"callouts": {callouts}}}"#)).unwrap(),
+            repeat: 1,
+        }
+    }
+
+    #[test]
+    fn calls_are_answered_in_order_until_the_policy_decides() {
+        let outcome = evaluate_http_natively::<Asker>(&fixture(
+            r#""authz""#,
+            r#"{"authz": [{"status": 503}, {"reset": true}, {"status": 200}]}"#,
+        ));
+        assert_eq!(outcome, Outcome::Verdict(HttpVerdict::allow()));
+        // The last answer repeats; a reset reads as status 0.
+        let outcome = evaluate_http_natively::<Asker>(&fixture(
+            r#""authz""#,
+            r#"{"authz": [{"status": 500}, {"reset": true}]}"#,
+        ));
+        let Outcome::Verdict(HttpVerdict::Deny { message, .. }) = outcome else {
+            unreachable!("{outcome:?}");
+        };
+        assert_eq!(message, "[500, 0, 0] 0");
+    }
+
+    #[test]
+    fn an_unknown_cluster_refuses_and_endless_calls_fail_closed() {
+        // No such cluster: every call is refused (status 0), as the proxy refuses it.
+        let outcome = evaluate_http_natively::<Asker>(&fixture(r#""nowhere""#, "{}"));
+        assert!(
+            matches!(outcome, Outcome::Verdict(HttpVerdict::Deny { .. })),
+            "{outcome:?}"
+        );
+        // A policy that never decides is stopped after MAX_CALLS calls.
+        struct Endless;
+        impl HttpPolicy for Endless {
+            type Settings = Option<String>;
+            type Prepared = Option<String>;
+            fn prepare(s: Option<String>) -> Result<Option<String>, crate::SettingsError> {
+                Ok(s)
+            }
+            fn evaluate(
+                request: &HttpRequest,
+                prepared: &Option<String>,
+                host: &dyn Host,
+            ) -> Result<HttpVerdict, PolicyError> {
+                let mut verdict = Asker::evaluate(&HttpRequest::default(), prepared, host)?;
+                if let HttpVerdict::Call { callout } = &mut verdict {
+                    callout.id = format!("endless/{}", request.answers.len());
+                }
+                Ok(verdict)
+            }
+        }
+        let outcome =
+            evaluate_http_natively::<Endless>(&fixture(r#""authz""#, r#"{"authz": [{}]}"#));
+        assert_eq!(
+            outcome,
+            Outcome::Error(format!(
+                "internal policy error: the policy asked for more than {MAX_CALLS} calls on one request"
+            ))
+        );
+    }
 }

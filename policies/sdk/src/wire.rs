@@ -13,7 +13,10 @@ pub use admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, GroupVersionResource,
     Operation, RawJson, Status, UserInfo,
 };
-pub use http::{Connection, HeaderChange, HttpRequest, HttpVerdict, Nonce, NonceError};
+pub use http::{
+    Answer, Callout, Connection, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce,
+    NonceError,
+};
 pub use metadata::{PolicyMetadata, Rule};
 pub use text::Text;
 pub use verdict::{PatchOperation, Verdict};

@@ -34,6 +34,17 @@ impl Serialize for RequestPrincipal<'_> {
     }
 }
 
+/// What the external authorizer of a CUSTOM rule answered.
+#[derive(Serialize)]
+pub struct ExtAuthz<'a> {
+    /// The provider's name.
+    pub provider: &'a str,
+    /// The answer's status (0: none came).
+    pub status: u16,
+    /// Envoy's name for the outcome: `ok`, `denied`, `error`, `failure_mode_allowed`.
+    pub result: &'static str,
+}
+
 /// One record; fields in the order people read them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,6 +55,8 @@ struct Record<'a> {
     authentication: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ext_authz: Option<&'a ExtAuthz<'a>>,
     policy: Option<&'a str>,
     audited: &'a [String],
     dry_run: Option<DryRun<'a>>,
@@ -68,6 +81,7 @@ impl<'a> Record<'a> {
             result,
             authentication: None,
             status: None,
+            ext_authz: None,
             policy: None,
             audited: &[],
             dry_run: None,
@@ -120,6 +134,27 @@ pub(crate) fn write(
     sensitivity: Option<&str>,
 ) {
     host.log(Level::Info, &record(attributes, decision, sensitivity));
+}
+
+/// The record of a request a CUSTOM rule's external authorizer refused or failed on.
+#[must_use]
+pub fn custom_record(attributes: &Attributes, rule: &str, ext_authz: &ExtAuthz) -> String {
+    Record {
+        policy: Some(rule),
+        ext_authz: Some(ext_authz),
+        ..Record::new(attributes, "deny")
+    }
+    .text()
+}
+
+/// Writes the record of a CUSTOM denial at `info`.
+pub(crate) fn write_custom(
+    host: &dyn Host,
+    attributes: &Attributes,
+    rule: &str,
+    ext_authz: &ExtAuthz,
+) {
+    host.log(Level::Info, &custom_record(attributes, rule, ext_authz));
 }
 
 /// The record of a request refused by authentication (its token did not verify).

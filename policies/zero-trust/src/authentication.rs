@@ -30,7 +30,8 @@ use serde_json::{Map, Value};
 
 use cache::{Cache, Cached};
 pub use config::ConfigError;
-use config::{JwtRule, duration};
+use config::JwtRule;
+pub(crate) use config::duration;
 use jwks::Jwks;
 use token::{Failure, Jwt, audience_allowed, check_time, verify_signature};
 

@@ -66,6 +66,17 @@ pub struct Decision {
     pub dry_run: Option<(Effect, Option<String>)>,
 }
 
+/// Where a CUSTOM policy is and which provider it names (see [`Authorizer::custom_policy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomPolicy {
+    /// The policy's place in the list (`[i]`), empty for a single policy.
+    pub at: String,
+    /// The place of its `provider.name` (`[i].spec.provider.name`).
+    pub provider_at: String,
+    /// The provider's name.
+    pub provider: String,
+}
+
 /// Options beyond Istio's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
@@ -88,6 +99,8 @@ struct Policy {
     id: String,
     action: Action,
     provider: Option<String>,
+    /// Where `provider.name` is in the settings (below `policies`).
+    provider_at: String,
     dry_run: bool,
     rules: Vec<CompiledRule>,
 }
@@ -326,33 +339,36 @@ impl Authorizer {
             .any(ConditionMatch::uses_time)
     }
 
-    /// Where the first CUSTOM policy is (`[i]`, or empty for a single policy), if any.
+    /// The first CUSTOM policy, if any: where it is (`[i]`, or empty for a single policy),
+    /// where its `provider.name` is, and the name (all CUSTOM policies name the same provider).
     #[must_use]
-    pub fn custom_policy(&self) -> Option<String> {
-        let index = self
+    pub fn custom_policy(&self) -> Option<CustomPolicy> {
+        let (index, policy) = self
             .policies
             .iter()
-            .position(|p| p.action == Action::Custom)?;
-        Some(if self.single {
-            String::new()
-        } else {
-            format!("[{index}]")
+            .enumerate()
+            .find(|(_, p)| p.action == Action::Custom)?;
+        Some(CustomPolicy {
+            at: if self.single {
+                String::new()
+            } else {
+                format!("[{index}]")
+            },
+            provider_at: policy.provider_at.clone(),
+            provider: policy.provider.clone().unwrap_or_default(),
         })
     }
 
-    /// The first CUSTOM rule that matches, with its provider: the caller asks the provider and
+    /// The first CUSTOM rule that matches (its id): the caller asks the policies' provider and
     /// denies if it refuses, before calling [`Authorizer::decide`] (Istio runs the CUSTOM
     /// filter first, before token verification).
     #[must_use]
-    pub fn custom(&self, request: &Attributes) -> Option<(&str, String)> {
+    pub fn custom(&self, request: &Attributes) -> Option<String> {
         let forms = path_forms(request);
         self.policies
             .iter()
             .filter(|p| p.action == Action::Custom && !p.dry_run)
-            .find_map(|p| {
-                let rule = p.matching_rule(request, &forms)?;
-                Some((p.provider.as_deref().unwrap_or_default(), rule))
-            })
+            .find_map(|p| p.matching_rule(request, &forms))
     }
 
     /// The id of the first rule, of any policy and action, that `request` matches: the
@@ -720,6 +736,7 @@ fn compile(object: Object, index: usize, at: &str, spec_at: &str) -> Result<Poli
         id: format!("ns[{namespace}]-policy[{name}]"),
         action,
         provider,
+        provider_at: dot(spec_at, "provider.name"),
         dry_run,
         rules,
     })

@@ -5,10 +5,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use palisade_sdk::host::Level;
 use palisade_sdk::wire::{HttpRequest, HttpVerdict};
 use palisade_sdk::{Host, PolicyError, SettingsError};
 
 use crate::authorization::{Decision, Effect};
+use crate::ext_authz;
 use crate::{Attributes, LocalTime, Rejection, Settings};
 
 /// The reason of a denial (Envoy: `rbac_access_denied_matched_policy[...]` in the details).
@@ -20,12 +22,9 @@ pub type Prepared = crate::settings::Compiled;
 /// Compiles the settings for the filter.
 ///
 /// # Errors
-/// [`SettingsError`] for a policy that cannot be used, and for CUSTOM policies, which need the
-/// ext_authz callout this filter does not make yet.
+/// [`SettingsError`] for a policy or provider that cannot be used.
 pub fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
-    settings.compile_without_custom(
-        "CUSTOM policies (ext_authz callouts) are not supported by this filter yet",
-    )
+    settings.compile()
 }
 
 /// An `ip:port` (or `[v6]:port`, or a bare address) as an address.
@@ -69,6 +68,37 @@ pub fn attributes(request: &HttpRequest) -> Attributes<'_> {
     }
 }
 
+/// The reason of a denial by the external authorizer (Envoy's details `ext_authz_denied`).
+pub const EXT_AUTHZ_DENIED: &str = "ext-authz-denied";
+/// The reason of a denial because the external authorizer failed (Envoy: `ext_authz_error`).
+pub const EXT_AUTHZ_ERROR: &str = "ext-authz-error";
+
+/// A CUSTOM rule's call and what came of it, for the audit trail.
+struct Custom<'a> {
+    provider: &'a str,
+    rule: &'a str,
+    status: u16,
+    result: &'static str,
+}
+
+impl Custom<'_> {
+    /// Writes the record of a request the external authorizer refused (or failed on).
+    fn record(&self, attributes: &Attributes, prepared: &Prepared, host: &dyn Host) {
+        if prepared.settings.audit.enabled {
+            crate::audit::write_custom(
+                host,
+                attributes,
+                self.rule,
+                &crate::audit::ExtAuthz {
+                    provider: self.provider,
+                    status: self.status,
+                    result: self.result,
+                },
+            );
+        }
+    }
+}
+
 /// The reason of a token refused (Envoy: `jwt_authn_access_denied{...}` in the details).
 pub const JWT_DENIED: &str = "jwt-authn-access-denied";
 
@@ -94,6 +124,72 @@ pub fn evaluate(
         attributes.time = Some(LocalTime::at(now, prepared.utc_offset));
     }
     let mut request_headers = Vec::new();
+    let mut response_headers = Vec::new();
+    if let Some(provider) = &prepared.custom
+        && let Some(rule) = prepared.authorizer.custom(&attributes)
+    {
+        let Some(answer) = request.answer(&provider.id) else {
+            return Ok(HttpVerdict::Call {
+                callout: provider.check(request),
+            });
+        };
+        let outcome = provider.outcome(answer);
+        let _ = host.count(&format!("zero_trust.ext_authz.{}", outcome.stat()), 1);
+        let custom = Custom {
+            provider: &provider.name,
+            rule: &rule,
+            status: answer.status,
+            result: outcome.stat(),
+        };
+        match outcome {
+            ext_authz::Outcome::Ok {
+                request_headers: upstream,
+                response_headers: downstream,
+            } => {
+                request_headers.extend(upstream);
+                response_headers.extend(downstream);
+            }
+            ext_authz::Outcome::FailureModeAllowed { why } => host.log(
+                Level::Warn,
+                &format!(
+                    "ext_authz provider {:?}: {why}; failing open",
+                    provider.name
+                ),
+            ),
+            ext_authz::Outcome::Denied {
+                status,
+                body,
+                headers,
+            } => {
+                custom.record(&attributes, prepared, host);
+                count(host, false, &rule);
+                return Ok(HttpVerdict::Deny {
+                    status,
+                    reason: EXT_AUTHZ_DENIED.to_owned(),
+                    message: format!(
+                        "ext_authz_denied: provider {:?} answered {status} (rule {rule})",
+                        provider.name
+                    ),
+                    body,
+                    headers,
+                });
+            }
+            ext_authz::Outcome::Error { status, why } => {
+                custom.record(&attributes, prepared, host);
+                count(host, false, &rule);
+                return Ok(HttpVerdict::Deny {
+                    status,
+                    reason: EXT_AUTHZ_ERROR.to_owned(),
+                    message: format!(
+                        "ext_authz_error: provider {:?}: {why} (rule {rule})",
+                        provider.name
+                    ),
+                    body: String::new(),
+                    headers: Vec::new(),
+                });
+            }
+        }
+    }
     for (authenticator, device) in [(&prepared.authenticator, false), (&prepared.device, true)] {
         match authenticator.authenticate(request, now) {
             Ok(authenticated) => {
@@ -133,7 +229,7 @@ pub fn evaluate(
     Ok(match decision.effect {
         Effect::Allow => HttpVerdict::Continue {
             request_headers,
-            response_headers: Vec::new(),
+            response_headers,
         },
         Effect::Deny => HttpVerdict::Deny {
             status: prepared.settings.deny_status,

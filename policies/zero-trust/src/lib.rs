@@ -21,6 +21,7 @@ mod attributes;
 pub mod audit;
 pub mod authentication;
 pub mod authorization;
+pub mod ext_authz;
 pub mod http;
 pub mod sensitivity;
 mod settings;

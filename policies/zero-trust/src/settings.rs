@@ -14,6 +14,9 @@ use crate::authorization::{Authorizer, ConfigError, Options};
 pub struct Settings {
     /// AuthorizationPolicy objects (or their `spec`s), as in the cluster. None by default.
     pub policies: Value,
+    /// MeshConfig's `extensionProviders` (the list, as in the mesh config): the external
+    /// authorizers CUSTOM policies name (`envoyExtAuthzHttp`; proxy home only). None by default.
+    pub extension_providers: Value,
     /// RequestAuthentication objects (or their `spec`s), as in the cluster: the JWT rules
     /// (proxy home only). None by default: every request is anonymous.
     pub authentication: Value,
@@ -94,6 +97,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             policies: Value::Array(Vec::new()),
+            extension_providers: Value::Array(Vec::new()),
             authentication: Value::Array(Vec::new()),
             jwt: Jwt::default(),
             device: Value::Null,
@@ -117,12 +121,7 @@ impl Settings {
             default_deny: self.default_action == DefaultAction::Deny,
         };
         Authorizer::new(&self.policies, options).map_err(|ConfigError { path, message }| {
-            let path = if path.is_empty() || path.starts_with('[') {
-                format!("policies{path}")
-            } else {
-                format!("policies.{path}")
-            };
-            SettingsError::new(path, message)
+            SettingsError::new(below("policies", &path), message)
         })
     }
 
@@ -226,9 +225,34 @@ pub struct Compiled {
     pub utc_offset: i32,
     /// The sensitivity labels, compiled.
     pub sensitivity: crate::sensitivity::Sensitivity,
+    /// The provider CUSTOM policies call, if there are any (one per workload, as in Istio).
+    pub custom: Option<crate::ext_authz::Provider>,
 }
 
 impl Settings {
+    /// Compiles the settings for a home that can call external authorizers: the provider of
+    /// the CUSTOM policies must be among `extensionProviders`, of kind `envoyExtAuthzHttp`.
+    ///
+    /// # Errors
+    /// [`SettingsError`] for a policy or provider that cannot be used.
+    pub fn compile(self) -> Result<Compiled, SettingsError> {
+        let providers = crate::ext_authz::Providers::new(&self.extension_providers)
+            .map_err(|e| SettingsError::new(format!("extensionProviders{}", e.path), e.message))?;
+        let authorizer = self.authorizer()?;
+        let custom = match authorizer.custom_policy() {
+            Some(custom) => Some(
+                providers
+                    .get(&custom.provider)
+                    .map_err(|message| {
+                        SettingsError::new(below("policies", &custom.provider_at), message)
+                    })?
+                    .clone(),
+            ),
+            None => None,
+        };
+        self.compile_with(authorizer, custom)
+    }
+
     /// Compiles the settings for a home that cannot ask an external authorizer: CUSTOM
     /// policies are refused with `why` (the home and what it lacks).
     ///
@@ -236,9 +260,17 @@ impl Settings {
     /// [`SettingsError`] for a policy that cannot be used, or a CUSTOM one.
     pub fn compile_without_custom(self, why: &str) -> Result<Compiled, SettingsError> {
         let authorizer = self.authorizer()?;
-        if let Some(at) = authorizer.custom_policy() {
-            return Err(SettingsError::new(format!("policies{at}"), why));
+        if let Some(custom) = authorizer.custom_policy() {
+            return Err(SettingsError::new(format!("policies{}", custom.at), why));
         }
+        self.compile_with(authorizer, None)
+    }
+
+    fn compile_with(
+        self,
+        authorizer: Authorizer,
+        custom: Option<crate::ext_authz::Provider>,
+    ) -> Result<Compiled, SettingsError> {
         let authenticator = self.authenticator()?;
         let device = self.device_authenticator()?;
         let utc_offset = self.utc_offset()?;
@@ -250,7 +282,17 @@ impl Settings {
             device,
             utc_offset,
             sensitivity,
+            custom,
         })
+    }
+}
+
+/// `path` (as a [`ConfigError`] gives it: `[i].spec.x`, `spec.x` or empty) below `field`.
+fn below(field: &str, path: &str) -> String {
+    if path.is_empty() || path.starts_with('[') {
+        format!("{field}{path}")
+    } else {
+        format!("{field}.{path}")
     }
 }
 
@@ -282,24 +324,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn homes_without_callouts_refuse_custom_policies_naming_the_policy() {
+    fn custom_policies_need_a_provider_and_a_home_that_calls_it() {
         let settings: Settings = palisade_sdk::parse_settings(
             r#"{"policies": [{"rules": [{}]},
                 {"action": "CUSTOM", "provider": {"name": "ext-authz"}, "rules": [{}]}]}"#,
         )
         .unwrap();
-        for (result, why) in [
+        for (result, path, why) in [
             (
                 crate::http::prepare(settings.clone()).map(|_| ()),
-                "not supported by this filter",
+                "policies[1].provider.name",
+                "not among extensionProviders",
             ),
             (
                 crate::admission::prepare(settings.clone()).map(|_| ()),
+                "policies[1]",
                 "not supported at admission",
             ),
         ] {
             let err = result.unwrap_err();
-            assert_eq!(err.path, "policies[1]");
+            assert_eq!(err.path, path);
             assert!(err.message.contains(why), "{err}");
         }
         // Compiling is `prepare`'s (which every host runs after parsing), not `validate`'s.

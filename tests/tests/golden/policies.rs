@@ -183,8 +183,9 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
         "headers": r.headers,
     }});
     steps.extend(std::iter::repeat_n(request, fixture.repeat as usize));
-    // The fixture's answers to background fetches come from clusters of those names.
-    let clusters: serde_json::Map<String, serde_json::Value> = fixture
+    // The fixture's answers to background fetches and to calls come from clusters of those
+    // names, in order.
+    let mut clusters: serde_json::Map<String, serde_json::Value> = fixture
         .host
         .fetched
         .iter()
@@ -195,6 +196,14 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
             )
         })
         .collect();
+    for (cluster, answers) in &fixture.host.callouts {
+        let answers = serde_json::to_value(answers).map_err(|e| e.to_string())?;
+        if clusters.insert(cluster.clone(), answers).is_some() {
+            return Err(format!(
+                "cluster {cluster:?} is both in host.fetched and in host.callouts"
+            ));
+        }
+    }
     let text = serde_json::json!({
         "plugin": {"workers": 1, "configuration": if settings.is_null() { serde_json::Value::Null } else { settings }},
         "connection": connection,
@@ -228,6 +237,9 @@ fn proxy_agrees(
             }
             Ok(())
         }
+        Outcome::Verdict(HttpVerdict::Call { callout }) => Err(format!(
+            "a fixture's outcome cannot be a call (the runner answers calls): {callout:?}"
+        )),
         Outcome::Error(_) => match request.and_then(|r| r.response.as_ref()) {
             Some(response) if response.status == 403 => Ok(()),
             other => Err(format!("expected a fail-closed 403, got {other:?}")),

@@ -45,6 +45,11 @@ pub struct HttpRequest {
     /// 16 random bytes the adapter draws for this request (the policy itself may not use
     /// randomness); fixtures give them as 32 hex digits, all zero by default.
     pub nonce: Nonce,
+    /// The answers to the calls this request's verdicts asked for ([`HttpVerdict::Call`]), in
+    /// order; empty at the first evaluation. Filled by the adapter (and by the fixture runner
+    /// from `host.callouts`), never read from a fixture's request.
+    #[serde(skip)]
+    pub answers: Vec<Answer>,
 }
 
 impl Default for HttpRequest {
@@ -57,6 +62,7 @@ impl Default for HttpRequest {
             headers: Vec::new(),
             connection: Connection::default(),
             nonce: Nonce::default(),
+            answers: Vec::new(),
         }
     }
 }
@@ -69,6 +75,12 @@ impl HttpRequest {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The answer to the call `id`, once it came.
+    #[must_use]
+    pub fn answer(&self, id: &str) -> Option<&Answer> {
+        self.answers.iter().find(|a| a.id == id)
     }
 
     /// The value of cookie `name` from the `cookie` headers (RFC 6265 `name=value` pairs
@@ -132,6 +144,65 @@ impl HttpRequest {
             }
         }
         request
+    }
+}
+
+/// An HTTP call a policy needs answered before it can decide on a request (an external
+/// authorizer's check, a token introspection): the adapter holds the request, makes the call to
+/// the upstream `cluster`, and evaluates the request again with the [`Answer`] in
+/// [`HttpRequest::answers`]. At most [`MAX_CALLS`] calls per request; a policy asking for more
+/// fails closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Callout {
+    /// The policy's name for the call, handed back in the answer (`ext-authz/<provider>`).
+    pub id: String,
+    /// The upstream cluster (Envoy's name, e.g. Istio's `outbound|9000||authz.foo.svc.cluster.local`).
+    pub cluster: String,
+    /// `:method` of the call.
+    pub method: String,
+    /// `:path` of the call, with its query.
+    pub path: String,
+    /// `:authority` of the call.
+    pub authority: String,
+    /// Further headers, lower-case names, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// The request body (none when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// How long the call may take, in milliseconds; past it the proxy answers 504 itself.
+    pub timeout_ms: u32,
+}
+
+/// How many calls one request may make before the adapter gives up on the policy (fail closed).
+pub const MAX_CALLS: usize = 4;
+
+/// What came back from a [`Callout`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Answer {
+    /// The callout's `id`.
+    pub id: String,
+    /// The answer's HTTP status; 0 when no answer came: the proxy refused the call (an unknown
+    /// cluster) or the connection reset. A timeout is the proxy's own 504.
+    pub status: u16,
+    /// The answer's headers (lower-case names, pseudo-headers left out), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// The answer's body, as text (invalid UTF-8 replaced with U+FFFD).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub body: String,
+}
+
+impl Answer {
+    /// The first value of the answer's header `name` (compared case-insensitively).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -286,6 +357,11 @@ pub enum HttpVerdict {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         headers: Vec<(String, String)>,
     },
+    /// Hold the request, make this call, and decide again with its answer.
+    Call {
+        /// The call to make.
+        callout: Callout,
+    },
 }
 
 impl HttpVerdict {
@@ -311,7 +387,7 @@ impl HttpVerdict {
         }
     }
 
-    /// Whether the request goes on upstream.
+    /// Whether the request goes on upstream (a call asked for is not a decision yet: false).
     #[must_use]
     pub fn is_allowed(&self) -> bool {
         matches!(self, Self::Continue { .. })

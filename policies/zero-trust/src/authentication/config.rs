@@ -151,8 +151,15 @@ pub(crate) fn rules(value: &Value) -> Result<Vec<(String, JwtRule)>, ConfigError
     Ok(rules)
 }
 
-/// A duration as Istio and Envoy write them (`5s`, `300ms`, `5m`, `1h30m`).
+/// A duration as Istio and Envoy write them: protobuf JSON (`0.5s`, `600s`) or with units
+/// (`300ms`, `5m`, `1h30m`).
 pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
+    if let Some(seconds) = text.strip_suffix('s')
+        && let Ok(seconds) = seconds.parse::<f64>()
+        && (0.0..=f64::from(u32::MAX)).contains(&seconds)
+    {
+        return Ok(std::time::Duration::from_secs_f64(seconds));
+    }
     humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration such as 5s or 300ms: {e}"))
+        .map_err(|e| format!("{text:?} is not a duration such as 5s, 0.5s or 300ms: {e}"))
 }

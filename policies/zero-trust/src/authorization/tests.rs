@@ -351,9 +351,19 @@ rules: [{to: [{operation: {paths: ["/orders/*"]}}]}]
 "#,
     );
     assert_eq!(a.custom(&request()), None);
-    let (provider, rule) = a.custom(&with_path("/orders/1")).unwrap();
-    assert_eq!(provider, "ext-authz");
-    assert_eq!(rule, "ns[default]-policy[policy-0]-rule[0]");
+    assert_eq!(
+        a.custom(&with_path("/orders/1")).as_deref(),
+        Some("ns[default]-policy[policy-0]-rule[0]")
+    );
+    let custom = a.custom_policy().unwrap();
+    assert_eq!(
+        (
+            custom.at.as_str(),
+            custom.provider_at.as_str(),
+            custom.provider.as_str()
+        ),
+        ("", "provider.name", "ext-authz")
+    );
     // CUSTOM takes no part in the ALLOW/DENY decision.
     assert_eq!(effect(&a, &with_path("/orders/1")), Effect::Allow);
 }
