@@ -15,7 +15,7 @@ for filter in request-guard zero-trust; do
   echo
   echo "\$ palisade run --policy ${filter//-/_}.wasm --http policies/$filter/examples/scenario.yaml"
   "$palisade" run --policy "$module" --http "$root/policies/$filter/examples/scenario.yaml" >/dev/null || true
-  for scenario in "$root/policies/$filter"/examples/jwt/*.yaml; do
+  for scenario in "$root/policies/$filter"/examples/*/*.yaml; do
     [[ -f $scenario && $scenario != *.template.yaml ]] || continue
     echo
     echo "\$ palisade run --policy ${filter//-/_}.wasm --http ${scenario#"$root/"}"
