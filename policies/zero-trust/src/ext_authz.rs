@@ -32,16 +32,6 @@ const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 /// Istio's timeout for a provider that names none.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One `extensionProviders` entry as written in MeshConfig.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Entry {
-    name: String,
-    /// Every other key: the provider's kind, one of Istio's.
-    #[serde(flatten)]
-    kind: BTreeMap<String, Value>,
-}
-
 /// `envoyExtAuthzHttp` (istio/api `EnvoyExternalAuthorizationHttpProvider`), plus `cluster`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -427,18 +417,27 @@ impl Providers {
         let mut providers = Self::default();
         for (index, value) in list.iter().enumerate() {
             let at = format!("[{index}]");
-            let entry: Entry =
-                serde_path_to_error::deserialize(value).map_err(|e| ConfigError {
-                    path: at.clone(),
-                    message: e.to_string(),
-                })?;
-            if providers.names().any(|n| n == entry.name) {
+            // `{name, <kind>: {...}}`, read by hand: serde's `flatten` costs the module size.
+            let entry = value.as_object().ok_or_else(|| ConfigError {
+                path: at.clone(),
+                message: "an entry is a mapping {name, envoyExtAuthzHttp: {...}}".to_owned(),
+            })?;
+            let name = match entry.get("name") {
+                Some(Value::String(name)) if !name.is_empty() => name.clone(),
+                _ => {
+                    return Err(ConfigError {
+                        path: format!("{at}.name"),
+                        message: "every provider has a name (a non-empty string)".to_owned(),
+                    });
+                }
+            };
+            if providers.names().any(|n| n == name) {
                 return Err(ConfigError {
                     path: format!("{at}.name"),
-                    message: format!("{:?} names two providers", entry.name),
+                    message: format!("{name:?} names two providers"),
                 });
             }
-            let mut kinds = entry.kind.into_iter();
+            let mut kinds = entry.iter().filter(|(key, _)| *key != "name");
             let (Some((kind, settings)), None) = (kinds.next(), kinds.next()) else {
                 return Err(ConfigError {
                     path: at,
@@ -456,13 +455,13 @@ impl Providers {
                 providers
                     .http
                     .push(
-                        Provider::new(&entry.name, settings).map_err(|e| ConfigError {
+                        Provider::new(&name, settings).map_err(|e| ConfigError {
                             path: format!("{at}{}", e.path),
                             message: e.message,
                         })?,
                     );
             } else {
-                providers.other.push((entry.name, kind));
+                providers.other.push((name, kind.clone()));
             }
         }
         Ok(providers)

@@ -154,11 +154,15 @@ pub(crate) fn rules(value: &Value) -> Result<Vec<(String, JwtRule)>, ConfigError
 /// A duration as Istio and Envoy write them: protobuf JSON (`0.5s`, `600s`) or with units
 /// (`300ms`, `5m`, `1h30m`).
 pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
-    if let Some(seconds) = text.strip_suffix('s')
-        && let Ok(seconds) = seconds.parse::<f64>()
-        && (0.0..=f64::from(u32::MAX)).contains(&seconds)
-    {
-        return Ok(std::time::Duration::from_secs_f64(seconds));
+    // Decimal seconds by hand: `str::parse::<f64>` would link the float parser's tables.
+    if let Some(seconds) = text.strip_suffix('s') {
+        let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if digits(whole) && (fraction.is_empty() || digits(fraction)) && fraction.len() <= 9 {
+            let whole: u64 = whole.parse().map_err(|e| format!("{text:?}: {e}"))?;
+            let nanos = format!("{fraction:0<9}").parse::<u32>().unwrap_or_default();
+            return Ok(std::time::Duration::new(whole, nanos));
+        }
     }
     humantime::parse_duration(text)
         .map_err(|e| format!("{text:?} is not a duration such as 5s, 0.5s or 300ms: {e}"))
