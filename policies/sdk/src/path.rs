@@ -23,6 +23,10 @@
 #[must_use]
 pub fn normalise(path: &str) -> Vec<String> {
     let path = path.split(['?', '#']).next().unwrap_or(path);
+    if is_normal(path) {
+        // Most paths: nothing to decode, no dot segment, no repeated slash.
+        return vec![path.to_owned()];
+    }
     let decoded = decode_unreserved(path).replace('\\', "/");
     let envoy = merge_slashes(&remove_dot_segments(&decoded));
     if !decoded.contains("//") {
@@ -100,6 +104,15 @@ pub fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Whether `normalise` would give `path` back unchanged, as one form: absolute, without `%`,
+/// `\\`, `//` or a `.`/`..` segment.
+fn is_normal(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains(['%', '\\'])
+        && !path.contains("//")
+        && !path.split('/').any(|segment| matches!(segment, "." | ".."))
 }
 
 /// Decodes `%XX` escapes of unreserved characters (ALPHA, DIGIT, `-`, `.`, `_`, `~`; RFC 3986
@@ -182,6 +195,37 @@ fn merge_slashes(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_normalisation() {
+        for path in [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b.c/..d",
+            "/a/.b",
+            "/%61",
+            "/a/./b",
+            "/a/..",
+            "/.",
+            "a/b",
+            "/a//b",
+            "/a\\b",
+            "/~user/x-y_z",
+            "",
+            "/..a/b..",
+            "/a/b/.",
+        ] {
+            let decoded = decode_unreserved(path).replace('\\', "/");
+            let full = merge_slashes(&remove_dot_segments(&decoded));
+            if is_normal(path) {
+                assert_eq!(full, path, "{path:?} is taken as normal");
+                assert!(!decoded.contains("//"));
+            }
+        }
+        assert!(is_normal("/api/v1/items"));
+        assert!(!is_normal("/api/../admin"));
+    }
 
     #[test]
     fn removes_dot_segments_as_rfc_3986_examples() {

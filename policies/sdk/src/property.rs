@@ -21,7 +21,7 @@ pub(crate) fn connection_from_properties(
 }
 
 /// A string attribute: raw UTF-8; empty or invalid text counts as absent.
-fn text(bytes: Option<Vec<u8>>) -> Option<String> {
+pub(crate) fn text(bytes: Option<Vec<u8>>) -> Option<String> {
     String::from_utf8(bytes?).ok().filter(|s| !s.is_empty())
 }
 

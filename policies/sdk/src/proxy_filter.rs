@@ -4,6 +4,9 @@
 //! `proxy-wasm` crate; it calls the SDK's `hostcalls` directly, because its trait helpers
 //! `unwrap` statuses a host may return.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,8 +16,10 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 use crate::host::{Entry, Host, HostError, Level};
-use crate::property::connection_from_properties;
-use crate::wire::{Answer, Callout, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce};
+use crate::property::{connection_from_properties, text};
+use crate::wire::{
+    Answer, Callout, Connection, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce,
+};
 use crate::{Fetch, HttpPolicy, PolicyError, parse_settings};
 
 #[doc(hidden)]
@@ -474,8 +479,8 @@ impl Host for ProxyHost {
     /// `proxy_increment_metric`).
     fn count(&self, name: &str, delta: u64) -> Result<(), HostError> {
         thread_local! {
-            static METRICS: std::cell::RefCell<std::collections::HashMap<String, u32>> =
-                std::cell::RefCell::new(std::collections::HashMap::new());
+            static METRICS: RefCell<HashMap<String, u32, BuildHasherDefault<Fnv>>> =
+                RefCell::new(HashMap::default());
         }
         let id = METRICS.with_borrow_mut(|ids| -> Result<u32, HostError> {
             if let Some(id) = ids.get(name) {
@@ -524,15 +529,78 @@ fn read_request() -> Result<HttpRequest, PolicyError> {
         })
         .collect();
     let mut request = HttpRequest::from_header_pairs(pairs);
-    request.connection = connection_from_properties(|path| {
-        // NOT_FOUND is `Ok(None)`; a value Envoy cannot serialize counts as absent too.
-        hostcalls::get_property(path.to_vec()).ok().flatten()
-    });
+    request.connection = connection();
+
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce)
         .map_err(|e| PolicyError::Internal(format!("drawing the request nonce: {e}")))?;
     request.nonce = Nonce(nonce);
     Ok(request)
+}
+
+/// A property's value: NOT_FOUND is `None`, and so is a value Envoy cannot serialize.
+fn property(path: &[&str]) -> Option<Vec<u8>> {
+    hostcalls::get_property(path.to_vec()).ok().flatten()
+}
+
+/// FNV-1a: metric names are short and chosen by the policy, so a keyed hash (SipHash, the
+/// default) buys nothing and costs more than the lookup it serves.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+/// Connections whose properties are remembered (per VM, oldest out).
+const CONNECTIONS_KEPT: usize = 64;
+
+/// The request's connection. What cannot change while a connection lives (its local address,
+/// SNI, TLS peer) is read once per connection (`connection.id`) and remembered; the source
+/// address is read for every request, since Envoy may take it from `x-forwarded-for` per request
+/// (trusted hops).
+fn connection() -> Connection {
+    thread_local! {
+        static CONNECTIONS: RefCell<Vec<(u64, Connection)>> = const { RefCell::new(Vec::new()) };
+    }
+    let id = property(&["connection", "id"])
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map(u64::from_le_bytes);
+    let known = id.and_then(|id| {
+        CONNECTIONS.with_borrow(|kept| {
+            kept.iter()
+                .find(|(kept, _)| *kept == id)
+                .map(|(_, connection)| connection.clone())
+        })
+    });
+    if let Some(mut connection) = known {
+        connection.source_address = text(property(&["source", "address"]));
+        return connection;
+    }
+    let connection = connection_from_properties(property);
+    if let Some(id) = id {
+        CONNECTIONS.with_borrow_mut(|kept| {
+            if kept.len() >= CONNECTIONS_KEPT {
+                kept.remove(0);
+            }
+            kept.push((id, connection.clone()));
+        });
+    }
+    connection
 }
 
 /// Applies header changes in order: set replaces (or adds), add appends, remove drops all values.

@@ -10,14 +10,13 @@ mod template;
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
 use palisade_sdk::path::normalise;
 use serde_json::Value;
 
 pub use model::Action;
 
 use crate::Attributes;
-use matchers::{Namespace, Pattern, RequestPrincipal, in_block, parse_block, parse_port};
+use matchers::{Block, Namespace, Pattern, RequestPrincipal, in_block, parse_block, parse_port};
 use model::{Condition, Object, Operation, Rule, Source, Spec};
 use template::{Template, is_template};
 
@@ -142,8 +141,8 @@ struct SourceMatch {
     principals: Field<Pattern>,
     request_principals: Field<RequestPrincipal>,
     namespaces: Field<Namespace>,
-    ip_blocks: Field<IpNet>,
-    remote_ip_blocks: Field<IpNet>,
+    ip_blocks: Field<Block>,
+    remote_ip_blocks: Field<Block>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -172,9 +171,9 @@ impl PathMatch {
 #[derive(Debug, Clone)]
 enum ConditionMatch {
     Header(String, Field<Pattern>),
-    SourceIp(Field<IpNet>),
-    RemoteIp(Field<IpNet>),
-    DestinationIp(Field<IpNet>),
+    SourceIp(Field<Block>),
+    RemoteIp(Field<Block>),
+    DestinationIp(Field<Block>),
     DestinationPort(Field<u16>),
     SourceNamespace(Field<Namespace>),
     SourcePrincipal(Field<Pattern>),
@@ -467,7 +466,7 @@ impl CompiledRule {
     }
 }
 
-fn ip_holds(field: &Field<IpNet>, ip: Option<IpAddr>) -> bool {
+fn ip_holds(field: &Field<Block>, ip: Option<IpAddr>) -> bool {
     field.holds(|block| ip.is_some_and(|ip| in_block(block, ip)))
 }
 

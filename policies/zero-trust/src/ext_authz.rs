@@ -454,12 +454,10 @@ impl Providers {
                     })?;
                 providers
                     .http
-                    .push(
-                        Provider::new(&name, settings).map_err(|e| ConfigError {
-                            path: format!("{at}{}", e.path),
-                            message: e.message,
-                        })?,
-                    );
+                    .push(Provider::new(&name, settings).map_err(|e| ConfigError {
+                        path: format!("{at}{}", e.path),
+                        message: e.message,
+                    })?);
             } else {
                 providers.other.push((name, kind.clone()));
             }

@@ -275,8 +275,12 @@ fn refuse(request: &HttpRequest, rejection: &Rejection) -> HttpVerdict {
 /// rule `zero_trust.rule.<rule>.allowed|denied` (`none` when no rule decided, `token` /
 /// `device-token` for refused tokens). Best effort: a host without statistics counts nothing.
 fn count(host: &dyn Host, allowed: bool, rule: &str) {
-    let result = if allowed { "allowed" } else { "denied" };
-    let _ = host.count(&format!("zero_trust.{result}"), 1);
+    let (total, result) = if allowed {
+        ("zero_trust.allowed", "allowed")
+    } else {
+        ("zero_trust.denied", "denied")
+    };
+    let _ = host.count(total, 1);
     let _ = host.count(&format!("zero_trust.rule.{rule}.{result}"), 1);
 }
 

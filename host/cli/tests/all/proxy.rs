@@ -219,7 +219,11 @@ fn zero_trust_examples_pass_and_package() {
         config["authentication"][0]["spec"]["jwtRules"][0]["jwksUri"],
         "https://auth.shop.example/.well-known/jwks.json"
     );
-    assert_eq!(config["policies"].as_array().map(Vec::len), Some(2));
+    assert_eq!(config["policies"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        config["extensionProviders"][0]["envoyExtAuthzHttp"]["service"],
+        "shop/orders-authz.shop.svc.cluster.local"
+    );
 
     // The JWT scenario's Envoy counters: per result and per deciding rule.
     let output = palisade(&cache)

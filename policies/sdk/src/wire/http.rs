@@ -125,24 +125,32 @@ impl HttpRequest {
     /// assert_eq!(request.headers, vec![("content-type".to_owned(), "text/plain".to_owned())]);
     /// ```
     #[must_use]
-    pub fn from_header_pairs(pairs: Vec<(String, String)>) -> Self {
+    pub fn from_header_pairs(mut pairs: Vec<(String, String)>) -> Self {
         let mut request = Self {
             method: String::new(),
             path: String::new(),
             scheme: String::new(),
-            headers: Vec::with_capacity(pairs.len()),
             ..Self::default()
         };
-        for (name, value) in pairs {
-            match name.as_str() {
-                ":method" => request.method = value,
-                ":path" => request.path = value,
-                ":authority" => request.authority = value,
-                ":scheme" => request.scheme = value,
-                other if other.starts_with(':') => {}
-                _ => request.headers.push((name.to_ascii_lowercase(), value)),
-            }
-        }
+        // In place: the pairs' vector and strings become the request's (no copies).
+        pairs.retain_mut(|(name, value)| {
+            let field = match name.as_str() {
+                ":method" => &mut request.method,
+                ":path" => &mut request.path,
+                ":authority" => &mut request.authority,
+                ":scheme" => &mut request.scheme,
+                other => {
+                    if other.starts_with(':') {
+                        return false;
+                    }
+                    name.make_ascii_lowercase();
+                    return true;
+                }
+            };
+            *field = std::mem::take(value);
+            false
+        });
+        request.headers = pairs;
         request
     }
 }

@@ -151,19 +151,100 @@ pub(crate) fn rules(value: &Value) -> Result<Vec<(String, JwtRule)>, ConfigError
     Ok(rules)
 }
 
-/// A duration as Istio and Envoy write them: protobuf JSON (`0.5s`, `600s`) or with units
-/// (`300ms`, `5m`, `1h30m`).
+/// A duration as Istio writes them (Go's `time.ParseDuration`, which also reads protobuf JSON's
+/// `0.5s`): decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, one after another
+/// (`300ms`, `1h30m`, `1.5h`), or `0`; at most 584 years, as in Go. Parsed here in integers: a crate (or `str::parse::<f64>`)
+/// would add a float parser's code and tables to a module at its size budget.
 pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
-    // Decimal seconds by hand: `str::parse::<f64>` would link the float parser's tables.
-    if let Some(seconds) = text.strip_suffix('s') {
-        let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
-        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if digits(whole) && (fraction.is_empty() || digits(fraction)) && fraction.len() <= 9 {
-            let whole: u64 = whole.parse().map_err(|e| format!("{text:?}: {e}"))?;
-            let nanos = format!("{fraction:0<9}").parse::<u32>().unwrap_or_default();
-            return Ok(std::time::Duration::new(whole, nanos));
+    const NANOS: u64 = 1_000_000_000;
+    let bad = || format!("{text:?} is not a duration such as 5s, 0.5s, 300ms or 1h30m");
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = text;
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (number, after) = rest.split_at(number_end);
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let scale: u64 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => NANOS,
+            "m" => NANOS.saturating_mul(60),
+            "h" => NANOS.saturating_mul(3_600),
+            _ => return Err(bad()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(bad());
+        }
+        let whole: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        let mut nanos = whole.checked_mul(scale).ok_or_else(bad)?;
+        let mut place = scale;
+        for digit in fraction.bytes() {
+            place = place.checked_div(10).unwrap_or_default();
+            nanos = nanos
+                .checked_add(u64::from(digit.saturating_sub(b'0')).saturating_mul(place))
+                .ok_or_else(bad)?;
+        }
+        total = total.checked_add(nanos).ok_or_else(bad)?;
+        rest = next;
+    }
+    Ok(std::time::Duration::from_nanos(total))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::duration;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_what_istio_and_go_read() {
+        for (text, want) in [
+            ("5s", Duration::from_secs(5)),
+            ("0.5s", Duration::from_millis(500)),
+            ("600s", Duration::from_secs(600)),
+            ("300ms", Duration::from_millis(300)),
+            ("1h30m", Duration::from_secs(5_400)),
+            ("1.5h", Duration::from_secs(5_400)),
+            ("2m0.25s", Duration::from_millis(120_250)),
+            (".5s", Duration::from_millis(500)),
+            ("10us", Duration::from_micros(10)),
+            ("10µs", Duration::from_micros(10)),
+            ("7ns", Duration::from_nanos(7)),
+            ("0", Duration::ZERO),
+        ] {
+            assert_eq!(duration(text).unwrap(), want, "{text}");
+        }
+        for text in [
+            "",
+            "s",
+            "5",
+            "5x",
+            "-5s",
+            "1..5s",
+            "5s5",
+            "1.2.3s",
+            "5 s",
+            "99999999999999999999999999h",
+        ] {
+            let err = duration(text).unwrap_err();
+            assert!(err.contains("is not a duration"), "{text}: {err}");
         }
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration such as 5s, 0.5s or 300ms: {e}"))
 }
