@@ -95,8 +95,8 @@ pub fn attributes(request: &AdmissionRequest) -> Attributes<'static> {
     Attributes {
         principals,
         groups: user.groups.clone(),
-        method: Some(request.operation.as_str().to_owned()),
-        path: Some(resource.path()),
+        method: Some(request.operation.as_str().to_owned().into()),
+        path: Some(resource.path().into()),
         resource: Some(resource),
         extra: user.extra.clone(),
         labels: labels(request),

@@ -30,14 +30,14 @@ pub struct Attributes<'a> {
     /// The local port (`destination.port`, `ports`).
     pub destination_port: Option<u16>,
     /// TLS server name (`connection.sni`).
-    pub sni: Option<String>,
+    pub sni: Option<Cow<'a, str>>,
     /// `:authority` as received (`hosts`).
-    pub host: Option<String>,
+    pub host: Option<Cow<'a, str>>,
     /// `:method` (`methods`); the API operation (`CREATE`, `UPDATE`...) at admission.
-    pub method: Option<String>,
+    pub method: Option<Cow<'a, str>>,
     /// `:path` as received (`paths`; matched after normalisation, query and fragment cut); the
     /// resource path at admission.
-    pub path: Option<String>,
+    pub path: Option<Cow<'a, str>>,
     /// Request headers, names lower-case, in order (repeated names stay separate entries).
     pub headers: Cow<'a, [(String, String)]>,
     /// The payload of the verified token (`request.auth.*`); `None` for an anonymous request.

@@ -105,8 +105,12 @@ impl<'a> Record<'a> {
     }
 
     fn text(&self) -> String {
-        // Serialising borrowed strings, numbers and addresses cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        // Sized for a typical record at once (growing from empty reallocates six times).
+        let mut out = Vec::with_capacity(512);
+        // Serialising borrowed strings, numbers and addresses into memory cannot fail, and
+        // serde_json writes UTF-8.
+        let _ = serde_json::to_writer(&mut out, self);
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 

@@ -73,9 +73,24 @@ enum Location {
     Cookie(String),
 }
 
-/// Whether `b` may appear in a token (base64url and the dots).
+/// Whether `b` may appear in a token (base64url and the dots): a table, since every byte of
+/// every token is looked up on every request.
 fn token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+    const TABLE: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            #[expect(clippy::cast_possible_truncation, reason = "i < 256")]
+            let b = i as u8;
+            #[expect(clippy::indexing_slicing, reason = "i < 256, the table's length")]
+            {
+                table[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+            }
+            i += 1;
+        }
+        table
+    };
+    TABLE.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 impl Location {

@@ -94,14 +94,14 @@ pub struct Authorizer {
 
 #[derive(Debug, Clone)]
 struct Policy {
-    /// `ns[<namespace>]-policy[<name>]`.
-    id: String,
     action: Action,
     provider: Option<String>,
     /// Where `provider.name` is in the settings (below `policies`).
     provider_at: String,
     dry_run: bool,
     rules: Vec<CompiledRule>,
+    /// `ns[<namespace>]-policy[<name>]-rule[<i>]` per rule, made once (a decision names its rule on every request).
+    rule_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -454,7 +454,7 @@ impl Policy {
                 forms.iter().any(|f| rule.matches(request, Some(f)))
             }
         })?;
-        Some(format!("{}-rule[{index}]", self.id))
+        self.rule_ids.get(index).cloned()
     }
 }
 
@@ -495,7 +495,14 @@ impl SourceMatch {
 
 impl OperationMatch {
     fn matches(&self, request: &Attributes, path: Option<&str>) -> bool {
-        let host = request.host.as_deref().map(str::to_ascii_lowercase);
+        // Authorities are lower-case almost always: copy only one that is not.
+        let host = request.host.as_deref().map(|h| {
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(h.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(h)
+            }
+        });
         self.hosts
             .holds(|p| host.as_deref().is_some_and(|h| p.matches_header(h)))
             && self
@@ -726,13 +733,16 @@ fn compile(object: Object, index: usize, at: &str, spec_at: &str) -> Result<Poli
             format!("has {} rules; at most {MAX_RULES}", rules.len()),
         ));
     }
-    let rules = rules
+    let rules: Vec<CompiledRule> = rules
         .iter()
         .enumerate()
         .map(|(i, rule)| compile_rule(rule, action, &dot(spec_at, &format!("rules[{i}]"))))
         .collect::<Result<_, _>>()?;
+    let id = format!("ns[{namespace}]-policy[{name}]");
     Ok(Policy {
-        id: format!("ns[{namespace}]-policy[{name}]"),
+        rule_ids: (0..rules.len())
+            .map(|i| format!("{id}-rule[{i}]"))
+            .collect(),
         action,
         provider,
         provider_at: dot(spec_at, "provider.name"),

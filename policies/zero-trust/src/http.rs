@@ -3,6 +3,7 @@
 //! it (403 `RBAC: access denied`, response details
 //! `rbac_access_denied_matched_policy[<rule or none>]`), and one audit record per decision.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use palisade_sdk::host::Level;
@@ -58,10 +59,10 @@ pub fn attributes(request: &HttpRequest) -> Attributes<'_> {
         remote_ip: forwarded.or(source_ip),
         destination_ip: c.destination_address.as_deref().and_then(ip_of),
         destination_port: c.destination_port,
-        sni: c.requested_server_name.clone(),
-        host: Some(request.authority.clone()),
-        method: Some(request.method.clone()),
-        path: Some(request.path.clone()),
+        sni: c.requested_server_name.as_deref().map(Cow::Borrowed),
+        host: Some(Cow::Borrowed(&request.authority)),
+        method: Some(Cow::Borrowed(&request.method)),
+        path: Some(Cow::Borrowed(&request.path)),
         headers: request.headers.as_slice().into(),
         auth: None,
         ..Attributes::default()

@@ -107,8 +107,8 @@ fn request() -> impl Strategy<Value = Attributes<'static>> {
             principals: principal.map(str::to_owned).into_iter().collect(),
             source_ip: Some(ip.parse().unwrap()),
             remote_ip: Some(ip.parse().unwrap()),
-            path: (!path.is_empty()).then(|| path.to_owned()),
-            method: Some(method.to_owned()),
+            path: (!path.is_empty()).then(|| path.to_owned().into()),
+            method: Some(method.to_owned().into()),
             headers: env
                 .map(|e| ("x-env".to_owned(), e.to_owned()))
                 .into_iter()

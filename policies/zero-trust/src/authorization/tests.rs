@@ -34,7 +34,7 @@ fn request() -> Attributes<'static> {
     }
 }
 
-fn with_path(path: &str) -> Attributes<'static> {
+fn with_path(path: &str) -> Attributes<'_> {
     Attributes {
         path: Some(path.into()),
         ..request()
