@@ -16,7 +16,9 @@ use serde_json::Value;
 pub use model::Action;
 
 use crate::Attributes;
-use matchers::{Block, Namespace, Pattern, RequestPrincipal, in_block, parse_block, parse_port};
+use matchers::{
+    Block, DeviceValue, Namespace, Pattern, RequestPrincipal, in_block, parse_block, parse_port,
+};
 use model::{Condition, Object, Operation, Rule, Source, Spec};
 use template::{Template, is_template};
 
@@ -189,7 +191,7 @@ enum ConditionMatch {
     /// `object.labels[..]` (admission).
     Label(String, Field<Pattern>),
     /// `device.claims[..]`: a path into the verified device token's payload (ours).
-    DeviceClaim(Vec<String>, Field<Pattern>),
+    DeviceClaim(Vec<String>, Field<DeviceValue>),
     /// `time.hour`: inclusive ranges of hours, local to the configured zone (ours).
     Hour(Field<(u8, u8)>),
     /// `time.weekday`: inclusive ranges of days, 0 = Monday (ours).
@@ -1058,7 +1060,17 @@ fn compile_condition(
             } else if let Some(rest) = key.strip_prefix("request.auth.claims") {
                 ConditionMatch::Claim(claim_path(rest)?, strings()?)
             } else if let Some(rest) = key.strip_prefix("device.claims") {
-                ConditionMatch::DeviceClaim(claim_path(rest)?, strings()?)
+                ConditionMatch::DeviceClaim(
+                    claim_path(rest)?,
+                    field(
+                        at,
+                        "values",
+                        values,
+                        "notValues",
+                        not_values,
+                        DeviceValue::parse,
+                    )?,
+                )
             } else if key.starts_with("destination.labels") {
                 return Err(error(
                     &key_at,

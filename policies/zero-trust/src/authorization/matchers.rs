@@ -76,6 +76,104 @@ impl Pattern {
     }
 }
 
+/// A `device.claims[..]` value (ours): Istio's string forms, or a comparison with a version
+/// (`>=14.2`, `>2026.10`, `<=3`, `<17`) for claims such as an OS patch level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DeviceValue {
+    /// A string form.
+    Pattern(Pattern),
+    /// The claim, read as a version, compared with this one.
+    Compare(Comparison, Version),
+}
+
+/// `>=`, `>`, `<=` or `<`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Comparison {
+    AtLeast,
+    Above,
+    AtMost,
+    Below,
+}
+
+/// Numbers separated by `.` or `-` (`14.2.1`, `2026-11`, `17`), compared number by number, a
+/// missing number counting as 0 (`14.2` = `14.2.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Version(Vec<u64>);
+
+impl Version {
+    fn parse(text: &str) -> Option<Self> {
+        let parts: Option<Vec<u64>> = text
+            .split(['.', '-'])
+            .map(|part| {
+                (!part.is_empty() && part.len() <= 19 && part.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| part.parse().ok())
+                    .flatten()
+            })
+            .collect();
+        parts.filter(|p| !p.is_empty() && p.len() <= 8).map(Self)
+    }
+
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let len = self.0.len().max(other.0.len());
+        (0..len)
+            .map(|i| {
+                let a = self.0.get(i).copied().unwrap_or(0);
+                let b = other.0.get(i).copied().unwrap_or(0);
+                a.cmp(&b)
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+impl DeviceValue {
+    /// Reads a value of a `device.claims[..]` condition.
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
+        let (comparison, rest) = if let Some(rest) = value.strip_prefix(">=") {
+            (Comparison::AtLeast, rest)
+        } else if let Some(rest) = value.strip_prefix("<=") {
+            (Comparison::AtMost, rest)
+        } else if let Some(rest) = value.strip_prefix('>') {
+            (Comparison::Above, rest)
+        } else if let Some(rest) = value.strip_prefix('<') {
+            (Comparison::Below, rest)
+        } else {
+            return Ok(Self::Pattern(Pattern::parse(value)));
+        };
+        let version = Version::parse(rest.trim()).ok_or_else(|| {
+            "compares with a version: numbers separated by . or - (such as >=14.2 or >=2026-11)"
+                .to_owned()
+        })?;
+        Ok(Self::Compare(comparison, version))
+    }
+
+    /// Whether the claim matches: a string form as for token claims; a comparison holds for a
+    /// string or number claim that reads as a version (or for one element of a list).
+    pub(crate) fn matches_claim(&self, value: &Value) -> bool {
+        let Self::Compare(comparison, bound) = self else {
+            return matches!(self, Self::Pattern(p) if p.matches_claim(value));
+        };
+        let holds = |claim: &Version| {
+            let order = claim.cmp(bound);
+            match comparison {
+                Comparison::AtLeast => order.is_ge(),
+                Comparison::Above => order.is_gt(),
+                Comparison::AtMost => order.is_le(),
+                Comparison::Below => order.is_lt(),
+            }
+        };
+        let one = |value: &Value| match value {
+            Value::String(s) => Version::parse(s).is_some_and(|v| holds(&v)),
+            Value::Number(n) => Version::parse(&n.to_string()).is_some_and(|v| holds(&v)),
+            _ => false,
+        };
+        match value {
+            Value::Array(items) => items.iter().any(one),
+            other => one(other),
+        }
+    }
+}
+
 /// `request.auth.principal` / `requestPrincipals`: Istio splits the value at its last `/` (the
 /// issuer may be a URL) and matches the token's `iss` and `sub` separately
 /// (`requestPrincipalGenerator`).
@@ -297,6 +395,36 @@ mod tests {
         assert!(ns("s*p", "cluster.local/ns/shop/sa/web"));
         assert!(ns("*", "cluster.local/ns/x/sa/web"));
         assert!(!ns("shop", "alice"));
+    }
+
+    #[test]
+    fn device_values_compare_versions() {
+        let value = |v: &str| DeviceValue::parse(v).unwrap_or_else(|e| unreachable!("{e}"));
+        let at_least = value(">=14.2");
+        for (claim, holds) in [
+            (json!("14.2"), true),
+            (json!("14.2.0"), true),
+            (json!("14.10"), true),
+            (json!("15"), true),
+            (json!(15), true),
+            (json!(14.3), true),
+            (json!("14.1.9"), false),
+            (json!("14"), false),
+            (json!("fourteen"), false),
+            (json!(true), false),
+            (json!(["13.0", "14.5"]), true),
+        ] {
+            assert_eq!(at_least.matches_claim(&claim), holds, "{claim}");
+        }
+        assert!(value(">2026-10").matches_claim(&json!("2026-11")));
+        assert!(!value(">2026-11").matches_claim(&json!("2026-11")));
+        assert!(value("<=3").matches_claim(&json!(3)));
+        assert!(value("< 17").matches_claim(&json!("16.9")));
+        // Without an operator a value is a string form, as for token claims.
+        assert!(value("ios-*").matches_claim(&json!("ios-17")));
+        for bad in [">=", ">=v14", ">=1..2", ">=-1", ">=1.2.3.4.5.6.7.8.9"] {
+            assert!(DeviceValue::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
