@@ -125,7 +125,7 @@ pub fn evaluate(
         .denial()
         .unwrap_or_else(|| prepared.authorizer.decide(&attributes));
     if prepared.settings.audit.enabled {
-        crate::audit::write(host, &attributes, &decision, assessment.label);
+        crate::audit::write(host, &attributes, &decision, assessment.label, None);
     }
     Ok(match decision.effect {
         Effect::Deny => {

@@ -117,8 +117,20 @@ impl<'a> Record<'a> {
 /// The record of one decision, as the JSON line written; `sensitivity` is the route's label.
 #[must_use]
 pub fn record(attributes: &Attributes, decision: &Decision, sensitivity: Option<&str>) -> String {
+    record_with(attributes, decision, sensitivity, None)
+}
+
+/// [`record`], with what a CUSTOM rule's external authorizer answered before the decision.
+#[must_use]
+pub fn record_with(
+    attributes: &Attributes,
+    decision: &Decision,
+    sensitivity: Option<&str>,
+    ext_authz: Option<&ExtAuthz>,
+) -> String {
     Record {
         sensitivity,
+        ext_authz,
         policy: decision.policy.as_deref(),
         audited: &decision.audited,
         dry_run: decision.dry_run.as_ref().map(|(effect, policy)| DryRun {
@@ -136,8 +148,12 @@ pub(crate) fn write(
     attributes: &Attributes,
     decision: &Decision,
     sensitivity: Option<&str>,
+    ext_authz: Option<&ExtAuthz>,
 ) {
-    host.log(Level::Info, &record(attributes, decision, sensitivity));
+    host.log(
+        Level::Info,
+        &record_with(attributes, decision, sensitivity, ext_authz),
+    );
 }
 
 /// The record of a request a CUSTOM rule's external authorizer refused or failed on.

@@ -126,6 +126,8 @@ pub fn evaluate(
     }
     let mut request_headers = Vec::new();
     let mut response_headers = Vec::new();
+    // What a CUSTOM rule's provider answered, for the decision's audit record.
+    let mut asked = None;
     if let Some(provider) = &prepared.custom
         && let Some(rule) = prepared.authorizer.custom(&attributes)
     {
@@ -142,53 +144,67 @@ pub fn evaluate(
             status: answer.status,
             result: outcome.stat(),
         };
-        match outcome {
+        let denial = match outcome {
             ext_authz::Outcome::Ok {
                 request_headers: upstream,
                 response_headers: downstream,
             } => {
                 request_headers.extend(upstream);
                 response_headers.extend(downstream);
+                asked = Some(crate::audit::ExtAuthz {
+                    provider: &provider.name,
+                    status: answer.status,
+                    result: "ok",
+                });
+                None
             }
-            ext_authz::Outcome::FailureModeAllowed { why } => host.log(
-                Level::Warn,
-                &format!(
-                    "ext_authz provider {:?}: {why}; failing open",
-                    provider.name
-                ),
-            ),
+            ext_authz::Outcome::FailureModeAllowed { why } => {
+                asked = Some(crate::audit::ExtAuthz {
+                    provider: &provider.name,
+                    status: answer.status,
+                    result: "failure_mode_allowed",
+                });
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "ext_authz provider {:?}: {why}; failing open",
+                        provider.name
+                    ),
+                );
+                None
+            }
             ext_authz::Outcome::Denied {
                 status,
                 body,
                 headers,
-            } => {
-                custom.record(&attributes, prepared, host);
-                count(host, false, &rule);
-                return Ok(HttpVerdict::Deny {
-                    status,
-                    reason: EXT_AUTHZ_DENIED.to_owned(),
-                    message: format!(
-                        "ext_authz_denied: provider {:?} answered {status} (rule {rule})",
-                        provider.name
-                    ),
-                    body,
-                    headers,
-                });
-            }
-            ext_authz::Outcome::Error { status, why } => {
-                custom.record(&attributes, prepared, host);
-                count(host, false, &rule);
-                return Ok(HttpVerdict::Deny {
-                    status,
-                    reason: EXT_AUTHZ_ERROR.to_owned(),
-                    message: format!(
-                        "ext_authz_error: provider {:?}: {why} (rule {rule})",
-                        provider.name
-                    ),
-                    body: String::new(),
-                    headers: Vec::new(),
-                });
-            }
+            } => Some((
+                status,
+                EXT_AUTHZ_DENIED,
+                format!(
+                    "ext_authz_denied: provider {:?} answered {status}",
+                    provider.name
+                ),
+                body,
+                headers,
+            )),
+            ext_authz::Outcome::Error { status, why } => Some((
+                status,
+                EXT_AUTHZ_ERROR,
+                format!("ext_authz_error: provider {:?}: {why}", provider.name),
+                String::new(),
+                Vec::new(),
+            )),
+        };
+        if let Some((status, reason, message, body, headers)) = denial {
+            custom.record(&attributes, prepared, host);
+            count(host, false, &rule);
+            return Ok(HttpVerdict::Deny {
+                status,
+                reason: reason.to_owned(),
+                message: format!("{message} (rule {rule})"),
+                body,
+                headers,
+            });
         }
     }
     for (authenticator, device) in [(&prepared.authenticator, false), (&prepared.device, true)] {
@@ -219,6 +235,7 @@ pub fn evaluate(
         &attributes,
         &decision,
         assessment.label,
+        asked.as_ref(),
         prepared,
         host,
     );
@@ -298,12 +315,13 @@ fn audit(
     attributes: &Attributes,
     decision: &Decision,
     sensitivity: Option<&str>,
+    ext_authz: Option<&crate::audit::ExtAuthz>,
     prepared: &Prepared,
     host: &dyn Host,
 ) {
     let audit = &prepared.settings.audit;
     let allowed = decision.effect == Effect::Allow;
     if audit.enabled && (!allowed || sampled(request, audit.allow_sampling)) {
-        crate::audit::write(host, attributes, decision, sensitivity);
+        crate::audit::write(host, attributes, decision, sensitivity, ext_authz);
     }
 }

@@ -71,10 +71,7 @@ impl HttpRequest {
     /// The first value of the header `name` (compared case-insensitively), if present.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        first_value(&self.headers, name)
     }
 
     /// The answer to the call `id`, once it came.
@@ -155,6 +152,14 @@ impl HttpRequest {
     }
 }
 
+/// The first value of the header `name` (compared case-insensitively) in `headers`.
+fn first_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// An HTTP call a policy needs answered before it can decide on a request (an external
 /// authorizer's check, a token introspection): the adapter holds the request, makes the call to
 /// the upstream `cluster`, and evaluates the request again with the [`Answer`] in
@@ -207,10 +212,7 @@ impl Answer {
     /// The first value of the answer's header `name` (compared case-insensitively).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        first_value(&self.headers, name)
     }
 }
 

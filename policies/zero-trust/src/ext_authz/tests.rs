@@ -1,4 +1,4 @@
-#![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
+#![expect(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
 
 use super::*;
 use crate::Settings;
@@ -280,4 +280,61 @@ fn custom_policies_must_name_an_http_provider() {
     )
     .unwrap();
     assert_eq!(compiled.custom.unwrap().cluster, "outbound|1||s");
+}
+
+#[test]
+fn every_decision_after_a_call_records_and_counts_the_answer() {
+    use palisade_sdk::testing::{FixtureHost, TestHost};
+    let settings: Settings = palisade_sdk::parse_settings(
+        r#"{"extensionProviders": [{"name": "authz", "envoyExtAuthzHttp": {"service": "authz", "port": 80, "failOpen": true}}],
+            "policies": [{"metadata": {"name": "ask", "namespace": "shop"},
+                          "spec": {"action": "CUSTOM", "provider": {"name": "authz"}, "rules": [{}]}}]}"#,
+    )
+    .unwrap();
+    let prepared = crate::http::prepare(settings).unwrap();
+    let host = TestHost::new(&FixtureHost::default());
+    for status in [200, 403, 503] {
+        let mut request = HttpRequest::default();
+        let first = crate::http::evaluate(&request, &prepared, &host).unwrap();
+        let palisade_sdk::wire::HttpVerdict::Call { callout } = first else {
+            panic!("no call: {first:?}");
+        };
+        assert_eq!(callout.cluster, "outbound|80||authz");
+        request.answers.push(answer(status, &[], ""));
+        crate::http::evaluate(&request, &prepared, &host).unwrap();
+    }
+    let records: Vec<serde_json::Value> = host
+        .logs()
+        .iter()
+        .filter_map(|(_, line)| serde_json::from_str(line).ok())
+        .collect();
+    let asked: Vec<(&str, &serde_json::Value)> = records
+        .iter()
+        .map(|r| (r["result"].as_str().unwrap(), &r["extAuthz"]))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            (
+                "allow",
+                &serde_json::json!({"provider": "authz", "status": 200, "result": "ok"})
+            ),
+            (
+                "deny",
+                &serde_json::json!({"provider": "authz", "status": 403, "result": "denied"})
+            ),
+            (
+                "allow",
+                &serde_json::json!({"provider": "authz", "status": 503, "result": "failure_mode_allowed"})
+            ),
+        ]
+    );
+    let counters = host.counters();
+    for stat in ["ok", "denied", "failure_mode_allowed"] {
+        assert_eq!(
+            counters[&format!("zero_trust.ext_authz.{stat}")],
+            1,
+            "{stat}"
+        );
+    }
 }
