@@ -15,7 +15,7 @@ use palisade_runtime::Limits;
 // An error and its sources, joined by `": "`, as the report shows them.
 use palisade_runtime::chain as describe;
 
-use crate::properties::PluginIdentity;
+use crate::properties::{Connection, PluginIdentity};
 use crate::scenario::{
     CalloutReply, FailStrategy, Report, RequestReport, Scenario, Step, configuration_bytes,
 };
@@ -108,6 +108,9 @@ struct Proxy<'a> {
     /// Each request step's report, filed when its stream completes or the scenario ends.
     requests: Vec<Option<RequestReport>>,
     report: Report,
+    /// The connections steps named (as written, as the proxy knows them), other than the
+    /// scenario's.
+    connections: Vec<(Connection, Arc<Connection>)>,
 }
 
 impl<'a> Proxy<'a> {
@@ -141,6 +144,7 @@ impl<'a> Proxy<'a> {
             events: BTreeMap::new(),
             seq: 0,
             requests: Vec::new(),
+            connections: Vec::new(),
             report: Report {
                 accepted: false,
                 rejected: None,

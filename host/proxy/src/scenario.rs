@@ -145,6 +145,12 @@ pub struct Exchange {
     /// The worker (VM) the stream lands on; by default round-robin.
     #[serde(default)]
     pub worker: Option<usize>,
+    /// The downstream connection this request arrives on, instead of the scenario's. Steps
+    /// with the same connection share it (one `connection.id`); a connection that differs from
+    /// an earlier one with the same id gets a new id, since Envoy never gives two connections
+    /// one id.
+    #[serde(default)]
+    pub connection: Option<Connection>,
     /// What the client sends.
     pub request: Request,
     /// What the upstream answers (default 200, no body).

@@ -42,6 +42,8 @@ pub(crate) struct Stream {
     pub(crate) response_size: Option<u64>,
     /// Where Envoy's filter chain is with the stream; hostcalls never touch it.
     pub(crate) progress: Progress,
+    /// The downstream connection, when it is not the scenario's.
+    pub(crate) connection: Option<std::sync::Arc<crate::properties::Connection>>,
 }
 
 impl Stream {
@@ -78,6 +80,7 @@ impl Stream {
             response_code_details: None,
             request_size: None,
             response_size: None,
+            connection: None,
             progress,
         }
     }

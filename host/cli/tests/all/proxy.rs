@@ -188,7 +188,7 @@ fn zero_trust_examples_pass_and_package() {
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
 
     let module = built("proxy-wasm", "zero_trust.wasm");
     let output = palisade(&cache)

@@ -20,7 +20,11 @@ pub(super) fn get(
     };
     let state = caller.data();
     let plugin = &state.plugin;
-    let stream = state.streams.get(&state.effective).map(|s| StreamView {
+    let current = state.streams.get(&state.effective);
+    let connection = current
+        .and_then(|s| s.connection.as_deref())
+        .unwrap_or(&plugin.connection);
+    let stream = current.map(|s| StreamView {
         request_headers: Some(&s.request_headers).filter(|h| !h.is_empty()),
         response_headers: Some(&s.response_headers).filter(|h| !h.is_empty()),
         response_trailers: Some(&s.response_trailers).filter(|h| !h.is_empty()),
@@ -34,7 +38,7 @@ pub(super) fn get(
         filter_state: &s.filter_state,
     });
     let lookup = Lookup {
-        connection: &plugin.connection,
+        connection,
         node: &plugin.node,
         plugin: &plugin.identity,
         stream,

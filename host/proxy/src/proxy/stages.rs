@@ -2,7 +2,10 @@
 //! upstream, response headers, body, trailers, completion), with what the filter asked for applied
 //! when its callback returns, as Envoy defers it: local replies, resets, continue.
 
+use std::sync::Arc;
+
 use crate::header_map::HeaderMap;
+use crate::properties::Connection;
 use crate::scenario::{Delivered, Exchange, Forwarded, Outcome, RequestReport};
 use crate::stream::{LocalReply, Outgoing, Progress, Stage, Stream};
 use crate::types::Action;
@@ -26,6 +29,32 @@ pub(super) enum CallError {
 }
 
 impl Proxy<'_> {
+    /// The connection a step names, as the proxy knows it (`None`: the scenario's own): the
+    /// same one (and id) for steps that name the same connection, and a new id for a different
+    /// connection that reuses an id already taken.
+    fn connection(&mut self, wanted: &Connection) -> Option<Arc<Connection>> {
+        if *wanted == self.plugin.connection {
+            return None;
+        }
+        if let Some((_, known)) = self.connections.iter().find(|(w, _)| w == wanted) {
+            return Some(Arc::clone(known));
+        }
+        let ids = || {
+            self.connections
+                .iter()
+                .map(|(_, c)| c.id)
+                .chain([self.plugin.connection.id])
+        };
+        let mut connection = wanted.clone();
+        if ids().any(|id| id == connection.id) {
+            connection.id = ids().max().unwrap_or(0).saturating_add(1);
+        }
+        let connection = Arc::new(connection);
+        self.connections
+            .push((wanted.clone(), Arc::clone(&connection)));
+        Some(connection)
+    }
+
     /// A new stream arrives on `worker`: its context is created (lazily, as Envoy does at
     /// decodeHeaders) and it goes as far as it can. When the worker has no usable VM the stream
     /// gets no context (id 0) and takes the fail path at once.
@@ -44,6 +73,10 @@ impl Proxy<'_> {
         for (k, v) in &exchange.request.headers.0 {
             headers.add(k, v);
         }
+        let connection = exchange
+            .connection
+            .as_ref()
+            .and_then(|c| self.connection(c));
         let usable = self.vm_for_request(worker);
         let mut report = RequestReport {
             name,
@@ -69,7 +102,8 @@ impl Proxy<'_> {
         let context = if usable { state.allocate_context() } else { 0 };
         report.context = context;
         let progress = Progress::new(slot, report, exchange.clone(), headers.clone());
-        let stream = Stream::new(headers, r.protocol.clone(), now, progress);
+        let mut stream = Stream::new(headers, r.protocol.clone(), now, progress);
+        stream.connection = connection;
         state.streams.insert(context, stream);
         let key = StreamKey { worker, context };
         if !usable {
