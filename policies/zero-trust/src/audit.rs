@@ -180,9 +180,20 @@ pub(crate) fn write_custom(
 /// The record of a request refused by authentication (its token did not verify).
 #[must_use]
 pub fn rejected_record(attributes: &Attributes, rejection: &crate::Rejection) -> String {
+    rejected_record_with(attributes, rejection, None)
+}
+
+/// [`rejected_record`], with what a CUSTOM rule's external authorizer answered first.
+#[must_use]
+pub fn rejected_record_with(
+    attributes: &Attributes,
+    rejection: &crate::Rejection,
+    ext_authz: Option<&ExtAuthz>,
+) -> String {
     Record {
         authentication: Some(rejection.message),
         status: Some(rejection.status),
+        ext_authz,
         ..Record::new(attributes, "deny")
     }
     .text()
@@ -193,8 +204,12 @@ pub(crate) fn write_rejected(
     host: &dyn Host,
     attributes: &Attributes,
     rejection: &crate::Rejection,
+    ext_authz: Option<&ExtAuthz>,
 ) {
-    host.log(Level::Info, &rejected_record(attributes, rejection));
+    host.log(
+        Level::Info,
+        &rejected_record_with(attributes, rejection, ext_authz),
+    );
 }
 
 #[cfg(test)]

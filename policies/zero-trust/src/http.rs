@@ -219,7 +219,7 @@ pub fn evaluate(
             }
             Err(rejection) => {
                 if prepared.settings.audit.enabled {
-                    crate::audit::write_rejected(host, &attributes, &rejection);
+                    crate::audit::write_rejected(host, &attributes, &rejection, asked.as_ref());
                 }
                 count(host, false, if device { "device-token" } else { "token" });
                 return Ok(refuse(request, &rejection));

@@ -334,6 +334,30 @@ fn every_decision_after_a_call_records_and_counts_the_answer() {
             ),
         ]
     );
+    // A token refused after the provider allowed: the refusal's record says so too.
+    let with_jwt: Settings = palisade_sdk::parse_settings(
+        &serde_json::json!({
+            "extensionProviders": [{"name": "authz", "envoyExtAuthzHttp": {"service": "authz", "port": 80}}],
+            "authentication": [{"jwtRules": [{"issuer": "https://auth.example",
+                                              "jwks": crate::testing::keys().jwks(&["rsa"])}]}],
+            "policies": [{"spec": {"action": "CUSTOM", "provider": {"name": "authz"}, "rules": [{}]}}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let prepared = crate::http::prepare(with_jwt).unwrap();
+    let refused_host = TestHost::new(&FixtureHost::default());
+    let mut request = HttpRequest {
+        headers: vec![("authorization".into(), "Bearer not.a.token".into())],
+        ..HttpRequest::default()
+    };
+    request.answers.push(answer(200, &[], ""));
+    let verdict = crate::http::evaluate(&request, &prepared, &refused_host).unwrap();
+    assert!(!verdict.is_allowed());
+    let record: serde_json::Value =
+        serde_json::from_str(&refused_host.logs().last().unwrap().1).unwrap();
+    assert_eq!(record["status"], 401, "{record}");
+    assert_eq!(record["extAuthz"]["result"], "ok");
     let counters = host.counters();
     for stat in ["ok", "denied", "failure_mode_allowed"] {
         assert_eq!(
