@@ -35,7 +35,7 @@ impl Serialize for RequestPrincipal<'_> {
 }
 
 /// What the external authorizer of a CUSTOM rule answered.
-#[derive(Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct ExtAuthz<'a> {
     /// The provider's name.
     pub provider: &'a str,

@@ -4,7 +4,7 @@
 //! builder's one RBAC filter per action): CUSTOM (asked by the caller, see
 //! [`Authorizer::custom`]), then AUDIT (recorded), DENY, ALLOW.
 
-mod matchers;
+pub(crate) mod matchers;
 mod model;
 mod template;
 

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::authorization::ConfigError;
+use crate::authorization::matchers::Pattern;
 
 /// The request header a 200 answer may list request headers to remove in (Envoy).
 const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
@@ -70,63 +71,34 @@ struct HttpSettings {
     headers_to_downstream_on_allow: Vec<String>,
 }
 
-/// A header-name pattern of Istio's provider lists, matched case-insensitively.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Pattern {
-    Exact(String),
-    Prefix(String),
-    Suffix(String),
-}
-
-impl Pattern {
-    fn new(text: &str) -> Result<Self, String> {
-        let lower = text.to_ascii_lowercase();
-        if lower.is_empty() || lower == "*" {
-            return Err(format!(
-                "{text:?} is not a header name, a prefix such as x-authz-* or a suffix such as *-id"
-            ));
-        }
-        Ok(if let Some(rest) = lower.strip_prefix('*') {
-            Self::Suffix(rest.to_owned())
-        } else if let Some(rest) = lower.strip_suffix('*') {
-            Self::Prefix(rest.to_owned())
-        } else {
-            Self::Exact(lower)
-        })
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        let fits = |pattern: &str, at_end: bool| {
-            name.len() >= pattern.len()
-                && if at_end {
-                    name.get(name.len().saturating_sub(pattern.len())..)
-                } else {
-                    name.get(..pattern.len())
-                }
-                .is_some_and(|part| part.eq_ignore_ascii_case(pattern))
-        };
-        match self {
-            Self::Exact(exact) => name.eq_ignore_ascii_case(exact),
-            Self::Prefix(prefix) => fits(prefix, false),
-            Self::Suffix(suffix) => fits(suffix, true),
-        }
-    }
-}
-
+/// A list of Istio's header-name patterns (exact, `prefix*`, `*suffix`; Istio compiles them to
+/// case-insensitive string matchers): the policies' string forms, lower-cased, without `*` alone.
 fn patterns(list: &[String], at: &str) -> Result<Vec<Pattern>, ConfigError> {
     list.iter()
         .enumerate()
-        .map(|(i, text)| {
-            Pattern::new(text).map_err(|message| ConfigError {
-                path: format!("{at}[{i}]"),
-                message,
-            })
+        .map(|(i, text)| match Pattern::parse(text).lowercase() {
+            Pattern::Any | Pattern::Exact(_) if text.is_empty() || text == "*" => {
+                Err(ConfigError {
+                    path: format!("{at}[{i}]"),
+                    message: format!(
+                        "{text:?} is not a header name, a prefix such as x-authz-* or a suffix \
+                         such as *-id"
+                    ),
+                })
+            }
+            pattern => Ok(pattern),
         })
         .collect()
 }
 
+/// Whether a header name matches one of the patterns, in any case.
 fn any(patterns: &[Pattern], name: &str) -> bool {
-    patterns.iter().any(|p| p.matches(name))
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    };
+    patterns.iter().any(|p| p.matches(&name))
 }
 
 /// One compiled `envoyExtAuthzHttp` provider.

@@ -74,32 +74,6 @@ pub const EXT_AUTHZ_DENIED: &str = "ext-authz-denied";
 /// The reason of a denial because the external authorizer failed (Envoy: `ext_authz_error`).
 pub const EXT_AUTHZ_ERROR: &str = "ext-authz-error";
 
-/// A CUSTOM rule's call and what came of it, for the audit trail.
-struct Custom<'a> {
-    provider: &'a str,
-    rule: &'a str,
-    status: u16,
-    result: &'static str,
-}
-
-impl Custom<'_> {
-    /// Writes the record of a request the external authorizer refused (or failed on).
-    fn record(&self, attributes: &Attributes, prepared: &Prepared, host: &dyn Host) {
-        if prepared.settings.audit.enabled {
-            crate::audit::write_custom(
-                host,
-                attributes,
-                self.rule,
-                &crate::audit::ExtAuthz {
-                    provider: self.provider,
-                    status: self.status,
-                    result: self.result,
-                },
-            );
-        }
-    }
-}
-
 /// The reason of a token refused (Envoy: `jwt_authn_access_denied{...}` in the details).
 pub const JWT_DENIED: &str = "jwt-authn-access-denied";
 
@@ -138,9 +112,8 @@ pub fn evaluate(
         };
         let outcome = provider.outcome(answer);
         let _ = host.count(&format!("zero_trust.ext_authz.{}", outcome.stat()), 1);
-        let custom = Custom {
+        let ext = crate::audit::ExtAuthz {
             provider: &provider.name,
-            rule: &rule,
             status: answer.status,
             result: outcome.stat(),
         };
@@ -151,19 +124,11 @@ pub fn evaluate(
             } => {
                 request_headers.extend(upstream);
                 response_headers.extend(downstream);
-                asked = Some(crate::audit::ExtAuthz {
-                    provider: &provider.name,
-                    status: answer.status,
-                    result: "ok",
-                });
+                asked = Some(ext);
                 None
             }
             ext_authz::Outcome::FailureModeAllowed { why } => {
-                asked = Some(crate::audit::ExtAuthz {
-                    provider: &provider.name,
-                    status: answer.status,
-                    result: "failure_mode_allowed",
-                });
+                asked = Some(ext);
                 host.log(
                     Level::Warn,
                     &format!(
@@ -196,7 +161,9 @@ pub fn evaluate(
             )),
         };
         if let Some((status, reason, message, body, headers)) = denial {
-            custom.record(&attributes, prepared, host);
+            if prepared.settings.audit.enabled {
+                crate::audit::write_custom(host, &attributes, &rule, &ext);
+            }
             count(host, false, &rule);
             return Ok(HttpVerdict::Deny {
                 status,
