@@ -16,6 +16,7 @@ extern crate self as palisade_sdk;
 
 #[cfg(all(feature = "admission-component", target_arch = "wasm32"))]
 pub mod admission_component;
+pub mod compare;
 pub mod fetch;
 pub mod host;
 pub mod path;

@@ -118,14 +118,15 @@ impl Location {
                         all.into()
                     }
                 };
-                let at = joined.find(prefix.as_str())?;
+                // The prefix may be anywhere, but nearly always opens the value.
+                let at = if palisade_sdk::compare::starts_with(&joined, prefix) {
+                    0
+                } else {
+                    joined.find(prefix.as_str())?
+                };
                 let start = at.saturating_add(prefix.len());
                 let rest = joined.get(start..)?;
-                // Token characters are ASCII: a byte scan finds the end.
-                let end = rest
-                    .bytes()
-                    .position(|b| !token_byte(b))
-                    .unwrap_or(rest.len());
+                let end = token_length(rest.as_bytes());
                 if end == 0 {
                     return None;
                 }
@@ -144,6 +145,26 @@ impl Location {
                 .map(Cow::Borrowed),
         }
     }
+}
+
+/// How many bytes at the start of `text` are token bytes (token characters are ASCII, so this
+/// ends on a character boundary). Eight at a time without a branch per byte: every byte of
+/// every token is scanned on every request, cached token or not.
+fn token_length(text: &[u8]) -> usize {
+    let mut chunks = text.chunks_exact(8);
+    let mut length = 0usize;
+    for chunk in &mut chunks {
+        if !chunk.iter().fold(true, |all, b| all & token_byte(*b)) {
+            break;
+        }
+        length = length.saturating_add(8);
+    }
+    let rest = text.get(length..).unwrap_or_default();
+    length.saturating_add(
+        rest.iter()
+            .position(|b| !token_byte(*b))
+            .unwrap_or(rest.len()),
+    )
 }
 
 /// A location and the providers (rules) that read it.

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
+use palisade_sdk::compare;
 use palisade_sdk::wire::HeaderChange;
 use serde_json::{Map, Value};
 
@@ -33,22 +34,6 @@ pub(crate) struct Cache {
     order: VecDeque<u64>,
 }
 
-/// Whether two tokens are the same, eight bytes at a time (wasm's `memcmp` goes byte by byte,
-/// and a token is 300 to 1,500 bytes).
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = wa.remainder() == wb.remainder();
-    tails_equal
-        && wa.zip(wb).all(|(x, y)| {
-            u64::from_ne_bytes(x.try_into().unwrap_or_default())
-                == u64::from_ne_bytes(y.try_into().unwrap_or_default())
-        })
-}
-
 impl Cache {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
@@ -70,7 +55,7 @@ impl Cache {
     ) -> Option<Result<Rc<Cached>, Failure>> {
         let key = self.key(token);
         let (kept, cached) = self.entries.get(&key)?;
-        if !same(kept, token) || !providers.contains(&cached.provider) {
+        if !compare::eq(kept, token) || !providers.contains(&cached.provider) {
             return None;
         }
         match check_time(cached.nbf, cached.exp, now, skew) {
@@ -114,25 +99,5 @@ impl Cache {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![expect(clippy::indexing_slicing, reason = "tests")]
-    use super::same;
-
-    #[test]
-    fn tokens_compare_byte_for_byte() {
-        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
-        assert!(same(token, token));
-        for at in 0..token.len() {
-            let mut other = token.as_bytes().to_vec();
-            other[at] ^= 1;
-            let other = String::from_utf8(other).unwrap_or_default();
-            assert!(!same(token, &other), "differs at {at}");
-        }
-        assert!(!same(token, &token[..token.len() - 1]));
-        assert!(same("", ""));
     }
 }

@@ -472,3 +472,16 @@ fn decisions_are_counted_per_result_and_rule() {
     assert_eq!(counters["zero_trust.rule.none.denied"], 1);
     assert_eq!(counters["zero_trust.rule.token.denied"], 1);
 }
+
+#[test]
+fn a_token_ends_at_the_first_byte_no_token_has() {
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl-_";
+    for end in 0..token.len() {
+        for stop in [" ", ",", ";", "\"", "+", "/", "="] {
+            let text = format!("{}{stop}{}", &token[..end], &token[end..]);
+            assert_eq!(token_length(text.as_bytes()), end, "{text:?}");
+        }
+    }
+    assert_eq!(token_length(token.as_bytes()), token.len());
+    assert_eq!(token_length(b""), 0);
+}

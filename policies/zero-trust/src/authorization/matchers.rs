@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use palisade_sdk::compare;
 use serde_json::Value;
 
 /// Istio's string forms.
@@ -48,9 +49,9 @@ impl Pattern {
     /// Whether `value` matches; `Any` wants a non-empty value (regex `.+`).
     pub(crate) fn matches(&self, value: &str) -> bool {
         match self {
-            Self::Exact(v) => value == v,
-            Self::Prefix(v) => value.starts_with(v.as_str()),
-            Self::Suffix(v) => value.ends_with(v.as_str()),
+            Self::Exact(v) => compare::eq(value, v),
+            Self::Prefix(v) => compare::starts_with(value, v),
+            Self::Suffix(v) => compare::ends_with(value, v),
             Self::Any => !value.is_empty(),
         }
     }
