@@ -3,7 +3,7 @@
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::str::FromStr;
 
 /// One HTTP request at the request-headers phase, as the proxy-wasm adapter builds it from
@@ -140,7 +140,11 @@ impl HttpRequest {
                     if other.starts_with(':') {
                         return false;
                     }
-                    name.make_ascii_lowercase();
+                    // Proxies hand names over lower-case already (HTTP/2, Envoy's HTTP/1 codec):
+                    // look before writing.
+                    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                        name.make_ascii_lowercase();
+                    }
                     return true;
                 }
             };
@@ -266,12 +270,18 @@ impl Nonce {
         if let Some(variant) = bytes.get_mut(8) {
             *variant = (*variant & 0x3f) | 0x80;
         }
+        // Digit by digit: the formatter's `{:02x}` per byte was most of a request id's cost in
+        // wasm, and a filter makes one per request.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digit =
+            |nibble: u8| char::from(HEX.get(usize::from(nibble & 0x0f)).copied().unwrap_or(b'0'));
         let mut uuid = String::with_capacity(36);
         for (i, byte) in bytes.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
                 uuid.push('-');
             }
-            let _ = write!(uuid, "{byte:02x}");
+            uuid.push(digit(byte >> 4));
+            uuid.push(digit(*byte));
         }
         uuid
     }

@@ -243,6 +243,20 @@ impl Namespace {
 
     /// Whether the URI `spiffe://<principal>` matches.
     pub(crate) fn matches(&self, principal: &str) -> bool {
+        if let [first, needle, last] = self.parts.as_slice()
+            && first.is_empty()
+            && last.is_empty()
+        {
+            // A literal namespace: the URI holds `/ns/<v>/`, which starts at one of its slashes
+            // (the last of `spiffe://` included), found without building the URI.
+            let after_scheme = needle.get(1..).unwrap_or_default();
+            return compare::starts_with(principal, after_scheme)
+                || principal.match_indices('/').any(|(at, _)| {
+                    principal
+                        .get(at..)
+                        .is_some_and(|rest| compare::starts_with(rest, needle))
+                });
+        }
         glob_matches(&self.parts, &format!("spiffe://{principal}"))
     }
 }
@@ -340,6 +354,32 @@ mod tests {
         assert!(!Pattern::Any.matches(""));
         assert!(Pattern::Any.matches_header(""));
         assert!(Pattern::parse("x*").matches("x"));
+    }
+
+    #[test]
+    fn literal_namespaces_match_as_the_glob_does() {
+        let principals = [
+            "cluster.local/ns/shop/sa/web",
+            "cluster.local/ns/shop",
+            "cluster.local/ns/shopping/sa/web",
+            "ns/shop/sa/web",
+            "/ns/shop/",
+            "x/ns/shop/ns/other/",
+            "cluster.local/ns/Shop/sa/web",
+            "",
+        ];
+        for namespace in ["shop", "ns", "shop/sa", ""] {
+            let matcher = Namespace::parse(namespace);
+            for principal in principals {
+                assert_eq!(
+                    matcher.matches(principal),
+                    glob_matches(&matcher.parts, &format!("spiffe://{principal}")),
+                    "{namespace:?} against {principal:?}"
+                );
+            }
+        }
+        assert!(Namespace::parse("shop").matches("ns/shop/sa/web"));
+        assert!(!Namespace::parse("shop").matches("cluster.local/ns/shopping/sa/web"));
     }
 
     #[test]
