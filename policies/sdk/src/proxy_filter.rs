@@ -5,8 +5,6 @@
 //! `unwrap` statuses a host may return.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,11 +13,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
+use crate::compare;
 use crate::host::{Entry, Host, HostError, Level};
-use crate::property::{connection_from_properties, text};
-use crate::wire::{
-    Answer, Callout, Connection, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce,
-};
+use crate::wire::{Answer, Callout, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce};
 use crate::{Fetch, HttpPolicy, PolicyError, parse_settings};
 
 #[doc(hidden)]
@@ -224,6 +220,7 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
         Some(Box::new(Stream::<P> {
             settings: self.settings.clone(),
             request: None,
+            connection: None,
             pending: None,
             response_headers: Vec::new(),
             policy: PhantomData,
@@ -242,6 +239,9 @@ struct Stream<P: HttpPolicy> {
     settings: Option<Rc<P::Prepared>>,
     /// The request while it is being decided (with the answers so far).
     request: Option<HttpRequest>,
+    /// The id of the request's connection, whose properties go back to the VM's memory of
+    /// connections once the request is decided.
+    connection: Option<u64>,
     /// The token and id of the call in flight.
     pending: Option<(u32, String)>,
     /// The verdict's response header changes, kept for `on_http_response_headers`.
@@ -271,8 +271,9 @@ impl<P: HttpPolicy> Context for Stream<P> {
 impl<P: HttpPolicy> HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match read_request() {
-            Ok(request) => {
+            Ok((request, connection)) => {
                 self.request = Some(request);
+                self.connection = connection;
                 self.carry_out()
             }
             Err(e) => fail_closed(&e),
@@ -288,7 +289,21 @@ impl<P: HttpPolicy> HttpContext for Stream<P> {
     }
 }
 
+impl<P: HttpPolicy> Drop for Stream<P> {
+    /// A stream reset while its request waits for a call still gives its connection back.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 impl<P: HttpPolicy> Stream<P> {
+    /// Done with the request: its connection's properties go back to the VM's memory.
+    fn release(&mut self) {
+        if let (Some(request), Some(id)) = (self.request.take(), self.connection.take()) {
+            connections::give_back(id, request.connection);
+        }
+    }
+
     /// Evaluates the held request and carries out the verdict: header changes and `Continue`,
     /// a local reply, or a call made and the stream paused until its answer. A call the proxy
     /// refuses is answered at once with status 0, and the policy decides again.
@@ -300,7 +315,7 @@ impl<P: HttpPolicy> Stream<P> {
                     request_headers,
                     response_headers,
                 }) => {
-                    self.request = None;
+                    self.release();
                     apply(MapType::HttpRequestHeaders, &request_headers);
                     self.response_headers = response_headers;
                     return Action::Continue;
@@ -312,7 +327,7 @@ impl<P: HttpPolicy> Stream<P> {
                     body,
                     headers,
                 }) => {
-                    self.request = None;
+                    self.release();
                     log::debug!("denied with {status} ({reason}): {message}");
                     return reply(status, &headers, &body);
                 }
@@ -336,7 +351,7 @@ impl<P: HttpPolicy> Stream<P> {
                     }
                 },
                 Err(e) => {
-                    self.request = None;
+                    self.release();
                     return fail_closed(&e);
                 }
             }
@@ -479,17 +494,17 @@ impl Host for ProxyHost {
     /// `proxy_increment_metric`).
     fn count(&self, name: &str, delta: u64) -> Result<(), HostError> {
         thread_local! {
-            static METRICS: RefCell<HashMap<String, u32, BuildHasherDefault<Fnv>>> =
-                RefCell::new(HashMap::default());
+            static METRICS: RefCell<Metrics> = const { RefCell::new(Metrics(Vec::new())) };
         }
-        let id = METRICS.with_borrow_mut(|ids| -> Result<u32, HostError> {
-            if let Some(id) = ids.get(name) {
-                return Ok(*id);
+        let id = METRICS.with_borrow_mut(|metrics| -> Result<u32, HostError> {
+            let hash = compare::hash(name.as_bytes());
+            if let Some(id) = metrics.find(hash, name) {
+                return Ok(id);
             }
             let id = hostcalls::define_metric(MetricType::Counter, name).map_err(|status| {
                 HostError::Unavailable(format!("proxy_define_metric({name:?}): {status:?}"))
             })?;
-            ids.insert(name.to_owned(), id);
+            metrics.insert(hash, name, id);
             Ok(id)
         })?;
         hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX)).map_err(
@@ -513,29 +528,24 @@ impl Host for ProxyHost {
 }
 
 /// The request as the policy sees it: one call for the whole header map (each hostcall costs),
-/// one per connection property, and a fresh nonce.
-fn read_request() -> Result<HttpRequest, PolicyError> {
-    // The bytes variant: the SDK's string variant unwraps UTF-8, so one obs-text header value
-    // (RFC 9110 section 5.5) would crash the VM for every later request.
-    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_err(|status| {
-        PolicyError::Internal(format!("reading the request headers failed: {status:?}"))
+/// kept as the one buffer the proxy hands over; one per connection property, and a fresh nonce.
+/// With the request, the id of its connection when the proxy gave one.
+fn read_request() -> Result<(HttpRequest, Option<u64>), PolicyError> {
+    let map = raw::header_map(MapType::HttpRequestHeaders).map_err(|status| {
+        PolicyError::Internal(format!(
+            "reading the request headers failed with status {status}"
+        ))
     })?;
-    let pairs = pairs
-        .into_iter()
-        .map(|(name, value)| {
-            let value = String::from_utf8(value)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            (name, value)
-        })
-        .collect();
-    let mut request = HttpRequest::from_header_pairs(pairs);
-    request.connection = connection();
+    let mut request = HttpRequest::from_header_map(map)
+        .map_err(|e| PolicyError::Internal(format!("the request headers: {e}")))?;
+    let (connection, id) = connections::take();
+    request.connection = connection;
 
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce)
         .map_err(|e| PolicyError::Internal(format!("drawing the request nonce: {e}")))?;
     request.nonce = Nonce(nonce);
-    Ok(request)
+    Ok((request, id))
 }
 
 /// A property's value: NOT_FOUND is `None`, and so is a value Envoy cannot serialize.
@@ -543,64 +553,98 @@ fn property(path: &[&str]) -> Option<Vec<u8>> {
     hostcalls::get_property(path.to_vec()).ok().flatten()
 }
 
-/// FNV-1a: metric names are short and chosen by the policy, so a keyed hash (SipHash, the
-/// default) buys nothing and costs more than the lookup it serves.
-#[derive(Default)]
-struct Fnv(u64);
+/// The ids of the metrics a VM defined, by name: looked up on every count, so by a hash made
+/// eight bytes at a time and a word-wise comparison (a policy's names are chosen by the policy,
+/// 20-60 bytes; SipHash and wasi-libc's byte-by-byte `memcmp` cost more than the lookup they
+/// serve). Sorted by hash.
+struct Metrics(Vec<(u64, Box<str>, u32)>);
 
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
+impl Metrics {
+    fn find(&self, hash: u64, name: &str) -> Option<u32> {
+        let at = self.0.partition_point(|(h, _, _)| *h < hash);
         self.0
+            .get(at..)?
+            .iter()
+            .take_while(|(h, _, _)| *h == hash)
+            .find(|(_, kept, _)| compare::eq(kept, name))
+            .map(|(_, _, id)| *id)
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = hash;
+    fn insert(&mut self, hash: u64, name: &str, id: u32) {
+        let at = self.0.partition_point(|(h, _, _)| *h < hash);
+        self.0.insert(at, (hash, name.into(), id));
     }
 }
 
-/// Connections whose properties are remembered (per VM, oldest out).
-const CONNECTIONS_KEPT: usize = 64;
+/// What the VM remembers of the connections its requests came on.
+mod connections {
+    use std::cell::RefCell;
 
-/// The request's connection. What cannot change while a connection lives (its local address,
-/// SNI, TLS peer) is read once per connection (`connection.id`) and remembered; the source
-/// address is read for every request, since Envoy may take it from `x-forwarded-for` per request
-/// (trusted hops).
-fn connection() -> Connection {
+    use super::property;
+    use crate::property::{connection_from_properties, text};
+    use crate::wire::Connection;
+
+    /// Connections whose properties are remembered (per VM, oldest out).
+    const KEPT: usize = 64;
+
     thread_local! {
-        static CONNECTIONS: RefCell<Vec<(u64, Connection)>> = const { RefCell::new(Vec::new()) };
+        /// By `connection.id`; `None` while a request of the connection holds its properties.
+        static CONNECTIONS: RefCell<Vec<(u64, Option<Connection>)>> =
+            const { RefCell::new(Vec::new()) };
     }
-    let id = property(&["connection", "id"])
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
-        .map(u64::from_le_bytes);
-    let known = id.and_then(|id| {
-        CONNECTIONS.with_borrow(|kept| {
-            kept.iter()
-                .find(|(kept, _)| *kept == id)
-                .map(|(_, connection)| connection.clone())
-        })
-    });
-    if let Some(mut connection) = known {
-        connection.source_address = text(property(&["source", "address"]));
-        return connection;
-    }
-    let connection = connection_from_properties(property);
-    if let Some(id) = id {
-        CONNECTIONS.with_borrow_mut(|kept| {
-            if kept.len() >= CONNECTIONS_KEPT {
-                kept.remove(0);
+
+    /// The request's connection, and its id when the proxy has one. What cannot change while a
+    /// connection lives (its local address, SNI, TLS peer) is read once per connection
+    /// (`connection.id`) and remembered; the source address is read for every request, since
+    /// Envoy may take it from `x-forwarded-for` per request (trusted hops). The remembered
+    /// properties are lent to the request, not copied: [`give_back`] returns them. A second
+    /// request of the connection while they are lent (HTTP/2 streams) reads them again.
+    pub(super) fn take() -> (Connection, Option<u64>) {
+        let Some(id) = property(&["connection", "id"])
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .map(u64::from_le_bytes)
+        else {
+            return (connection_from_properties(property), None);
+        };
+        let kept = CONNECTIONS.with_borrow_mut(|kept| {
+            match kept.iter_mut().find(|(kept, _)| *kept == id) {
+                Some((_, lent)) => Some(lent.take()),
+                None => {
+                    if kept.len() >= KEPT {
+                        kept.remove(0);
+                    }
+                    kept.push((id, None));
+                    None
+                }
             }
-            kept.push((id, connection.clone()));
+        });
+        let connection = match kept {
+            Some(Some(mut connection)) => {
+                connection.source_address = text(property(&["source", "address"]));
+                connection
+            }
+            // Lent to another request, or new.
+            Some(None) | None => connection_from_properties(property),
+        };
+        (connection, Some(id))
+    }
+
+    /// Takes back the properties of connection `id` when a request is done with them.
+    pub(super) fn give_back(id: u64, connection: Connection) {
+        CONNECTIONS.with_borrow_mut(|kept| match kept.iter_mut().find(|(kept, _)| *kept == id) {
+            Some((_, slot)) => {
+                if slot.is_none() {
+                    *slot = Some(connection);
+                }
+            }
+            None => {
+                if kept.len() >= KEPT {
+                    kept.remove(0);
+                }
+                kept.push((id, Some(connection)));
+            }
         });
     }
-    connection
 }
 
 /// Applies header changes in order: set replaces (or adds), add appends, remove drops all values.
@@ -647,4 +691,44 @@ macro_rules! export_proxy_wasm {
             }}
         };
     };
+}
+
+/// The one hostcall the adapter makes without the proxy-wasm crate: the SDK's
+/// `get_map_bytes` copies every name and value into a string of its own (two allocations per
+/// header, and as many frees), and panics on a status it does not expect.
+mod raw {
+    #![expect(
+        unsafe_code,
+        reason = "a proxy-wasm import, and the buffer the host allocated through \
+                  proxy_on_memory_allocate taken over"
+    )]
+
+    use proxy_wasm::types::MapType;
+
+    #[link(wasm_import_module = "env")]
+    unsafe extern "C" {
+        fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+    }
+
+    /// The header map `map` as the proxy serializes it (empty when it has no buffer to give);
+    /// `Err` carries a status other than OK.
+    pub(super) fn header_map(map: MapType) -> Result<Vec<u8>, u32> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a pointer and a length through the two out-pointers, which
+        // point at live locals; the map type is a plain number the host checks.
+        let status =
+            unsafe { proxy_get_header_map_pairs(map as u32, &raw mut data, &raw mut size) };
+        if status != 0 {
+            return Err(status);
+        }
+        if data.is_null() {
+            return Ok(Vec::new());
+        }
+        // SAFETY: a non-null pointer is the host's answer to `proxy_on_memory_allocate(size)`,
+        // which the proxy-wasm crate exports as a boxed slice of `size` bytes from this
+        // module's global allocator, filled by the host and handed over: a vector of that
+        // length and capacity owns it (as the crate's own `get_map_bytes` takes it).
+        Ok(unsafe { Vec::from_raw_parts(data, size, size) })
+    }
 }

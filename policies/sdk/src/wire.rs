@@ -3,6 +3,7 @@
 //! no ABI and no IO here.
 
 mod admission;
+mod headers;
 mod http;
 pub mod json;
 mod metadata;
@@ -13,6 +14,7 @@ pub use admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, GroupVersionResource,
     Operation, RawJson, Status, UserInfo,
 };
+pub use headers::{HeaderMapError, Headers, Iter as HeaderIter};
 pub use http::{
     Answer, Callout, Connection, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce,
     NonceError,

@@ -129,7 +129,7 @@ pub fn evaluate(
     }
     Ok(match decision.effect {
         Effect::Deny => {
-            let rule = decision.policy.as_deref().unwrap_or("none");
+            let rule = decision.rule().unwrap_or("none");
             let mut verdict = Verdict::deny(
                 ACCESS_DENIED,
                 format!(
@@ -146,10 +146,10 @@ pub fn evaluate(
                 verdict
                     .audit_annotations
                     .insert(AUDITED_ANNOTATION.to_owned(), decision.audited.join(","));
-                if let Some(rule) = decision.policy {
+                if let Some(rule) = decision.rule() {
                     verdict
                         .audit_annotations
-                        .insert(POLICY_ANNOTATION.to_owned(), rule);
+                        .insert(POLICY_ANNOTATION.to_owned(), rule.to_owned());
                 }
             }
             verdict

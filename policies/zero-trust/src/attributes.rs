@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use palisade_sdk::wire::Headers;
 use serde_json::{Map, Value};
 
 /// The attributes of one request, as Istio's AuthorizationPolicy names them; the headers are
@@ -39,7 +40,7 @@ pub struct Attributes<'a> {
     /// resource path at admission.
     pub path: Option<Cow<'a, str>>,
     /// Request headers, names lower-case, in order (repeated names stay separate entries).
-    pub headers: Cow<'a, [(String, String)]>,
+    pub headers: Cow<'a, Headers>,
     /// The payload of the verified token (`request.auth.*`); `None` for an anonymous request.
     pub auth: Option<Rc<Map<String, Value>>>,
     /// The Kubernetes API resource asked for (`resource.*`, admission only).
@@ -128,18 +129,18 @@ impl Attributes<'_> {
     /// All values of header `name` (any case) joined with `,`, as Envoy reads a header for
     /// matching; `None` when it was not sent.
     #[must_use]
-    pub fn header(&self, name: &str) -> Option<String> {
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self.headers.get_all(name);
         let first = values.next()?;
-        Some(values.fold(first.to_owned(), |mut all, v| {
+        let Some(second) = values.next() else {
+            return Some(Cow::Borrowed(first));
+        };
+        let mut all = format!("{first},{second}");
+        for v in values {
             all.push(',');
             all.push_str(v);
-            all
-        }))
+        }
+        Some(Cow::Owned(all))
     }
 
     /// `request.auth.principal`: `<iss>/<sub>` of the verified token.
@@ -221,7 +222,7 @@ mod tests {
     #[test]
     fn repeated_headers_join_with_commas() {
         let a = Attributes {
-            headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())].into(),
+            headers: Cow::Owned(Headers::from(vec![("a", "1"), ("A", "2")])),
             ..Attributes::default()
         };
         assert_eq!(a.header("a").as_deref(), Some("1,2"));

@@ -260,7 +260,7 @@ pub fn record_with(
     Record {
         sensitivity,
         ext_authz,
-        policy: decision.policy.as_deref(),
+        policy: decision.rule(),
         audited: &decision.audited,
         dry_run: decision
             .dry_run
@@ -361,7 +361,9 @@ mod tests {
         };
         let decision = Decision {
             effect: Effect::Deny,
-            policy: Some("ns[shop]-policy[p]-rule[0]".into()),
+            policy: Some(crate::authorization::RuleName::new(
+                "ns[shop]-policy[p]-rule[0]".into(),
+            )),
             audited: vec![],
             dry_run: Some((Effect::Allow, None)),
         };

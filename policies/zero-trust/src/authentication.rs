@@ -105,7 +105,7 @@ impl Location {
                     .headers
                     .iter()
                     .filter(|(n, _)| n == name)
-                    .map(|(_, v)| v.as_str());
+                    .map(|(_, v)| v);
                 let first = values.next()?;
                 let joined: Cow<'a, str> = match values.next() {
                     None => first.into(),

@@ -9,6 +9,7 @@ mod model;
 mod template;
 
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use palisade_sdk::path::normalise;
 use serde_json::Value;
@@ -52,19 +53,76 @@ pub enum Effect {
     Deny,
 }
 
+/// A rule's name as Envoy gives it (`ns[shop]-policy[deny-admin]-rule[0]`), with the names of
+/// its two statistics made once, when the rule is compiled: a decision names its rule, and
+/// counts under it, on every request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RuleName {
+    name: String,
+    allowed: String,
+    denied: String,
+}
+
+impl RuleName {
+    /// The name `name` and its statistics.
+    #[must_use]
+    pub fn new(name: String) -> Rc<Self> {
+        Rc::new(Self {
+            allowed: counter(&name, true),
+            denied: counter(&name, false),
+            name,
+        })
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The statistic of the requests this rule allowed or denied (see [`counter`]).
+    #[must_use]
+    pub fn counter(&self, allowed: bool) -> &str {
+        if allowed { &self.allowed } else { &self.denied }
+    }
+}
+
+impl std::fmt::Display for RuleName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// The statistic of the requests the rule `rule` allowed or denied:
+/// `zero_trust.rule.<rule>.allowed|denied` (`none` when no rule decided, `token` /
+/// `device-token` for refused tokens).
+#[must_use]
+pub fn counter(rule: &str, allowed: bool) -> String {
+    let result = if allowed { "allowed" } else { "denied" };
+    format!("zero_trust.rule.{rule}.{result}")
+}
+
 /// A decision and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// Allow or deny.
     pub effect: Effect,
-    /// The rule that decided, as Envoy names it (`ns[shop]-policy[deny-admin]-rule[0]`);
-    /// `None` when no rule did (no ALLOW policy at all, or none of them matched).
-    pub policy: Option<String>,
+    /// The rule that decided; `None` when no rule did (no ALLOW policy at all, or none of them
+    /// matched).
+    pub policy: Option<Rc<RuleName>>,
     /// The AUDIT rules that matched (Envoy's `access_log_hint`), one per policy.
     pub audited: Vec<String>,
     /// What the dry-run policies (`istio.io/dry-run: "true"`) alone would decide, when there
     /// are any: Envoy's `shadow_engine_result` and `shadow_effective_policy_id`.
     pub dry_run: Option<(Effect, Option<String>)>,
+}
+
+impl Decision {
+    /// The name of the rule that decided, if one did.
+    #[must_use]
+    pub fn rule(&self) -> Option<&str> {
+        self.policy.as_deref().map(RuleName::as_str)
+    }
 }
 
 /// Where a CUSTOM policy is and which provider it names (see [`Authorizer::custom_policy`]).
@@ -102,8 +160,8 @@ struct Policy {
     provider_at: String,
     dry_run: bool,
     rules: Vec<CompiledRule>,
-    /// `ns[<namespace>]-policy[<name>]-rule[<i>]` per rule, made once (a decision names its rule on every request).
-    rule_ids: Vec<String>,
+    /// `ns[<namespace>]-policy[<name>]-rule[<i>]` per rule.
+    rule_ids: Vec<Rc<RuleName>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -364,7 +422,7 @@ impl Authorizer {
     /// denies if it refuses, before calling [`Authorizer::decide`] (Istio runs the CUSTOM
     /// filter first, before token verification).
     #[must_use]
-    pub fn custom(&self, request: &Attributes) -> Option<String> {
+    pub fn custom(&self, request: &Attributes) -> Option<Rc<RuleName>> {
         let forms = path_forms(request);
         self.policies
             .iter()
@@ -380,6 +438,7 @@ impl Authorizer {
         self.policies
             .iter()
             .find_map(|p| p.matching_rule(request, &forms))
+            .map(|rule| rule.as_str().to_owned())
     }
 
     /// AUDIT, DENY and ALLOW in Istio's order: a DENY match denies; no ALLOW policy allows
@@ -392,13 +451,13 @@ impl Authorizer {
             .iter()
             .filter(|p| p.action == Action::Audit && !p.dry_run)
             .filter_map(|p| p.matching_rule(request, &forms))
+            .map(|rule| rule.as_str().to_owned())
             .collect();
         let (effect, policy) = self.outcome(request, &forms, false);
-        let dry_run = self
-            .policies
-            .iter()
-            .any(|p| p.dry_run)
-            .then(|| self.outcome(request, &forms, true));
+        let dry_run = self.policies.iter().any(|p| p.dry_run).then(|| {
+            let (effect, rule) = self.outcome(request, &forms, true);
+            (effect, rule.map(|rule| rule.as_str().to_owned()))
+        });
         Decision {
             effect,
             policy,
@@ -412,7 +471,7 @@ impl Authorizer {
         request: &Attributes,
         forms: &[String],
         dry_run: bool,
-    ) -> (Effect, Option<String>) {
+    ) -> (Effect, Option<Rc<RuleName>>) {
         let of = |action: Action| {
             self.policies
                 .iter()
@@ -446,7 +505,7 @@ impl Policy {
     /// The id of the first rule that matches. A path with two normal forms must match in
     /// both for ALLOW (a narrower allow) and in either for the other actions (a wider deny), so
     /// that no spelling of a path gets through a rule another spelling would not.
-    fn matching_rule(&self, request: &Attributes, forms: &[String]) -> Option<String> {
+    fn matching_rule(&self, request: &Attributes, forms: &[String]) -> Option<Rc<RuleName>> {
         let index = self.rules.iter().position(|rule| {
             if forms.len() < 2 {
                 rule.matches(request, forms.first().map(String::as_str))
@@ -481,6 +540,9 @@ fn namespace_holds(field: &Field<Namespace>, principals: &[String]) -> bool {
 }
 
 fn request_principal_holds(field: &Field<RequestPrincipal>, request: &Attributes) -> bool {
+    if field.any_of.is_empty() && field.none_of.is_empty() {
+        return true;
+    }
     let principal = request.request_principal();
     field.holds(|m| principal.is_some_and(|(iss, sub)| m.matches(iss, sub)))
 }
@@ -743,7 +805,7 @@ fn compile(object: Object, index: usize, at: &str, spec_at: &str) -> Result<Poli
     let id = format!("ns[{namespace}]-policy[{name}]");
     Ok(Policy {
         rule_ids: (0..rules.len())
-            .map(|i| format!("{id}-rule[{i}]"))
+            .map(|i| RuleName::new(format!("{id}-rule[{i}]")))
             .collect(),
         action,
         provider,

@@ -280,7 +280,7 @@ impl Provider {
                     joined.push(',');
                     joined.push_str(value);
                 }
-                None => headers.push((name.clone(), value.clone())),
+                None => headers.push((name.to_owned(), value.to_owned())),
             }
         }
         headers.extend(self.additional.iter().cloned());

@@ -63,7 +63,7 @@ pub fn attributes(request: &HttpRequest) -> Attributes<'_> {
         host: Some(Cow::Borrowed(&request.authority)),
         method: Some(Cow::Borrowed(&request.method)),
         path: Some(Cow::Borrowed(&request.path)),
-        headers: request.headers.as_slice().into(),
+        headers: Cow::Borrowed(&request.headers),
         auth: None,
         ..Attributes::default()
     }
@@ -162,9 +162,9 @@ pub fn evaluate(
         };
         if let Some((status, reason, message, body, headers)) = denial {
             if prepared.settings.audit.enabled {
-                crate::audit::write_custom(host, &attributes, &rule, &ext);
+                crate::audit::write_custom(host, &attributes, rule.as_str(), &ext);
             }
-            count(host, false, &rule);
+            count(host, false, rule.counter(false));
             return Ok(HttpVerdict::Deny {
                 status,
                 reason: reason.to_owned(),
@@ -188,7 +188,15 @@ pub fn evaluate(
                 if prepared.settings.audit.enabled {
                     crate::audit::write_rejected(host, &attributes, &rejection, asked.as_ref());
                 }
-                count(host, false, if device { "device-token" } else { "token" });
+                count(
+                    host,
+                    false,
+                    if device {
+                        "zero_trust.rule.device-token.denied"
+                    } else {
+                        "zero_trust.rule.token.denied"
+                    },
+                );
                 return Ok(refuse(request, &rejection));
             }
         }
@@ -206,11 +214,13 @@ pub fn evaluate(
         prepared,
         host,
     );
-    count(
-        host,
-        decision.effect == Effect::Allow,
-        decision.policy.as_deref().unwrap_or("none"),
-    );
+    let allowed = decision.effect == Effect::Allow;
+    let rule_counter = match (&decision.policy, allowed) {
+        (Some(rule), _) => rule.counter(allowed),
+        (None, true) => "zero_trust.rule.none.allowed",
+        (None, false) => "zero_trust.rule.none.denied",
+    };
+    count(host, allowed, rule_counter);
     Ok(match decision.effect {
         Effect::Allow => HttpVerdict::Continue {
             request_headers,
@@ -221,7 +231,7 @@ pub fn evaluate(
             reason: ACCESS_DENIED.to_owned(),
             message: format!(
                 "rbac_access_denied_matched_policy[{}]",
-                decision.policy.as_deref().unwrap_or("none")
+                decision.rule().unwrap_or("none")
             ),
             body: prepared.settings.deny_body.clone(),
             headers: Vec::new(),
@@ -256,17 +266,17 @@ fn refuse(request: &HttpRequest, rejection: &Rejection) -> HttpVerdict {
     }
 }
 
-/// Envoy counters per decision: `zero_trust.allowed` / `zero_trust.denied`, and per deciding
-/// rule `zero_trust.rule.<rule>.allowed|denied` (`none` when no rule decided, `token` /
-/// `device-token` for refused tokens). Best effort: a host without statistics counts nothing.
-fn count(host: &dyn Host, allowed: bool, rule: &str) {
-    let (total, result) = if allowed {
-        ("zero_trust.allowed", "allowed")
+/// Envoy counters per decision: `zero_trust.allowed` / `zero_trust.denied`, and the deciding
+/// rule's (see [`crate::authorization::counter`]). Best effort: a host without statistics
+/// counts nothing.
+fn count(host: &dyn Host, allowed: bool, rule_counter: &str) {
+    let total = if allowed {
+        "zero_trust.allowed"
     } else {
-        ("zero_trust.denied", "denied")
+        "zero_trust.denied"
     };
     let _ = host.count(total, 1);
-    let _ = host.count(&format!("zero_trust.rule.{rule}.{result}"), 1);
+    let _ = host.count(rule_counter, 1);
 }
 
 /// Whether an allowed request is in the audit sample: the nonce's first four bytes as a

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::Attributes;
-use crate::authorization::{Authorizer, ConfigError, Decision, Effect, Options};
+use crate::authorization::{Authorizer, ConfigError, Decision, Effect, Options, RuleName};
 
 /// The labels, least to most sensitive.
 pub const LABELS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
@@ -51,7 +51,10 @@ impl Assessment {
     pub fn denial(self) -> Option<Decision> {
         (!self.met).then(|| Decision {
             effect: Effect::Deny,
-            policy: Some(format!("sensitivity[{}]", self.label.unwrap_or_default())),
+            policy: Some(RuleName::new(format!(
+                "sensitivity[{}]",
+                self.label.unwrap_or_default()
+            ))),
             audited: Vec::new(),
             dry_run: None,
         })

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
+use super::headers::{HeaderMapError, Headers};
+
 /// One HTTP request at the request-headers phase, as the proxy-wasm adapter builds it from
 /// Envoy's header map and properties. Every field has a default, so fixtures name only what
 /// matters (`HttpRequest::default()` is `GET /` over `http`).
@@ -38,8 +40,8 @@ pub struct HttpRequest {
     /// Every other header in arrival order, repeated names repeated; names lower-cased (Envoy
     /// lower-cases them), pseudo-headers (`:method`, ...) excluded. Values that are not UTF-8
     /// arrive with U+FFFD in place of the invalid bytes.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    pub headers: Headers,
     /// The downstream connection the request arrived on.
     pub connection: Connection,
     /// 16 random bytes the adapter draws for this request (the policy itself may not use
@@ -59,7 +61,7 @@ impl Default for HttpRequest {
             path: "/".to_owned(),
             authority: String::new(),
             scheme: "http".to_owned(),
-            headers: Vec::new(),
+            headers: Headers::new(),
             connection: Connection::default(),
             nonce: Nonce::default(),
             answers: Vec::new(),
@@ -71,7 +73,7 @@ impl HttpRequest {
     /// The first value of the header `name` (compared case-insensitively), if present.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        first_value(&self.headers, name)
+        self.headers.get(name)
     }
 
     /// The answer to the call `id`, once it came.
@@ -86,16 +88,15 @@ impl HttpRequest {
     /// ```
     /// use palisade_sdk::wire::HttpRequest;
     /// let mut request = HttpRequest::default();
-    /// request.headers = vec![("cookie".into(), "a=1; session=\"x.y\"".into())];
+    /// request.headers.push("cookie", "a=1; session=\"x.y\"");
     /// assert_eq!(request.cookie("session"), Some("x.y"));
     /// assert_eq!(request.cookie("b"), None);
     /// ```
     #[must_use]
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.headers
-            .iter()
-            .filter(|(n, _)| n == "cookie")
-            .flat_map(|(_, v)| v.split(';'))
+            .get_all("cookie")
+            .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(n, _)| *n == name)
             .map(|(_, v)| {
@@ -105,54 +106,37 @@ impl HttpRequest {
             })
     }
 
-    /// Builds a request from a header map with its pseudo-headers, as a proxy hands it over
-    /// (HTTP/2 request pseudo-headers, RFC 9113 section 8.3.1): `:method`, `:path`,
-    /// `:authority` and `:scheme` fill their fields (empty when missing), other pseudo-headers
-    /// (`:protocol`) are dropped, and the remaining names are lower-cased. Connection and nonce
-    /// are defaults.
+    /// Builds a request from a header map as proxy-wasm serializes it (see
+    /// [`Headers::from_map`]), with the pseudo-headers a proxy hands over (HTTP/2 request
+    /// pseudo-headers, RFC 9113 section 8.3.1): `:method`, `:path`, `:authority` and `:scheme`
+    /// fill their fields (empty when missing), other pseudo-headers (`:protocol`) are dropped,
+    /// and the other names are lower-cased. Connection and nonce are defaults.
     ///
-    /// ```
-    /// use palisade_sdk::wire::HttpRequest;
-    /// let request = HttpRequest::from_header_pairs(vec![
-    ///     (":method".into(), "POST".into()), (":path".into(), "/a".into()),
-    ///     (":authority".into(), "example.com".into()), (":scheme".into(), "https".into()),
-    ///     ("Content-Type".into(), "text/plain".into()),
-    /// ]);
-    /// assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/a"));
-    /// assert_eq!(request.headers, vec![("content-type".to_owned(), "text/plain".to_owned())]);
-    /// ```
-    #[must_use]
-    pub fn from_header_pairs(mut pairs: Vec<(String, String)>) -> Self {
-        let mut request = Self {
-            method: String::new(),
-            path: String::new(),
-            scheme: String::new(),
-            ..Self::default()
-        };
-        // In place: the pairs' vector and strings become the request's (no copies).
-        pairs.retain_mut(|(name, value)| {
-            let field = match name.as_str() {
-                ":method" => &mut request.method,
-                ":path" => &mut request.path,
-                ":authority" => &mut request.authority,
-                ":scheme" => &mut request.scheme,
-                other => {
-                    if other.starts_with(':') {
-                        return false;
-                    }
-                    // Proxies hand names over lower-case already (HTTP/2, Envoy's HTTP/1 codec):
-                    // look before writing.
-                    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                        name.make_ascii_lowercase();
-                    }
-                    return true;
-                }
+    /// # Errors
+    /// [`HeaderMapError`] when the map's lengths do not fit its bytes.
+    pub fn from_header_map(bytes: Vec<u8>) -> Result<Self, HeaderMapError> {
+        let (mut method, mut path, mut authority, mut scheme) =
+            (String::new(), String::new(), String::new(), String::new());
+        let headers = Headers::from_map(bytes, |name, value| {
+            let field = match name {
+                ":method" => &mut method,
+                ":path" => &mut path,
+                ":authority" => &mut authority,
+                ":scheme" => &mut scheme,
+                _ => return,
             };
-            *field = std::mem::take(value);
-            false
-        });
-        request.headers = pairs;
-        request
+            value.clone_into(field);
+        })?;
+        Ok(Self {
+            method,
+            path,
+            authority,
+            scheme,
+            headers,
+            connection: Connection::default(),
+            nonce: Nonce::default(),
+            answers: Vec::new(),
+        })
     }
 }
 
@@ -548,17 +532,20 @@ mod tests {
 
     #[test]
     fn pseudo_headers_fill_fields_and_are_not_headers() {
-        let request = HttpRequest::from_header_pairs(vec![
-            (":path".into(), "/x?y".into()),
-            (":protocol".into(), "websocket".into()),
-            ("x-a".into(), "1".into()),
-            ("X-A".into(), "2".into()),
-        ]);
+        let request = HttpRequest::from_header_map(crate::wire::headers::tests::serialize(&[
+            (b":path", b"/x?y"),
+            (b":protocol", b"websocket"),
+            (b"x-a", b"1"),
+            (b":authority", b"a.example"),
+            (b"X-A", b"2"),
+        ]))
+        .unwrap();
         assert_eq!(request.path, "/x?y");
+        assert_eq!(request.authority, "a.example");
         assert_eq!(request.method, "");
         assert_eq!(
             request.headers,
-            vec![("x-a".into(), "1".into()), ("x-a".into(), "2".into())]
+            Headers::from(vec![("x-a", "1"), ("x-a", "2")])
         );
         assert_eq!(request.header("X-a"), Some("1"));
     }

@@ -33,7 +33,7 @@ fn sign(alg: &str, claims: Value) -> String {
 
 fn bearer(token: &str) -> HttpRequest {
     HttpRequest {
-        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        headers: vec![("authorization", format!("Bearer {token}"))].into(),
         ..HttpRequest::default()
     }
 }
@@ -163,7 +163,7 @@ fn no_token_is_anonymous_and_a_wrong_prefix_is_no_token() {
     assert_eq!(anonymous.payload, None);
     let token = sign("RS256", claims());
     let lower = HttpRequest {
-        headers: vec![("authorization".into(), format!("bearer {token}"))],
+        headers: vec![("authorization", format!("bearer {token}"))].into(),
         ..HttpRequest::default()
     };
     assert_eq!(a.authenticate(&lower, NOW).unwrap().payload, None);
@@ -189,7 +189,7 @@ fn header_tokens_are_stripped_unless_forwarded_and_outputs_replace_what_the_clie
     let mut c = claims();
     c["plan"] = json!({"tier": "gold"});
     let mut request = bearer(&sign("RS256", c.clone()));
-    request.headers.push(("x-user".into(), "mallory".into()));
+    request.headers.push("x-user", "mallory");
     let outcome = a.authenticate(&request, NOW).unwrap();
     assert_eq!(
         outcome.request_headers,
@@ -203,9 +203,7 @@ fn header_tokens_are_stripped_unless_forwarded_and_outputs_replace_what_the_clie
     );
     // Without a token the spoofed header is still removed.
     let mut anonymous = HttpRequest::default();
-    anonymous
-        .headers
-        .push(("x-jwt-payload".into(), "e30".into()));
+    anonymous.headers.push("x-jwt-payload", "e30");
     assert_eq!(
         a.authenticate(&anonymous, NOW).unwrap().request_headers,
         vec![HeaderChange::remove("x-jwt-payload")]
@@ -240,7 +238,7 @@ fn tokens_are_read_only_from_their_rules_locations() {
     partner_claims["iss"] = json!("https://partner.example");
     let partner = sign("ES256", partner_claims);
     let request = |name: &str, value: String| HttpRequest {
-        headers: vec![(name.into(), value)],
+        headers: vec![(name, value)].into(),
         ..HttpRequest::default()
     };
     assert!(
@@ -394,10 +392,11 @@ fn cors_preflights_pass_untouched() {
     let request = HttpRequest {
         method: "OPTIONS".into(),
         headers: vec![
-            ("origin".into(), "https://shop.example".into()),
-            ("access-control-request-method".into(), "POST".into()),
-            ("authorization".into(), "Bearer garbage".into()),
-        ],
+            ("origin", "https://shop.example"),
+            ("access-control-request-method", "POST"),
+            ("authorization", "Bearer garbage"),
+        ]
+        .into(),
         ..HttpRequest::default()
     };
     assert_eq!(

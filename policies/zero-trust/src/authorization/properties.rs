@@ -109,10 +109,7 @@ fn request() -> impl Strategy<Value = Attributes<'static>> {
             remote_ip: Some(ip.parse().unwrap()),
             path: (!path.is_empty()).then(|| path.to_owned().into()),
             method: Some(method.to_owned().into()),
-            headers: env
-                .map(|e| ("x-env".to_owned(), e.to_owned()))
-                .into_iter()
-                .collect(),
+            headers: std::borrow::Cow::Owned(env.map(|e| ("x-env", e)).into_iter().collect()),
             ..Attributes::default()
         })
 }

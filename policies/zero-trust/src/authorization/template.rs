@@ -77,6 +77,13 @@ impl Template {
 
     /// Whether the whole `path` matches.
     pub(crate) fn matches(&self, path: &str) -> bool {
+        // The path must open with a leading literal: most paths a rule sees fail here, before
+        // the search below allocates anything.
+        if let Some(Part::Literal(first)) = self.parts.first()
+            && !palisade_sdk::compare::starts_with(path, first)
+        {
+            return false;
+        }
         let chars: Vec<char> = path.chars().collect();
         // reachable[i]: the parts so far can consume exactly chars[..i].
         let mut reachable = vec![false; chars.len().saturating_add(1)];

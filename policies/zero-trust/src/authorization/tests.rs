@@ -7,7 +7,9 @@
 )]
 
 use super::*;
+use palisade_sdk::wire::Headers;
 use serde_json::json;
+use std::borrow::Cow;
 
 fn authorizer(yaml: &str) -> Authorizer {
     try_authorizer(yaml).unwrap_or_else(|e| panic!("{e}"))
@@ -29,7 +31,7 @@ fn request() -> Attributes<'static> {
         host: Some("shop.example".into()),
         method: Some("GET".into()),
         path: Some("/cart".into()),
-        headers: vec![("x-env".into(), "prod".into())].into(),
+        headers: Cow::Owned(Headers::from(vec![("x-env", "prod")])),
         ..Attributes::default()
     }
 }
@@ -72,7 +74,7 @@ fn an_allow_policy_without_rules_denies_everything_and_an_empty_rule_allows_ever
     let decision = allow_all.decide(&request());
     assert_eq!(decision.effect, Effect::Allow);
     assert_eq!(
-        decision.policy.as_deref(),
+        decision.rule(),
         Some("ns[default]-policy[policy-0]-rule[0]")
     );
 }
@@ -95,10 +97,7 @@ fn deny_beats_allow_and_names_its_rule() {
     assert_eq!(effect(&a, &request()), Effect::Allow);
     let decision = a.decide(&with_path("/admin/users"));
     assert_eq!(decision.effect, Effect::Deny);
-    assert_eq!(
-        decision.policy.as_deref(),
-        Some("ns[shop]-policy[no-admin]-rule[1]")
-    );
+    assert_eq!(decision.rule(), Some("ns[shop]-policy[no-admin]-rule[1]"));
     // Another namespace matches no ALLOW rule: denied, by no rule.
     let other = Attributes {
         principals: vec!["cluster.local/ns/other/sa/web".into()],
@@ -181,7 +180,7 @@ fn hosts_ignore_case_methods_and_header_values_do_not() {
         "header names ignore case"
     );
     let upper = Attributes {
-        headers: vec![("x-env".into(), "PROD".into())].into(),
+        headers: Cow::Owned(Headers::from(vec![("x-env", "PROD")])),
         ..request()
     };
     assert_eq!(effect(&h, &upper), Effect::Deny, "header values do not");
@@ -191,14 +190,14 @@ fn hosts_ignore_case_methods_and_header_values_do_not() {
 fn repeated_headers_are_joined_and_star_means_present() {
     let a = authorizer(r#"rules: [{when: [{key: "request.headers[x-tag]", values: ["a,b"]}]}]"#);
     let two = Attributes {
-        headers: vec![("x-tag".into(), "a".into()), ("X-Tag".into(), "b".into())].into(),
+        headers: Cow::Owned(Headers::from(vec![("x-tag", "a"), ("X-Tag", "b")])),
         ..request()
     };
     assert_eq!(effect(&a, &two), Effect::Allow);
     let present =
         authorizer(r#"rules: [{when: [{key: "request.headers[x-empty]", values: ["*"]}]}]"#);
     let empty = Attributes {
-        headers: vec![("x-empty".into(), String::new())].into(),
+        headers: Cow::Owned(Headers::from(vec![("x-empty", "")])),
         ..request()
     };
     assert_eq!(effect(&present, &empty), Effect::Allow);
@@ -352,7 +351,9 @@ rules: [{to: [{operation: {paths: ["/orders/*"]}}]}]
     );
     assert_eq!(a.custom(&request()), None);
     assert_eq!(
-        a.custom(&with_path("/orders/1")).as_deref(),
+        a.custom(&with_path("/orders/1"))
+            .as_deref()
+            .map(RuleName::as_str),
         Some("ns[default]-policy[policy-0]-rule[0]")
     );
     let custom = a.custom_policy().unwrap();

@@ -52,7 +52,8 @@ fn the_check_request_carries_what_envoy_sends() {
             ("content-length", "42"),
             ("x-ext-a", "2"),
             ("acme-tenant", "t1"),
-        ]),
+        ])
+        .into(),
         ..HttpRequest::default()
     };
     let call = p.check(&request);
@@ -348,7 +349,7 @@ fn every_decision_after_a_call_records_and_counts_the_answer() {
     let prepared = crate::http::prepare(with_jwt).unwrap();
     let refused_host = TestHost::new(&FixtureHost::default());
     let mut request = HttpRequest {
-        headers: vec![("authorization".into(), "Bearer not.a.token".into())],
+        headers: vec![("authorization", "Bearer not.a.token")].into(),
         ..HttpRequest::default()
     };
     request.answers.push(answer(200, &[], ""));
