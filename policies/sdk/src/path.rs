@@ -22,7 +22,11 @@
 /// ```
 #[must_use]
 pub fn normalise(path: &str) -> Vec<String> {
-    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let end = path
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(path.len());
+    let path = path.get(..end).unwrap_or(path);
     if is_normal(path) {
         // Most paths: nothing to decode, no dot segment, no repeated slash.
         return vec![path.to_owned()];
@@ -53,11 +57,17 @@ pub fn normalise(path: &str) -> Vec<String> {
 /// ```
 #[must_use]
 pub fn query_param<'a>(target: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    // By bytes: every request's target is searched, and `split` costs a searcher in wasm.
+    let bytes = target.as_bytes();
     // A fragment ends the target, whatever it holds.
-    let target = target.split('#').next().unwrap_or(target);
-    let (_, query) = target.split_once('?')?;
+    let end = bytes.iter().position(|b| *b == b'#').unwrap_or(bytes.len());
+    let start = bytes.get(..end)?.iter().position(|b| *b == b'?')?;
+    let query = target.get(start.saturating_add(1)..end)?;
     query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = match pair.bytes().position(|b| b == b'=') {
+            Some(at) => (pair.get(..at)?, pair.get(at.saturating_add(1)..)?),
+            None => (pair, ""),
+        };
         let matches = if key.contains('%') {
             percent_decode(key) == name
         } else {
@@ -109,10 +119,23 @@ pub fn percent_decode(text: &str) -> String {
 /// Whether `normalise` would give `path` back unchanged, as one form: absolute, without `%`,
 /// `\\`, `//` or a `.`/`..` segment.
 fn is_normal(path: &str) -> bool {
-    path.starts_with('/')
-        && !path.contains(['%', '\\'])
-        && !path.contains("//")
-        && !path.split('/').any(|segment| matches!(segment, "." | ".."))
+    // One pass over the bytes: paths are checked on every request, and `contains` with a set of
+    // characters or a substring costs a searcher each in wasm.
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let mut segments = rest.as_bytes().split(|b| *b == b'/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if (segment.is_empty() && !last)
+            || segment == b"."
+            || segment == b".."
+            || segment.iter().any(|b| *b == b'%' || *b == b'\\')
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// Decodes `%XX` escapes of unreserved characters (ALPHA, DIGIT, `-`, `.`, `_`, `~`; RFC 3986
@@ -215,6 +238,11 @@ mod tests {
             "",
             "/..a/b..",
             "/a/b/.",
+            "//",
+            "/a//",
+            "/..",
+            "/a/%2e",
+            "/a/b/",
         ] {
             let decoded = decode_unreserved(path).replace('\\', "/");
             let full = merge_slashes(&remove_dot_segments(&decoded));
@@ -224,6 +252,8 @@ mod tests {
             }
         }
         assert!(is_normal("/api/v1/items"));
+        assert!(is_normal("/api/v1/items/"));
+        assert!(!is_normal("/api//items"));
         assert!(!is_normal("/api/../admin"));
     }
 

@@ -548,9 +548,24 @@ fn read_request() -> Result<(HttpRequest, Option<u64>), PolicyError> {
     Ok((request, id))
 }
 
-/// A property's value: NOT_FOUND is `None`, and so is a value Envoy cannot serialize.
+/// A property's value: NOT_FOUND is `None`, and so is a value Envoy cannot serialize. The
+/// path's segments are joined with NULs on the stack (the adapter's paths are short).
 fn property(path: &[&str]) -> Option<Vec<u8>> {
-    hostcalls::get_property(path.to_vec()).ok().flatten()
+    let mut joined = [0u8; 64];
+    let mut len = 0usize;
+    for (i, segment) in path.iter().enumerate() {
+        let start = len.saturating_add(usize::from(i > 0));
+        let end = start.saturating_add(segment.len());
+        let Some(place) = joined.get_mut(start..end) else {
+            // A long path: the proxy-wasm crate's call, which joins it on the heap.
+            return hostcalls::get_property(path.to_vec()).ok().flatten();
+        };
+        place.copy_from_slice(segment.as_bytes());
+        len = end;
+    }
+    raw::property(joined.get(..len).unwrap_or_default())
+        .ok()
+        .flatten()
 }
 
 /// The ids of the metrics a VM defined, by name: looked up on every count, so by a hash made
@@ -693,9 +708,10 @@ macro_rules! export_proxy_wasm {
     };
 }
 
-/// The one hostcall the adapter makes without the proxy-wasm crate: the SDK's
+/// The hostcalls of every request the adapter makes without the proxy-wasm crate: its
 /// `get_map_bytes` copies every name and value into a string of its own (two allocations per
-/// header, and as many frees), and panics on a status it does not expect.
+/// header, and as many frees), its `get_property` joins the path on the heap, and both panic on
+/// a status they do not expect.
 mod raw {
     #![expect(
         unsafe_code,
@@ -708,6 +724,45 @@ mod raw {
     #[link(wasm_import_module = "env")]
     unsafe extern "C" {
         fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+        fn proxy_get_property(
+            path: *const u8,
+            path_len: usize,
+            data: *mut *mut u8,
+            size: *mut usize,
+        ) -> u32;
+    }
+
+    /// proxy-wasm's OK and NOT_FOUND.
+    const OK: u32 = 0;
+    const NOT_FOUND: u32 = 1;
+
+    /// The bytes the host allocated through `proxy_on_memory_allocate` for an answer: `None`
+    /// when it gave none.
+    fn taken(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+        if data.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null pointer is the host's answer to `proxy_on_memory_allocate(size)`,
+        // which the proxy-wasm crate exports as a boxed slice of `size` bytes from this
+        // module's global allocator, filled by the host and handed over: a vector of that
+        // length and capacity owns it (as the crate's own calls take it).
+        Some(unsafe { Vec::from_raw_parts(data, size, size) })
+    }
+
+    /// The property at `path` (segments joined with NULs): `None` when it is not found;
+    /// `Err` carries any other status than OK.
+    pub(super) fn property(path: &[u8]) -> Result<Option<Vec<u8>>, u32> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the path is a live slice the host only reads; the host writes a pointer and
+        // a length through the two out-pointers, which point at live locals.
+        let status =
+            unsafe { proxy_get_property(path.as_ptr(), path.len(), &raw mut data, &raw mut size) };
+        match status {
+            OK => Ok(taken(data, size)),
+            NOT_FOUND => Ok(None),
+            other => Err(other),
+        }
     }
 
     /// The header map `map` as the proxy serializes it (empty when it has no buffer to give);
@@ -719,16 +774,9 @@ mod raw {
         // point at live locals; the map type is a plain number the host checks.
         let status =
             unsafe { proxy_get_header_map_pairs(map as u32, &raw mut data, &raw mut size) };
-        if status != 0 {
+        if status != OK {
             return Err(status);
         }
-        if data.is_null() {
-            return Ok(Vec::new());
-        }
-        // SAFETY: a non-null pointer is the host's answer to `proxy_on_memory_allocate(size)`,
-        // which the proxy-wasm crate exports as a boxed slice of `size` bytes from this
-        // module's global allocator, filled by the host and handed over: a vector of that
-        // length and capacity owns it (as the crate's own `get_map_bytes` takes it).
-        Ok(unsafe { Vec::from_raw_parts(data, size, size) })
+        Ok(taken(data, size).unwrap_or_default())
     }
 }

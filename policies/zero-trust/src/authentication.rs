@@ -96,16 +96,19 @@ fn token_byte(b: u8) -> bool {
 impl Location {
     /// The token at this location, if the request has one, as Envoy's extractor reads it: a
     /// header's values joined by `,`, the prefix found anywhere in them (case-sensitive), the
-    /// token the run of token characters after it.
-    fn extract<'a>(&self, request: &'a HttpRequest) -> Option<std::borrow::Cow<'a, str>> {
+    /// token the run of token characters after it. `verified` says whether a text is a token
+    /// verified before: when the rest of the header after the prefix is one, that is the token
+    /// (a verified token has only token characters), with no byte of it scanned.
+    fn extract<'a>(
+        &self,
+        request: &'a HttpRequest,
+        mut verified: impl FnMut(&str) -> bool,
+    ) -> Option<std::borrow::Cow<'a, str>> {
         use std::borrow::Cow;
         match self {
             Self::Header { name, prefix } => {
-                let mut values = request
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n == name)
-                    .map(|(_, v)| v);
+                // Names are lower-case on both sides.
+                let mut values = request.headers.get_all(name);
                 let first = values.next()?;
                 let joined: Cow<'a, str> = match values.next() {
                     None => first.into(),
@@ -126,7 +129,11 @@ impl Location {
                 };
                 let start = at.saturating_add(prefix.len());
                 let rest = joined.get(start..)?;
-                let end = token_length(rest.as_bytes());
+                let end = if verified(rest) {
+                    rest.len()
+                } else {
+                    token_length(rest.as_bytes())
+                };
                 if end == 0 {
                     return None;
                 }
@@ -668,15 +675,20 @@ impl Authenticator {
             return Ok(outcome);
         }
         for header in &self.sanitized {
-            if request.headers.iter().any(|(n, _)| n == header) {
+            if request.headers.contains(header) {
                 outcome.request_headers.push(HeaderChange::remove(header));
             }
         }
         for group in &self.groups {
-            let Some(token) = group.location.extract(request) else {
+            // What the cache holds for the token, found while it is extracted.
+            let mut found = None;
+            let Some(token) = group.location.extract(request, |text| {
+                found = self.cache.borrow().find(text);
+                found.is_some()
+            }) else {
                 continue;
             };
-            let (provider, verified) = self.verify(group, &token, now)?;
+            let (provider, verified) = self.verify(group, &token, now, found)?;
             let provider = self.providers.get(provider).ok_or(Failure::UnknownIssuer)?;
             if let Location::Header { name, .. } = &group.location
                 && !provider.forward_original_token
@@ -691,16 +703,25 @@ impl Authenticator {
         Ok(outcome)
     }
 
-    /// Verifies one token found at `group`'s location: the cache first, else parse, issuer,
-    /// time, audiences, keys and signature in Envoy's order.
-    fn verify(&self, group: &Group, token: &str, now: u64) -> Result<(usize, Rc<Cached>), Failure> {
+    /// Verifies one token found at `group`'s location: the cache first (`found`, when the
+    /// extraction already looked), else parse, issuer, time, audiences, keys and signature in
+    /// Envoy's order.
+    fn verify(
+        &self,
+        group: &Group,
+        token: &str,
+        now: u64,
+        found: Option<Rc<Cached>>,
+    ) -> Result<(usize, Rc<Cached>), Failure> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Failure::BadFormat);
         }
-        if let Some(hit) = self
-            .cache
-            .borrow_mut()
-            .get(token, now, self.skew, &group.providers)
+        let found = found.or_else(|| self.cache.borrow().find(token));
+        if let Some(found) = found
+            && let Some(hit) =
+                self.cache
+                    .borrow_mut()
+                    .check(token, found, now, self.skew, &group.providers)
         {
             return hit.map(|cached| (cached.provider, cached));
         }

@@ -4,7 +4,7 @@
 //! `rbac_access_denied_matched_policy[<rule or none>]`), and one audit record per decision.
 
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use palisade_sdk::host::Level;
 use palisade_sdk::wire::{HttpRequest, HttpVerdict};
@@ -30,11 +30,60 @@ pub fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
 
 /// An `ip:port` (or `[v6]:port`, or a bare address) as an address.
 fn ip_of(address: &str) -> Option<IpAddr> {
+    if let Some(ip) = ipv4_of(address) {
+        return Some(IpAddr::V4(ip));
+    }
     address
         .parse::<SocketAddr>()
         .map(|s| s.ip())
         .or_else(|_| address.parse::<IpAddr>())
         .ok()
+}
+
+/// The usual address, `a.b.c.d:port` or `a.b.c.d` in canonical decimal (no leading zeros),
+/// read without the standard parser, which costs a tenth of a request's time in wasm; `None`
+/// for anything else, which [`ip_of`] hands to the standard parser. Accepts only what the
+/// standard parser accepts.
+fn ipv4_of(address: &str) -> Option<Ipv4Addr> {
+    /// A decimal number of at most `digits` digits without a leading zero, up to `max`.
+    fn number(text: &str, digits: usize, max: u32) -> Option<u32> {
+        let bytes = text.as_bytes();
+        if bytes.is_empty()
+            || bytes.len() > digits
+            || (bytes.len() > 1 && bytes.first() == Some(&b'0'))
+        {
+            return None;
+        }
+        let mut value = 0u32;
+        for b in bytes {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value
+                .checked_mul(10)?
+                .checked_add(u32::from(b.wrapping_sub(b'0')))?;
+        }
+        (value <= max).then_some(value)
+    }
+    // By bytes: `split` and `split_once` cost a searcher each in wasm.
+    let bytes = address.as_bytes();
+    let colon = bytes.iter().position(|b| *b == b':').unwrap_or(bytes.len());
+    if let Some(port) = address.get(colon..).and_then(|p| p.strip_prefix(':')) {
+        number(port, 5, u32::from(u16::MAX))?;
+    }
+    let mut octets = [0u8; 4];
+    let mut rest = address.get(..colon)?;
+    for (i, octet) in octets.iter_mut().enumerate() {
+        let dot = rest.bytes().position(|b| b == b'.');
+        let (digits, after) = match dot {
+            Some(dot) if i < 3 => (rest.get(..dot)?, rest.get(dot.saturating_add(1)..)?),
+            None if i == 3 => (rest, ""),
+            _ => return None,
+        };
+        *octet = u8::try_from(number(digits, 3, 255)?).ok()?;
+        rest = after;
+    }
+    Some(Ipv4Addr::from(octets))
 }
 
 /// What Istio's rules read of a proxied request. The peer's principal is its SPIFFE id without
@@ -300,5 +349,67 @@ fn audit(
     let allowed = decision.effect == Effect::Allow;
     if audit.enabled && (!allowed || sampled(request, audit.allow_sampling)) {
         crate::audit::write(host, attributes, decision, sensitivity, ext_authz);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_fast_path_agrees_with_the_standard_parser() {
+        let standard = |a: &str| {
+            a.parse::<SocketAddr>()
+                .map(|s| s.ip())
+                .or_else(|_| a.parse::<IpAddr>())
+                .ok()
+        };
+        let mut samples: Vec<String> = [
+            "10.1.2.9:40123",
+            "10.1.2.9",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "256.1.1.1",
+            "1.2.3.4:65536",
+            "01.2.3.4",
+            "1.2.3.04:80",
+            "1.2.3.4:080",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1.2.3.4:",
+            ":80",
+            "",
+            "1..3.4",
+            "1.2.3.4:8:0",
+            "[::1]:80",
+            "::1",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "+1.2.3.4",
+            "1.2.3.4:+80",
+            "1.2.3.4:00",
+            "1.2.3.4:0",
+            "1.2.3.4:99999",
+            "1000.1.1.1",
+            "1.2.3.a",
+            "2001:db8::1",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for a in [0u32, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255, 256, 999] {
+            for port in ["", ":0", ":1", ":65535", ":65536", ":007"] {
+                samples.push(format!("{a}.0.{a}.1{port}"));
+                samples.push(format!("0{a}.1.1.1{port}"));
+            }
+        }
+        for sample in &samples {
+            let fast = ipv4_of(sample).map(IpAddr::V4);
+            if fast.is_some() {
+                assert_eq!(fast, standard(sample), "{sample:?}");
+            }
+            assert_eq!(ip_of(sample), standard(sample), "{sample:?}");
+        }
+        assert!(ipv4_of("10.1.2.9:40123").is_some());
+        assert!(ipv4_of("10.1.2.9").is_some());
     }
 }

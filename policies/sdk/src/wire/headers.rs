@@ -115,23 +115,39 @@ impl Headers {
         &'s self,
         name: &'n str,
     ) -> impl Iterator<Item = &'s str> + Clone + use<'s, 'n> {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.fields
+            .iter()
+            .filter(move |f| self.name_is(f, name))
+            .map(|f| self.slice(f.value))
+    }
+
+    /// Whether `field`'s name is `name`, compared case-insensitively as bytes (no value is
+    /// sliced for the names that differ).
+    fn name_is(&self, field: &Field, name: &str) -> bool {
+        let (start, end) = field.name;
+        (end.wrapping_sub(start) as usize) == name.len()
+            && self
+                .text
+                .as_bytes()
+                .get(start as usize..end as usize)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
     }
 
     /// The first value of the field `name` (compared case-insensitively).
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.get_all(name).next()
     }
 
     /// Whether a field is named exactly `name` (names are kept as they were given).
     #[must_use]
     pub fn contains(&self, name: &str) -> bool {
-        self.iter().any(|(n, _)| crate::compare::eq(n, name))
+        self.fields.iter().any(|f| {
+            self.text
+                .as_bytes()
+                .get(f.name.0 as usize..f.name.1 as usize)
+                .is_some_and(|n| crate::compare::bytes_eq(n, name.as_bytes()))
+        })
     }
 
     /// Appends a field.

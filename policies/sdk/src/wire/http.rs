@@ -125,7 +125,7 @@ impl HttpRequest {
                 ":scheme" => &mut scheme,
                 _ => return,
             };
-            value.clone_into(field);
+            *field = value.to_owned();
         })?;
         Ok(Self {
             method,

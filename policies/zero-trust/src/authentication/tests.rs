@@ -473,6 +473,41 @@ fn decisions_are_counted_per_result_and_rule() {
 }
 
 #[test]
+fn a_cached_token_is_found_whatever_follows_it_in_the_header() {
+    let a = inline(json!({}));
+    let token = sign("RS256", claims());
+    let principal = |value: String| {
+        let request = HttpRequest {
+            headers: vec![("authorization", value)].into(),
+            ..HttpRequest::default()
+        };
+        a.authenticate(&request, NOW)
+            .map(|outcome| outcome.payload.map(|p| p["sub"].clone()))
+            .map_err(|rejection| rejection.message)
+    };
+    assert_eq!(
+        principal(format!("Bearer {token}")),
+        Ok(Some(json!("alice")))
+    );
+    assert_eq!(a.cache.borrow().len(), 1);
+    // The token is cached: the same token with bytes after it is still that token (the cache is
+    // asked about the whole rest of the value first, which is not a token it holds).
+    for after in [" ", ",x", ";a=b", "\"", " Bearer other"] {
+        assert_eq!(
+            principal(format!("Bearer {token}{after}")),
+            Ok(Some(json!("alice"))),
+            "{after:?}"
+        );
+    }
+    // A cached token with one more token byte is another token, and does not verify.
+    assert_eq!(
+        principal(format!("Bearer {token}A")),
+        Err("Jwt verification fails")
+    );
+    assert_eq!(a.cache.borrow().len(), 1);
+}
+
+#[test]
 fn a_token_ends_at_the_first_byte_no_token_has() {
     let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl-_";
     for end in 0..token.len() {
