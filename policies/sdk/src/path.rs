@@ -3,6 +3,8 @@
 //! `normalize_path`, RFC 3986 section 6.2.2) plus `MERGE_SLASHES`, so that spelling a path
 //! differently cannot bypass a rule.
 
+use std::borrow::Cow;
+
 /// The forms of `path` that rules are matched against: query and fragment cut off, escapes of
 /// unreserved characters decoded and the others' hex digits upper-cased (RFC 3986 6.2.2.1 and
 /// 6.2.2.2; `%2F` and `%5C` stay encoded), `\` read as `/` (as Envoy's `normalize_path` does),
@@ -21,7 +23,7 @@
 /// assert_eq!(normalise("/a//../admin"), vec!["/a/admin", "/admin"]);
 /// ```
 #[must_use]
-pub fn normalise(path: &str) -> Vec<String> {
+pub fn normalise(path: &str) -> Vec<Cow<'_, str>> {
     let end = path
         .bytes()
         .position(|b| b == b'?' || b == b'#')
@@ -29,18 +31,18 @@ pub fn normalise(path: &str) -> Vec<String> {
     let path = path.get(..end).unwrap_or(path);
     if is_normal(path) {
         // Most paths: nothing to decode, no dot segment, no repeated slash.
-        return vec![path.to_owned()];
+        return vec![Cow::Borrowed(path)];
     }
     let decoded = decode_unreserved(path).replace('\\', "/");
     let envoy = merge_slashes(&remove_dot_segments(&decoded));
     if !decoded.contains("//") {
-        return vec![envoy];
+        return vec![Cow::Owned(envoy)];
     }
     let merged_first = remove_dot_segments(&merge_slashes(&decoded));
     if merged_first == envoy {
-        vec![envoy]
+        vec![Cow::Owned(envoy)]
     } else {
-        vec![envoy, merged_first]
+        vec![Cow::Owned(envoy), Cow::Owned(merged_first)]
     }
 }
 

@@ -297,11 +297,17 @@ impl<P: HttpPolicy> Drop for Stream<P> {
 }
 
 impl<P: HttpPolicy> Stream<P> {
-    /// Done with the request: its connection's properties go back to the VM's memory.
+    /// Done with the request: its connection's properties go back to the VM's memory, and the
+    /// request itself is kept for the next one to be read into (see [`read_request`]).
     fn release(&mut self) {
-        if let (Some(request), Some(id)) = (self.request.take(), self.connection.take()) {
-            connections::give_back(id, request.connection);
+        let Some(mut request) = self.request.take() else {
+            return;
+        };
+        let connection = std::mem::take(&mut request.connection);
+        if let Some(id) = self.connection.take() {
+            connections::give_back(id, connection);
         }
+        SPARE.set(Some(request));
     }
 
     /// Evaluates the held request and carries out the verdict: header changes and `Continue`,
@@ -527,6 +533,13 @@ impl Host for ProxyHost {
     }
 }
 
+thread_local! {
+    /// The last request decided, read into again by the next one: its method, path, authority
+    /// and scheme strings and its list of header places keep their room, so a request costs no
+    /// allocation for them.
+    static SPARE: std::cell::Cell<Option<HttpRequest>> = const { std::cell::Cell::new(None) };
+}
+
 /// The request as the policy sees it: one call for the whole header map (each hostcall costs),
 /// kept as the one buffer the proxy hands over; one per connection property, and a fresh nonce.
 /// With the request, the id of its connection when the proxy gave one.
@@ -536,7 +549,9 @@ fn read_request() -> Result<(HttpRequest, Option<u64>), PolicyError> {
             "reading the request headers failed with status {status}"
         ))
     })?;
-    let mut request = HttpRequest::from_header_map(map)
+    let mut request = SPARE.take().unwrap_or_default();
+    request
+        .read_header_map(map)
         .map_err(|e| PolicyError::Internal(format!("the request headers: {e}")))?;
     let (connection, id) = connections::take();
     request.connection = connection;

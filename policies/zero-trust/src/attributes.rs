@@ -43,6 +43,10 @@ pub struct Attributes<'a> {
     pub headers: Cow<'a, Headers>,
     /// The payload of the verified token (`request.auth.*`); `None` for an anonymous request.
     pub auth: Option<Rc<Map<String, Value>>>,
+    /// `iss` and `sub` of `auth`, taken out once when the token was verified (a cached token
+    /// is matched on every request); when `None`, [`Attributes::request_principal`] reads them
+    /// from `auth`.
+    pub token_principal: Option<Rc<(String, String)>>,
     /// The Kubernetes API resource asked for (`resource.*`, admission only).
     pub resource: Option<Resource>,
     /// The user's extra attributes (`request.userInfo.extra[..]`, admission only).
@@ -146,6 +150,9 @@ impl Attributes<'_> {
     /// `request.auth.principal`: `<iss>/<sub>` of the verified token.
     #[must_use]
     pub fn request_principal(&self) -> Option<(&str, &str)> {
+        if let Some(principal) = &self.token_principal {
+            return Some((&principal.0, &principal.1));
+        }
         let auth = self.auth.as_ref()?;
         let iss = auth.get("iss").and_then(Value::as_str).unwrap_or_default();
         let sub = auth.get("sub").and_then(Value::as_str).unwrap_or_default();
@@ -217,6 +224,27 @@ mod tests {
             r("", "pods", "prod", "", ""),
             "/api/v1/namespaces/prod/pods"
         );
+    }
+
+    #[test]
+    fn the_request_principal_is_the_same_taken_out_or_read() {
+        let mut payload = Map::new();
+        payload.insert("iss".into(), "https://auth.example".into());
+        payload.insert("sub".into(), "alice".into());
+        let read = Attributes {
+            auth: Some(Rc::new(payload)),
+            ..Attributes::default()
+        };
+        let taken_out = Attributes {
+            token_principal: Some(Rc::new(("https://auth.example".into(), "alice".into()))),
+            ..read.clone()
+        };
+        assert_eq!(
+            read.request_principal(),
+            Some(("https://auth.example", "alice"))
+        );
+        assert_eq!(taken_out.request_principal(), read.request_principal());
+        assert_eq!(Attributes::default().request_principal(), None);
     }
 
     #[test]

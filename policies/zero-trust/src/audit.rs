@@ -234,7 +234,7 @@ impl Json {
     /// A string's contents: as they are when nothing needs escaping (nearly always), else
     /// escaped by serde_json.
     fn fragment(&mut self, value: &str) {
-        if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        if plain(value.as_bytes()) {
             self.0.push_str(value);
             return;
         }
@@ -246,6 +246,28 @@ impl Json {
                 .unwrap_or_default(),
         );
     }
+}
+
+/// Whether JSON has nothing to escape in `bytes` (no control character, `"` or `\`): eight
+/// bytes at a time, since every value of every record is checked.
+fn plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether a byte of `w` is zero (exact, for any bytes).
+    let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let byte_is = |b: u8| {
+        let b = u64::from_ne_bytes([b; 8]);
+        move |w: u64| zero_byte(w ^ b)
+    };
+    let (quote, backslash) = (byte_is(b'"'), byte_is(b'\\'));
+    // Whether a byte of `w` is below 0x20 (exact for a bound up to 0x80).
+    let control = |w: u64| w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    words
+        .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+        .all(|w| !control(w) && !quote(w) && !backslash(w))
+        && tail.iter().all(|b| *b >= 0x20 && *b != b'"' && *b != b'\\')
 }
 
 /// The record of one decision, as the JSON line written; `sensitivity` is the route's label.
@@ -350,6 +372,25 @@ pub(crate) fn write_rejected(
 mod tests {
     #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn plain_values_are_told_apart_at_every_position() {
+        let base = "cluster.local/ns/shop/sa/web-\u{e9}\u{1F600}";
+        assert!(plain(base.as_bytes()));
+        for at in 0..=base.len() {
+            let Some((head, rest)) = base.split_at_checked(at) else {
+                continue;
+            };
+            for special in ["\"", "\\", "\n", "\u{0}", "\u{1f}"] {
+                let text = format!("{head}{special}{rest}");
+                assert!(!plain(text.as_bytes()), "{text:?}");
+            }
+            for ordinary in [" ", "~", "\u{7f}", "\u{80}", "\u{ff}", "\u{2028}"] {
+                let text = format!("{head}{ordinary}{rest}");
+                assert!(plain(text.as_bytes()), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn records_name_who_what_and_the_outcome() {

@@ -211,6 +211,8 @@ pub struct Authenticated {
     /// The verified payload (claims normalised as Envoy writes them to metadata), `None` for an
     /// anonymous request.
     pub payload: Option<Rc<Map<String, Value>>>,
+    /// The payload's `iss` and `sub` (empty when absent), `None` for an anonymous request.
+    pub principal: Option<Rc<(String, String)>>,
     /// Request header changes: output headers of other origin removed, tokens taken out of
     /// their headers (unless `forwardOriginalToken`), payload and claim headers added.
     pub request_headers: Vec<HeaderChange>,
@@ -699,6 +701,7 @@ impl Authenticator {
                 .request_headers
                 .extend(verified.outputs.iter().cloned());
             outcome.payload = Some(Rc::clone(&verified.payload));
+            outcome.principal = Some(Rc::clone(&verified.principal));
         }
         Ok(outcome)
     }
@@ -740,8 +743,16 @@ impl Authenticator {
         let jwks = provider.jwks().ok_or(Failure::JwksFetchFail)?;
         verify_signature(&jwt, &jwks)?;
         let payload = provider.normalise(jwt.payload);
+        let claim = |name: &str| {
+            payload
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let cached = Rc::new(Cached {
             provider: index,
+            principal: Rc::new((claim("iss"), claim("sub"))),
             outputs: provider.outputs(&jwt.payload_bytes, &payload),
             payload: Rc::new(payload),
             nbf: jwt.nbf,

@@ -8,6 +8,7 @@ pub(crate) mod matchers;
 mod model;
 mod template;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -469,7 +470,7 @@ impl Authorizer {
     fn outcome(
         &self,
         request: &Attributes,
-        forms: &[String],
+        forms: &[Cow<'_, str>],
         dry_run: bool,
     ) -> (Effect, Option<Rc<RuleName>>) {
         let of = |action: Action| {
@@ -497,7 +498,7 @@ impl Authorizer {
 
 /// The normalised forms of the request's path (one, or two when a backend that merges slashes
 /// first would resolve it differently); none without a path.
-fn path_forms(request: &Attributes) -> Vec<String> {
+fn path_forms<'a>(request: &'a Attributes) -> Vec<Cow<'a, str>> {
     request.path.as_deref().map(normalise).unwrap_or_default()
 }
 
@@ -505,10 +506,10 @@ impl Policy {
     /// The id of the first rule that matches. A path with two normal forms must match in
     /// both for ALLOW (a narrower allow) and in either for the other actions (a wider deny), so
     /// that no spelling of a path gets through a rule another spelling would not.
-    fn matching_rule(&self, request: &Attributes, forms: &[String]) -> Option<Rc<RuleName>> {
+    fn matching_rule(&self, request: &Attributes, forms: &[Cow<'_, str>]) -> Option<Rc<RuleName>> {
         let index = self.rules.iter().position(|rule| {
             if forms.len() < 2 {
-                rule.matches(request, forms.first().map(String::as_str))
+                rule.matches(request, forms.first().map(|f| &**f))
             } else if self.action == Action::Allow {
                 forms.iter().all(|f| rule.matches(request, Some(f)))
             } else {

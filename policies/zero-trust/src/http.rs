@@ -231,6 +231,7 @@ pub fn evaluate(
                     attributes.device = authenticated.payload;
                 } else {
                     attributes.auth = authenticated.payload;
+                    attributes.token_principal = authenticated.principal;
                 }
             }
             Err(rejection) => {

@@ -178,11 +178,30 @@ impl Headers {
     /// # Errors
     /// [`HeaderMapError`] when the lengths do not fit the buffer.
     pub fn from_map(
+        bytes: Vec<u8>,
+        pseudo: impl FnMut(&str, &str),
+    ) -> Result<Self, HeaderMapError> {
+        let mut headers = Self::new();
+        headers.read_map(bytes, pseudo)?;
+        Ok(headers)
+    }
+
+    /// [`Headers::from_map`] into these headers, which it replaces (keeping the room their
+    /// list of fields had: a filter reads one map per request). On error they are left empty.
+    ///
+    /// # Errors
+    /// [`HeaderMapError`] when the lengths do not fit the buffer.
+    pub fn read_map(
+        &mut self,
         mut bytes: Vec<u8>,
         mut pseudo: impl FnMut(&str, &str),
-    ) -> Result<Self, HeaderMapError> {
+    ) -> Result<(), HeaderMapError> {
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.clear();
+        self.text = String::new();
         if bytes.is_empty() {
-            return Ok(Self::new());
+            self.fields = fields;
+            return Ok(());
         }
         let count = length_at(&bytes, 0)
             .ok_or_else(|| HeaderMapError("shorter than its pair count".into()))?;
@@ -193,10 +212,10 @@ impl Headers {
             .ok_or_else(|| {
                 HeaderMapError(format!("{count} pairs do not fit in {} bytes", bytes.len()))
             })?;
-        let data_len = bytes.len().saturating_sub(data);
-        // The places of each name and value in the data (after the lengths).
-        let mut places_of = Vec::with_capacity(count);
-        let mut at = 0;
+        let over = || HeaderMapError("over 4 GiB".into());
+        // Every place checked against the buffer first; places are into the whole buffer.
+        fields.reserve(count);
+        let mut at = data;
         for (i, lengths) in bytes
             .get(4..data)
             .unwrap_or_default()
@@ -207,60 +226,71 @@ impl Headers {
             else {
                 return Err(HeaderMapError(format!("pair {i} has no lengths")));
             };
-            let (name, value, next) = places(at, name_len, value_len)
-                .filter(|(_, _, next)| *next <= data_len)
+            let ((ns, ne), (vs, ve), next) = places(at, name_len, value_len)
+                .filter(|(_, _, next)| *next <= bytes.len())
                 .ok_or_else(|| HeaderMapError(format!("pair {i} runs past the end")))?;
-            places_of.push((name, value));
+            let place = |start: usize, end: usize| {
+                Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+            };
+            fields.push(Field {
+                name: place(ns, ne).ok_or_else(over)?,
+                value: place(vs, ve).ok_or_else(over)?,
+            });
             at = next;
         }
-        bytes.drain(..data);
+        // The lengths are binary: zeroed, the whole buffer is text when the names and values
+        // are, and it becomes the text in place (nothing moved, validated once).
+        if let Some(table) = bytes.get_mut(..data) {
+            table.fill(0);
+        }
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             // Rare (obs-text, RFC 9110 section 5.5): each name and value on its own.
-            Err(e) => return Ok(Self::lossy(&e.into_bytes(), &places_of, pseudo)),
+            Err(e) => {
+                *self = Self::lossy(&e.into_bytes(), &fields, pseudo);
+                return Ok(());
+            }
         };
-        let mut headers = Self {
-            text,
-            fields: Vec::with_capacity(count),
-        };
-        for ((ns, ne), (vs, ve)) in places_of {
-            let (Some(name), Some(value)) = (headers.text.get(ns..ne), headers.text.get(vs..ve))
-            else {
-                continue;
+        self.text = text;
+        let headers = self;
+        fields.retain(|field| {
+            let (Some(name), Some(value)) = (
+                headers
+                    .text
+                    .get(field.name.0 as usize..field.name.1 as usize),
+                headers
+                    .text
+                    .get(field.value.0 as usize..field.value.1 as usize),
+            ) else {
+                return false;
             };
             if name.starts_with(':') {
                 pseudo(name, value);
-                continue;
+                return false;
             }
             // Proxies hand names over lower-case already (HTTP/2, Envoy's HTTP/1 codec): look
             // before writing.
             if name.bytes().any(|b| b.is_ascii_uppercase())
-                && let Some(name) = headers.text.get_mut(ns..ne)
+                && let Some(name) = headers
+                    .text
+                    .get_mut(field.name.0 as usize..field.name.1 as usize)
             {
                 name.make_ascii_lowercase();
             }
-            let (Ok(ns), Ok(ne), Ok(vs), Ok(ve)) = (
-                u32::try_from(ns),
-                u32::try_from(ne),
-                u32::try_from(vs),
-                u32::try_from(ve),
-            ) else {
-                return Err(HeaderMapError("over 4 GiB".into()));
-            };
-            headers.fields.push(Field {
-                name: (ns, ne),
-                value: (vs, ve),
-            });
-        }
-        Ok(headers)
+            true
+        });
+        headers.fields = fields;
+        Ok(())
     }
 
     /// [`Headers::from_map`] for data that is not all UTF-8.
-    fn lossy(data: &[u8], places: &[(Place, Place)], mut pseudo: impl FnMut(&str, &str)) -> Self {
+    fn lossy(data: &[u8], fields: &[Field], mut pseudo: impl FnMut(&str, &str)) -> Self {
         let mut headers = Self::new();
-        for ((ns, ne), (vs, ve)) in places {
-            let name = String::from_utf8_lossy(data.get(*ns..*ne).unwrap_or_default());
-            let value = String::from_utf8_lossy(data.get(*vs..*ve).unwrap_or_default());
+        for Field { name, value } in fields {
+            let slice = |(start, end): (u32, u32)| {
+                String::from_utf8_lossy(data.get(start as usize..end as usize).unwrap_or_default())
+            };
+            let (name, value) = (slice(*name), slice(*value));
             if name.starts_with(':') {
                 pseudo(&name, &value);
             } else {

@@ -115,27 +115,43 @@ impl HttpRequest {
     /// # Errors
     /// [`HeaderMapError`] when the map's lengths do not fit its bytes.
     pub fn from_header_map(bytes: Vec<u8>) -> Result<Self, HeaderMapError> {
-        let (mut method, mut path, mut authority, mut scheme) =
-            (String::new(), String::new(), String::new(), String::new());
-        let headers = Headers::from_map(bytes, |name, value| {
+        let mut request = Self::default();
+        request.read_header_map(bytes)?;
+        Ok(request)
+    }
+
+    /// [`HttpRequest::from_header_map`] into this request: method, path, authority, scheme and
+    /// headers replaced (their strings' room kept: a filter reads one request after another),
+    /// answers cleared; connection and nonce left as they are.
+    ///
+    /// # Errors
+    /// [`HeaderMapError`] when the map's lengths do not fit its bytes.
+    pub fn read_header_map(&mut self, bytes: Vec<u8>) -> Result<(), HeaderMapError> {
+        for field in [
+            &mut self.method,
+            &mut self.path,
+            &mut self.authority,
+            &mut self.scheme,
+        ] {
+            field.clear();
+        }
+        self.answers.clear();
+        let (method, path, authority, scheme) = (
+            &mut self.method,
+            &mut self.path,
+            &mut self.authority,
+            &mut self.scheme,
+        );
+        self.headers.read_map(bytes, |name, value| {
             let field = match name {
-                ":method" => &mut method,
-                ":path" => &mut path,
-                ":authority" => &mut authority,
-                ":scheme" => &mut scheme,
+                ":method" => &mut *method,
+                ":path" => &mut *path,
+                ":authority" => &mut *authority,
+                ":scheme" => &mut *scheme,
                 _ => return,
             };
-            *field = value.to_owned();
-        })?;
-        Ok(Self {
-            method,
-            path,
-            authority,
-            scheme,
-            headers,
-            connection: Connection::default(),
-            nonce: Nonce::default(),
-            answers: Vec::new(),
+            field.clear();
+            field.push_str(value);
         })
     }
 }
@@ -528,6 +544,41 @@ mod tests {
         let err =
             serde_json::from_str::<HttpVerdict>(r#"{"action":"continue","extra":1}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_request_read_again_keeps_nothing_of_the_last() {
+        let serialize = crate::wire::headers::tests::serialize;
+        let mut request = HttpRequest::from_header_map(serialize(&[
+            (b":method", b"POST"),
+            (b":path", b"/first/path/that/is/long"),
+            (b":authority", b"first.example"),
+            (b":scheme", b"https"),
+            (b"x-first", b"1"),
+            (b"x-second", b"2"),
+        ]))
+        .unwrap();
+        request.answers.push(Answer::default());
+        request.nonce = Nonce([7; 16]);
+        request
+            .read_header_map(serialize(&[(b":path", b"/b"), (b"x-b", b"b")]))
+            .unwrap();
+        assert_eq!(
+            (
+                request.method.as_str(),
+                request.path.as_str(),
+                request.authority.as_str(),
+                request.scheme.as_str()
+            ),
+            ("", "/b", "", "")
+        );
+        assert_eq!(request.headers, Headers::from(vec![("x-b", "b")]));
+        assert!(request.answers.is_empty());
+        assert_eq!(request.nonce, Nonce([7; 16]), "the caller's to set");
+        assert!(request.read_header_map(vec![1, 0, 0, 0]).is_err());
+        assert!(request.headers.is_empty());
+        request.read_header_map(Vec::new()).unwrap();
+        assert!(request.headers.is_empty());
     }
 
     #[test]

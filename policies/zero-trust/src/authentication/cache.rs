@@ -21,6 +21,8 @@ pub(crate) struct Cached {
     /// The rule (provider) that verified it.
     pub provider: usize,
     pub payload: Rc<Map<String, Value>>,
+    /// The payload's `iss` and `sub`.
+    pub principal: Rc<(String, String)>,
     /// Its output headers.
     pub outputs: Vec<HeaderChange>,
     pub nbf: Option<u64>,
