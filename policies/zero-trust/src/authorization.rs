@@ -151,6 +151,8 @@ pub struct Authorizer {
     options: Options,
     /// Given one policy, not a list (error paths have no index).
     single: bool,
+    /// Whether a condition reads the time (found once; asked on every request).
+    uses_time: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -369,10 +371,16 @@ impl Authorizer {
                 ),
             ));
         }
+        let uses_time = compiled
+            .iter()
+            .flat_map(|p| &p.rules)
+            .flat_map(|r| &r.when)
+            .any(ConditionMatch::uses_time);
         Ok(Self {
             policies: compiled,
             options,
             single: !matches!(policies, Value::Array(_)),
+            uses_time,
         })
     }
 
@@ -392,11 +400,7 @@ impl Authorizer {
     /// the clock for every request.
     #[must_use]
     pub fn uses_time(&self) -> bool {
-        self.policies
-            .iter()
-            .flat_map(|p| &p.rules)
-            .flat_map(|r| &r.when)
-            .any(ConditionMatch::uses_time)
+        self.uses_time
     }
 
     /// The first CUSTOM policy, if any: where it is (`[i]`, or empty for a single policy),
@@ -560,8 +564,10 @@ impl SourceMatch {
 
 impl OperationMatch {
     fn matches(&self, request: &Attributes, path: Option<&str>) -> bool {
-        // Authorities are lower-case almost always: copy only one that is not.
-        let host = request.host.as_deref().map(|h| {
+        // Authorities are lower-case almost always: copy only one that is not, and only for a
+        // rule that names hosts.
+        let names_hosts = !(self.hosts.any_of.is_empty() && self.hosts.none_of.is_empty());
+        let host = request.host.as_deref().filter(|_| names_hosts).map(|h| {
             if h.bytes().any(|b| b.is_ascii_uppercase()) {
                 std::borrow::Cow::Owned(h.to_ascii_lowercase())
             } else {

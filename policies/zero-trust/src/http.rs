@@ -45,43 +45,61 @@ fn ip_of(address: &str) -> Option<IpAddr> {
 /// for anything else, which [`ip_of`] hands to the standard parser. Accepts only what the
 /// standard parser accepts.
 fn ipv4_of(address: &str) -> Option<Ipv4Addr> {
-    /// A decimal number of at most `digits` digits without a leading zero, up to `max`.
-    fn number(text: &str, digits: usize, max: u32) -> Option<u32> {
-        let bytes = text.as_bytes();
-        if bytes.is_empty()
-            || bytes.len() > digits
-            || (bytes.len() > 1 && bytes.first() == Some(&b'0'))
-        {
+    /// One decimal digit onto `value`: at most `digits` digits, no leading zero, up to `max`.
+    fn digit(value: &mut u32, count: &mut u8, b: u8, digits: u8, max: u32) -> Option<()> {
+        if *count > 0 && *value == 0 {
             return None;
         }
-        let mut value = 0u32;
+        *value = value
+            .checked_mul(10)?
+            .checked_add(u32::from(b.wrapping_sub(b'0')))?;
+        *count = count.checked_add(1)?;
+        (*count <= digits && *value <= max).then_some(())
+    }
+    // One pass over the bytes: `split` and `split_once` cost a searcher each in wasm.
+    let mut octets = [0u8; 4];
+    let (mut index, mut value, mut count) = (0usize, 0u32, 0u8);
+    let mut bytes = address.bytes();
+    let mut port = false;
+    for b in bytes.by_ref() {
+        match b {
+            b'0'..=b'9' => digit(&mut value, &mut count, b, 3, 255)?,
+            b'.' | b':' => {
+                if count == 0 {
+                    return None;
+                }
+                *octets.get_mut(index)? = u8::try_from(value).ok()?;
+                index = index.saturating_add(1);
+                (value, count) = (0, 0);
+                if b == b':' {
+                    port = true;
+                    break;
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !port {
+        if count == 0 {
+            return None;
+        }
+        *octets.get_mut(index)? = u8::try_from(value).ok()?;
+        index = index.saturating_add(1);
+        (value, count) = (0, 0);
+    }
+    if index != 4 {
+        return None;
+    }
+    if port {
         for b in bytes {
             if !b.is_ascii_digit() {
                 return None;
             }
-            value = value
-                .checked_mul(10)?
-                .checked_add(u32::from(b.wrapping_sub(b'0')))?;
+            digit(&mut value, &mut count, b, 5, u32::from(u16::MAX))?;
         }
-        (value <= max).then_some(value)
-    }
-    // By bytes: `split` and `split_once` cost a searcher each in wasm.
-    let bytes = address.as_bytes();
-    let colon = bytes.iter().position(|b| *b == b':').unwrap_or(bytes.len());
-    if let Some(port) = address.get(colon..).and_then(|p| p.strip_prefix(':')) {
-        number(port, 5, u32::from(u16::MAX))?;
-    }
-    let mut octets = [0u8; 4];
-    let mut rest = address.get(..colon)?;
-    for (i, octet) in octets.iter_mut().enumerate() {
-        let dot = rest.bytes().position(|b| b == b'.');
-        let (digits, after) = match dot {
-            Some(dot) if i < 3 => (rest.get(..dot)?, rest.get(dot.saturating_add(1)..)?),
-            None if i == 3 => (rest, ""),
-            _ => return None,
-        };
-        *octet = u8::try_from(number(digits, 3, 255)?).ok()?;
-        rest = after;
+        if count == 0 {
+            return None;
+        }
     }
     Some(Ipv4Addr::from(octets))
 }

@@ -229,6 +229,11 @@ impl Headers {
             let ((ns, ne), (vs, ve), next) = places(at, name_len, value_len)
                 .filter(|(_, _, next)| *next <= bytes.len())
                 .ok_or_else(|| HeaderMapError(format!("pair {i} runs past the end")))?;
+            if bytes.get(ne) != Some(&0) || bytes.get(ve) != Some(&0) {
+                return Err(HeaderMapError(format!(
+                    "pair {i}: its name or value is not followed by a NUL"
+                )));
+            }
             let place = |start: usize, end: usize| {
                 Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
             };
@@ -254,26 +259,26 @@ impl Headers {
         self.text = text;
         let headers = self;
         fields.retain(|field| {
-            let (Some(name), Some(value)) = (
-                headers
-                    .text
-                    .get(field.name.0 as usize..field.name.1 as usize),
-                headers
-                    .text
-                    .get(field.value.0 as usize..field.value.1 as usize),
-            ) else {
+            let name = field.name.0 as usize..field.name.1 as usize;
+            let Some(name_bytes) = headers.text.as_bytes().get(name.clone()) else {
                 return false;
             };
-            if name.starts_with(':') {
-                pseudo(name, value);
+            if name_bytes.first() == Some(&b':') {
+                if let (Some(name), Some(value)) = (
+                    headers.text.get(name),
+                    headers
+                        .text
+                        .get(field.value.0 as usize..field.value.1 as usize),
+                ) {
+                    pseudo(name, value);
+                }
                 return false;
             }
             // Proxies hand names over lower-case already (HTTP/2, Envoy's HTTP/1 codec): look
-            // before writing.
-            if name.bytes().any(|b| b.is_ascii_uppercase())
-                && let Some(name) = headers
-                    .text
-                    .get_mut(field.name.0 as usize..field.name.1 as usize)
+            // before writing. Values are sliced only when read (every place ends at a NUL, so
+            // it is a character boundary).
+            if name_bytes.iter().any(u8::is_ascii_uppercase)
+                && let Some(name) = headers.text.get_mut(name)
             {
                 name.make_ascii_lowercase();
             }
@@ -485,6 +490,9 @@ pub(crate) mod tests {
             .unwrap()
             .copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(read(huge).is_err());
+        let mut no_nul = map(&[(b"a", b"1"), (b"b", b"2")]);
+        *no_nul.last_mut().unwrap() = b'x';
+        assert!(read(no_nul).unwrap_err().to_string().contains("pair 1"));
         let mut long = map(&[(b"a", b"1")]);
         long.get_mut(8..12)
             .unwrap()
