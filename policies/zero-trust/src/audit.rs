@@ -2,6 +2,7 @@
 //! which rule, the outcome), written through the host's log. Records are written straight from
 //! borrowed fields: no JSON tree is built on the request path.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use palisade_sdk::Host;
@@ -90,7 +91,27 @@ impl<'a> Record<'a> {
     /// through a call per field, twice the time of the rest of the audit step in wasm.
     fn text(&self) -> String {
         // Sized for a typical record at once (growing from empty reallocates six times).
-        let mut out = Json(String::with_capacity(512));
+        let mut text = String::with_capacity(512);
+        self.write_to(&mut text);
+        text
+    }
+
+    /// Writes the record at `info` through a line kept per VM (one record per request: no
+    /// allocation once the line has grown to a record's size).
+    fn log(&self, host: &dyn Host) {
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            self.write_to(line);
+            host.log(Level::Info, line);
+        });
+    }
+
+    /// Appends the JSON line to `text`.
+    fn write_to(&self, text: &mut String) {
+        let mut out = Json(text);
         out.0.push_str(r#"{"audit":"zero-trust","result":"#);
         out.string(self.result);
         out.present(key!("authentication"), self.authentication);
@@ -145,15 +166,14 @@ impl<'a> Record<'a> {
         out.field(key!("method"), self.method);
         out.field(key!("path"), self.path);
         out.0.push('}');
-        out.0
     }
 }
 
 /// A JSON text being written, escaped as serde_json escapes (`"`, `\` and control
 /// characters; everything else as it is).
-struct Json(String);
+struct Json<'a>(&'a mut String);
 
-impl Json {
+impl Json<'_> {
     /// A key as [`key!`] writes it (keys are constants that need no escaping).
     fn key(&mut self, key: &'static str) {
         self.0.push_str(key);
@@ -284,6 +304,15 @@ pub fn record_with(
     sensitivity: Option<&str>,
     ext_authz: Option<&ExtAuthz>,
 ) -> String {
+    decision_record(attributes, decision, sensitivity, ext_authz).text()
+}
+
+fn decision_record<'a>(
+    attributes: &'a Attributes,
+    decision: &'a Decision,
+    sensitivity: Option<&'a str>,
+    ext_authz: Option<&'a ExtAuthz>,
+) -> Record<'a> {
     Record {
         sensitivity,
         ext_authz,
@@ -295,7 +324,6 @@ pub fn record_with(
             .map(|(effect, policy)| (result(*effect), policy.as_deref())),
         ..Record::new(attributes, result(decision.effect))
     }
-    .text()
 }
 
 /// Writes the record at `info`.
@@ -306,21 +334,21 @@ pub(crate) fn write(
     sensitivity: Option<&str>,
     ext_authz: Option<&ExtAuthz>,
 ) {
-    host.log(
-        Level::Info,
-        &record_with(attributes, decision, sensitivity, ext_authz),
-    );
+    decision_record(attributes, decision, sensitivity, ext_authz).log(host);
 }
 
 /// The record of a request a CUSTOM rule's external authorizer refused or failed on.
 #[must_use]
 pub fn custom_record(attributes: &Attributes, rule: &str, ext_authz: &ExtAuthz) -> String {
+    custom(attributes, rule, ext_authz).text()
+}
+
+fn custom<'a>(attributes: &'a Attributes, rule: &'a str, ext_authz: &'a ExtAuthz) -> Record<'a> {
     Record {
         policy: Some(rule),
         ext_authz: Some(ext_authz),
         ..Record::new(attributes, "deny")
     }
-    .text()
 }
 
 /// Writes the record of a CUSTOM denial at `info`.
@@ -330,7 +358,7 @@ pub(crate) fn write_custom(
     rule: &str,
     ext_authz: &ExtAuthz,
 ) {
-    host.log(Level::Info, &custom_record(attributes, rule, ext_authz));
+    custom(attributes, rule, ext_authz).log(host);
 }
 
 /// The record of a request refused by authentication (its token did not verify).
@@ -346,13 +374,20 @@ pub fn rejected_record_with(
     rejection: &crate::Rejection,
     ext_authz: Option<&ExtAuthz>,
 ) -> String {
+    rejected(attributes, rejection, ext_authz).text()
+}
+
+fn rejected<'a>(
+    attributes: &'a Attributes,
+    rejection: &crate::Rejection,
+    ext_authz: Option<&'a ExtAuthz>,
+) -> Record<'a> {
     Record {
         authentication: Some(rejection.message),
         status: Some(rejection.status),
         ext_authz,
         ..Record::new(attributes, "deny")
     }
-    .text()
 }
 
 /// Writes the record of a refused token at `info`.
@@ -362,10 +397,7 @@ pub(crate) fn write_rejected(
     rejection: &crate::Rejection,
     ext_authz: Option<&ExtAuthz>,
 ) {
-    host.log(
-        Level::Info,
-        &rejected_record_with(attributes, rejection, ext_authz),
-    );
+    rejected(attributes, rejection, ext_authz).log(host);
 }
 
 #[cfg(test)]
@@ -438,13 +470,13 @@ mod tests {
     fn addresses_are_written_as_rust_displays_them() {
         for octet in 0..=255u8 {
             let ip = IpAddr::from([octet, 1, octet, 10]);
-            let mut out = Json(String::new());
-            out.ip(Some(ip));
-            assert_eq!(out.0, format!("\"{ip}\""));
+            let mut text = String::new();
+            Json(&mut text).ip(Some(ip));
+            assert_eq!(text, format!("\"{ip}\""));
         }
-        let mut out = Json(String::new());
-        out.ip(None);
-        assert_eq!(out.0, "null");
+        let mut text = String::new();
+        Json(&mut text).ip(None);
+        assert_eq!(text, "null");
     }
 
     #[test]

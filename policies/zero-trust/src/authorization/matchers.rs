@@ -251,10 +251,11 @@ impl Namespace {
             // (the last of `spiffe://` included), found without building the URI.
             let after_scheme = needle.get(1..).unwrap_or_default();
             return compare::starts_with(principal, after_scheme)
-                || principal.match_indices('/').any(|(at, _)| {
-                    principal
-                        .get(at..)
-                        .is_some_and(|rest| compare::starts_with(rest, needle))
+                || principal.bytes().enumerate().any(|(at, b)| {
+                    b == b'/'
+                        && principal
+                            .get(at..)
+                            .is_some_and(|rest| compare::starts_with(rest, needle))
                 });
         }
         glob_matches(&self.parts, &format!("spiffe://{principal}"))
