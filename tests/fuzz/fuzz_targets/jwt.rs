@@ -24,7 +24,7 @@ fuzz_target!(|input: (&str, &str)| {
     let fetched = authenticator.fetched("jwks/0", jwks.as_bytes()).is_ok();
     for request in [
         HttpRequest {
-            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+            headers: vec![("authorization", format!("Bearer {token}"))].into(),
             ..HttpRequest::default()
         },
         HttpRequest {
@@ -32,7 +32,7 @@ fuzz_target!(|input: (&str, &str)| {
             ..HttpRequest::default()
         },
         HttpRequest {
-            headers: vec![("cookie".into(), format!("session={token}"))],
+            headers: vec![("cookie", format!("session={token}"))].into(),
             ..HttpRequest::default()
         },
     ] {
