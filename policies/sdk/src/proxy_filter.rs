@@ -572,8 +572,8 @@ fn property(path: &[&str]) -> Option<Vec<u8>> {
         let start = len.saturating_add(usize::from(i > 0));
         let end = start.saturating_add(segment.len());
         let Some(place) = joined.get_mut(start..end) else {
-            // A long path: the proxy-wasm crate's call, which joins it on the heap.
-            return hostcalls::get_property(path.to_vec()).ok().flatten();
+            // A long path: joined on the heap, through the same call (no status panics).
+            return raw::property(path.join("\0").as_bytes()).ok().flatten();
         };
         place.copy_from_slice(segment.as_bytes());
         len = end;
