@@ -56,33 +56,48 @@ pub fn normalise(path: &str) -> Vec<Cow<'_, str>> {
 /// assert_eq!(query_param("/p?flag&b=2#b=3", "flag").as_deref(), Some(""));
 /// assert_eq!(query_param("/p#x?b=2", "b"), None);
 /// assert_eq!(query_param("/p", "b"), None);
+/// assert_eq!(query_param("/p?a=1&&=2&b", "b").as_deref(), Some(""));
+/// assert_eq!(query_param("/p?a=1&b=x=y&", "b").as_deref(), Some("x=y"));
+/// assert_eq!(query_param("/p?", ""), Some("".into()));
 /// ```
 #[must_use]
 pub fn query_param<'a>(target: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
-    // By bytes: every request's target is searched, and `split` costs a searcher in wasm.
+    // By bytes: every request's target is searched, and `split` and `contains` cost a
+    // searcher each in wasm. The delimiters are ASCII, so every cut is a character boundary.
     let bytes = target.as_bytes();
+    let find = |from: usize, to: usize, byte: u8| {
+        bytes
+            .get(from..to)
+            .and_then(|part| part.iter().position(|b| *b == byte))
+            .map(|at| from.saturating_add(at))
+    };
     // A fragment ends the target, whatever it holds.
-    let end = bytes.iter().position(|b| *b == b'#').unwrap_or(bytes.len());
-    let start = bytes.get(..end)?.iter().position(|b| *b == b'?')?;
-    let query = target.get(start.saturating_add(1)..end)?;
-    query.split('&').find_map(|pair| {
-        let (key, value) = match pair.bytes().position(|b| b == b'=') {
-            Some(at) => (pair.get(..at)?, pair.get(at.saturating_add(1)..)?),
-            None => (pair, ""),
+    let end = find(0, bytes.len(), b'#').unwrap_or(bytes.len());
+    let mut pair = find(0, end, b'?')?.saturating_add(1);
+    while pair <= end {
+        let pair_end = find(pair, end, b'&').unwrap_or(end);
+        let (key, value) = match find(pair, pair_end, b'=') {
+            Some(at) => (pair..at, at.saturating_add(1)..pair_end),
+            None => (pair..pair_end, pair_end..pair_end),
         };
-        let matches = if key.contains('%') {
+        let key = target.get(key)?;
+        let escaped = |text: &str| text.as_bytes().contains(&b'%');
+        let matches = if escaped(key) {
             percent_decode(key) == name
         } else {
-            key == name
+            crate::compare::eq(key, name)
         };
-        matches.then(|| {
-            if value.contains('%') {
+        if matches {
+            let value = target.get(value)?;
+            return Some(if escaped(value) {
                 std::borrow::Cow::Owned(percent_decode(value))
             } else {
                 std::borrow::Cow::Borrowed(value)
-            }
-        })
-    })
+            });
+        }
+        pair = pair_end.saturating_add(1);
+    }
+    None
 }
 
 /// Decodes every `%XX` escape; a `%` without two hex digits stays as it is, and bytes that are
@@ -220,6 +235,47 @@ fn merge_slashes(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `query_param` by its definition: the query cut at `#`, split at `&`, each pair at its
+    /// first `=`, keys compared decoded.
+    fn query_param_by_split<'a>(target: &'a str, name: &str) -> Option<Cow<'a, str>> {
+        let target = target.split('#').next()?;
+        let (_, query) = target.split_once('?')?;
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key) == name).then(|| {
+                if value.contains('%') {
+                    Cow::Owned(percent_decode(value))
+                } else {
+                    Cow::Borrowed(value)
+                }
+            })
+        })
+    }
+
+    #[test]
+    fn query_params_are_found_as_splitting_finds_them() {
+        // Every target of up to six characters over the delimiters, a letter and an escape.
+        let alphabet = ["?", "&", "=", "#", "a", "%61", "b"];
+        let mut targets = vec![String::from("/p")];
+        let mut last = targets.clone();
+        for _ in 0..6 {
+            last = last
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            targets.extend(last.iter().cloned());
+        }
+        for target in &targets {
+            for name in ["a", "b", "", "ab"] {
+                assert_eq!(
+                    query_param(target, name),
+                    query_param_by_split(target, name),
+                    "{target:?} {name:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_fast_path_agrees_with_the_full_normalisation() {

@@ -9,9 +9,11 @@ mod model;
 mod template;
 
 use std::borrow::Cow;
+use std::cell::{Ref, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use palisade_sdk::compare;
 use palisade_sdk::path::normalise;
 use serde_json::Value;
 
@@ -153,10 +155,47 @@ pub struct Authorizer {
     single: bool,
     /// Whether a condition reads the time (found once; asked on every request).
     uses_time: bool,
+    /// The peer part of every source, worked out once per set of peer identities.
+    peers: PeerMemo,
+}
+
+/// The peer part of a source (`principals`, `notPrincipals`, `namespaces`, `notNamespaces`)
+/// depends on the peer identities alone, which a proxy sees over and over (a sidecar has a
+/// handful of callers, each on long-lived connections): so it is worked out once per set of
+/// identities, for every source of every policy, and kept for the next requests, with the
+/// rules that can still match (a rule none of whose sources holds is not looked at). The
+/// other parts of a source (request principals, addresses) change per request and are
+/// matched every time.
+#[derive(Debug, Clone, Default)]
+struct PeerMemo {
+    /// How many sources have a peer part (each has its bit, [`SourceMatch::peer`]).
+    sources: usize,
+    /// The most recently seen sets of identities first, with what holds for them.
+    seen: RefCell<Vec<(Vec<String>, Peers)>>,
+}
+
+/// What holds for one set of peer identities.
+#[derive(Debug, Clone, Default)]
+struct Peers {
+    /// A bit per source whose peer part holds.
+    bits: Vec<u64>,
+    /// Per policy, the rules (ascending) that have no source or a source whose peer part holds.
+    candidates: Vec<Vec<u32>>,
+}
+
+/// Sets of peer identities remembered per authorizer (per VM in the proxy).
+const PEER_SETS_KEPT: usize = 8;
+
+/// Whether bit `index` is set.
+fn bit(bits: &[u64], index: usize) -> bool {
+    bits.get(index / 64)
+        .is_some_and(|word| word & (1 << (index % 64)) != 0)
 }
 
 #[derive(Debug, Clone)]
 struct Policy {
+    /// Its place in the list.
+    index: usize,
     action: Action,
     provider: Option<String>,
     /// Where `provider.name` is in the settings (below `policies`).
@@ -191,6 +230,11 @@ impl<M> Default for Field<M> {
 }
 
 impl<M> Field<M> {
+    /// Whether the field asks anything.
+    fn constrains(&self) -> bool {
+        !(self.any_of.is_empty() && self.none_of.is_empty())
+    }
+
     /// `positive(m)` is false for an absent attribute, so a positive field fails and a negative
     /// one holds, as in Envoy.
     fn holds(&self, positive: impl Fn(&M) -> bool) -> bool {
@@ -201,6 +245,8 @@ impl<M> Field<M> {
 
 #[derive(Debug, Clone, Default)]
 struct SourceMatch {
+    /// This source's bit in the [`PeerMemo`]; `None` when it has no peer part.
+    peer: Option<usize>,
     principals: Field<Pattern>,
     request_principals: Field<RequestPrincipal>,
     namespaces: Field<Namespace>,
@@ -376,12 +422,88 @@ impl Authorizer {
             .flat_map(|p| &p.rules)
             .flat_map(|r| &r.when)
             .any(ConditionMatch::uses_time);
+        let mut sources = 0;
+        for source in compiled
+            .iter_mut()
+            .flat_map(|p| &mut p.rules)
+            .flat_map(|r| &mut r.from)
+            .filter(|s| s.principals.constrains() || s.namespaces.constrains())
+        {
+            source.peer = Some(sources);
+            sources = sources.saturating_add(1);
+        }
         Ok(Self {
             policies: compiled,
             options,
             single: !matches!(policies, Value::Array(_)),
             uses_time,
+            peers: PeerMemo {
+                sources,
+                seen: RefCell::default(),
+            },
         })
+    }
+
+    /// What holds for the peer identities `principals` (see [`PeerMemo`]); `None` when no
+    /// source has a peer part.
+    fn peers(&self, principals: &[String]) -> Option<Ref<'_, Peers>> {
+        let memo = &self.peers;
+        if memo.sources == 0 {
+            return None;
+        }
+        {
+            let mut seen = memo.seen.borrow_mut();
+            let same = |(kept, _): &(Vec<String>, Peers)| {
+                kept.len() == principals.len()
+                    && kept.iter().zip(principals).all(|(a, b)| compare::eq(a, b))
+            };
+            match seen.iter().position(same) {
+                Some(0) => {}
+                Some(at) => {
+                    if let Some(recent) = seen.get_mut(..=at) {
+                        recent.rotate_right(1);
+                    }
+                }
+                None => {
+                    let peers = self.work_out(principals);
+                    seen.truncate(PEER_SETS_KEPT - 1);
+                    seen.insert(0, (principals.to_vec(), peers));
+                }
+            }
+        }
+        Ref::filter_map(memo.seen.borrow(), |seen| {
+            seen.first().map(|(_, peers)| peers)
+        })
+        .ok()
+    }
+
+    /// [`Peers`] for `principals`, worked out.
+    fn work_out(&self, principals: &[String]) -> Peers {
+        let mut bits = vec![0u64; self.peers.sources.div_ceil(64)];
+        let mut candidates = Vec::with_capacity(self.policies.len());
+        for policy in &self.policies {
+            let mut rules = Vec::new();
+            for (index, rule) in (0u32..).zip(&policy.rules) {
+                let mut candidate = rule.from.is_empty();
+                for source in &rule.from {
+                    let Some(peer) = source.peer else {
+                        candidate = true;
+                        continue;
+                    };
+                    if source.peer_holds(principals)
+                        && let Some(word) = bits.get_mut(peer / 64)
+                    {
+                        *word |= 1 << (peer % 64);
+                        candidate = true;
+                    }
+                }
+                if candidate {
+                    rules.push(index);
+                }
+            }
+            candidates.push(rules);
+        }
+        Peers { bits, candidates }
     }
 
     /// The number of policies.
@@ -428,21 +550,21 @@ impl Authorizer {
     /// filter first, before token verification).
     #[must_use]
     pub fn custom(&self, request: &Attributes) -> Option<Rc<RuleName>> {
-        let forms = path_forms(request);
+        let asked = self.asked(request);
         self.policies
             .iter()
             .filter(|p| p.action == Action::Custom && !p.dry_run)
-            .find_map(|p| p.matching_rule(request, &forms))
+            .find_map(|p| p.matching_rule(&asked))
     }
 
     /// The id of the first rule, of any policy and action, that `request` matches: the
     /// policies used as plain matchers (sensitivity routes and requirements).
     #[must_use]
     pub fn first_match(&self, request: &Attributes) -> Option<String> {
-        let forms = path_forms(request);
+        let asked = self.asked(request);
         self.policies
             .iter()
-            .find_map(|p| p.matching_rule(request, &forms))
+            .find_map(|p| p.matching_rule(&asked))
             .map(|rule| rule.as_str().to_owned())
     }
 
@@ -450,17 +572,17 @@ impl Authorizer {
     /// (denies with `default_deny`); otherwise an ALLOW match is needed.
     #[must_use]
     pub fn decide(&self, request: &Attributes) -> Decision {
-        let forms = path_forms(request);
+        let asked = self.asked(request);
         let audited = self
             .policies
             .iter()
             .filter(|p| p.action == Action::Audit && !p.dry_run)
-            .filter_map(|p| p.matching_rule(request, &forms))
+            .filter_map(|p| p.matching_rule(&asked))
             .map(|rule| rule.as_str().to_owned())
             .collect();
-        let (effect, policy) = self.outcome(request, &forms, false);
+        let (effect, policy) = self.outcome(&asked, false);
         let dry_run = self.policies.iter().any(|p| p.dry_run).then(|| {
-            let (effect, rule) = self.outcome(request, &forms, true);
+            let (effect, rule) = self.outcome(&asked, true);
             (effect, rule.map(|rule| rule.as_str().to_owned()))
         });
         Decision {
@@ -471,18 +593,13 @@ impl Authorizer {
         }
     }
 
-    fn outcome(
-        &self,
-        request: &Attributes,
-        forms: &[Cow<'_, str>],
-        dry_run: bool,
-    ) -> (Effect, Option<Rc<RuleName>>) {
+    fn outcome(&self, asked: &Asked<'_>, dry_run: bool) -> (Effect, Option<Rc<RuleName>>) {
         let of = |action: Action| {
             self.policies
                 .iter()
                 .filter(move |p| p.action == action && p.dry_run == dry_run)
         };
-        if let Some(rule) = of(Action::Deny).find_map(|p| p.matching_rule(request, forms)) {
+        if let Some(rule) = of(Action::Deny).find_map(|p| p.matching_rule(asked)) {
             return (Effect::Deny, Some(rule));
         }
         if of(Action::Allow).next().is_none() {
@@ -493,40 +610,68 @@ impl Authorizer {
             };
             return (effect, None);
         }
-        match of(Action::Allow).find_map(|p| p.matching_rule(request, forms)) {
+        match of(Action::Allow).find_map(|p| p.matching_rule(asked)) {
             Some(rule) => (Effect::Allow, Some(rule)),
             None => (Effect::Deny, None),
         }
     }
 }
 
-/// The normalised forms of the request's path (one, or two when a backend that merges slashes
-/// first would resolve it differently); none without a path.
-fn path_forms<'a>(request: &'a Attributes) -> Vec<Cow<'a, str>> {
-    request.path.as_deref().map(normalise).unwrap_or_default()
+/// A request as the rules are matched against it.
+struct Asked<'a> {
+    request: &'a Attributes<'a>,
+    /// The normalised forms of the request's path (one, or two when a backend that merges
+    /// slashes first would resolve it differently); none without a path.
+    forms: Vec<Cow<'a, str>>,
+    /// What holds for the request's peer identities ([`PeerMemo`]); `None` when no source
+    /// has a peer part.
+    peers: Option<Ref<'a, Peers>>,
+}
+
+impl Authorizer {
+    fn asked<'a>(&'a self, request: &'a Attributes<'a>) -> Asked<'a> {
+        Asked {
+            request,
+            forms: request.path.as_deref().map(normalise).unwrap_or_default(),
+            peers: self.peers(&request.principals),
+        }
+    }
 }
 
 impl Policy {
     /// The id of the first rule that matches. A path with two normal forms must match in
     /// both for ALLOW (a narrower allow) and in either for the other actions (a wider deny), so
     /// that no spelling of a path gets through a rule another spelling would not.
-    fn matching_rule(&self, request: &Attributes, forms: &[Cow<'_, str>]) -> Option<Rc<RuleName>> {
-        let index = self.rules.iter().position(|rule| {
+    fn matching_rule(&self, asked: &Asked<'_>) -> Option<Rc<RuleName>> {
+        let forms = &asked.forms;
+        let matches = |rule: &CompiledRule| {
             if forms.len() < 2 {
-                rule.matches(request, forms.first().map(|f| &**f))
+                rule.matches(asked, forms.first().map(|f| &**f))
             } else if self.action == Action::Allow {
-                forms.iter().all(|f| rule.matches(request, Some(f)))
+                forms.iter().all(|f| rule.matches(asked, Some(f)))
             } else {
-                forms.iter().any(|f| rule.matches(request, Some(f)))
+                forms.iter().any(|f| rule.matches(asked, Some(f)))
             }
-        })?;
+        };
+        let candidates = asked
+            .peers
+            .as_ref()
+            .and_then(|peers| peers.candidates.get(self.index));
+        let index = match candidates {
+            Some(candidates) => candidates
+                .iter()
+                .map(|i| *i as usize)
+                .find(|i| self.rules.get(*i).is_some_and(matches))?,
+            None => self.rules.iter().position(matches)?,
+        };
         self.rule_ids.get(index).cloned()
     }
 }
 
 impl CompiledRule {
-    fn matches(&self, request: &Attributes, path: Option<&str>) -> bool {
-        (self.from.is_empty() || self.from.iter().any(|s| s.matches(request)))
+    fn matches(&self, asked: &Asked<'_>, path: Option<&str>) -> bool {
+        let request = asked.request;
+        (self.from.is_empty() || self.from.iter().any(|s| s.matches(asked)))
             && (self.to.is_empty() || self.to.iter().any(|o| o.matches(request, path)))
             && self.when.iter().all(|c| c.matches(request))
     }
@@ -553,12 +698,22 @@ fn request_principal_holds(field: &Field<RequestPrincipal>, request: &Attributes
 }
 
 impl SourceMatch {
-    fn matches(&self, request: &Attributes) -> bool {
-        principal_holds(&self.principals, &request.principals)
-            && request_principal_holds(&self.request_principals, request)
-            && namespace_holds(&self.namespaces, &request.principals)
+    fn matches(&self, asked: &Asked<'_>) -> bool {
+        let request = asked.request;
+        self.peer.is_none_or(|index| {
+            asked
+                .peers
+                .as_ref()
+                .is_some_and(|peers| bit(&peers.bits, index))
+        }) && request_principal_holds(&self.request_principals, request)
             && ip_holds(&self.ip_blocks, request.source_ip)
             && ip_holds(&self.remote_ip_blocks, request.remote_ip)
+    }
+
+    /// Whether the peer part holds for the peer identities `principals`.
+    fn peer_holds(&self, principals: &[String]) -> bool {
+        principal_holds(&self.principals, principals)
+            && namespace_holds(&self.namespaces, principals)
     }
 }
 
@@ -811,6 +966,7 @@ fn compile(object: Object, index: usize, at: &str, spec_at: &str) -> Result<Poli
         .collect::<Result<_, _>>()?;
     let id = format!("ns[{namespace}]-policy[{name}]");
     Ok(Policy {
+        index,
         rule_ids: (0..rules.len())
             .map(|i| RuleName::new(format!("{id}-rule[{i}]")))
             .collect(),
@@ -919,6 +1075,7 @@ fn compile_source(source: &Source, action: Action, at: &str) -> Result<SourceMat
         ));
     }
     Ok(SourceMatch {
+        peer: None,
         principals: field(
             at,
             "principals",

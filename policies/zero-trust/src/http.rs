@@ -244,7 +244,12 @@ pub fn evaluate(
     for (authenticator, device) in [(&prepared.authenticator, false), (&prepared.device, true)] {
         match authenticator.authenticate(request, now) {
             Ok(authenticated) => {
-                request_headers.extend(authenticated.request_headers);
+                if request_headers.is_empty() {
+                    // Taken whole (no second list made and copied into).
+                    request_headers = authenticated.request_headers;
+                } else {
+                    request_headers.extend(authenticated.request_headers);
+                }
                 if device {
                     attributes.device = authenticated.payload;
                 } else {

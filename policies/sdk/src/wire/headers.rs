@@ -56,6 +56,28 @@ fn length_at(bytes: &[u8], at: usize) -> Option<usize> {
     usize::try_from(u32::from_le_bytes(word)).ok()
 }
 
+/// Whether `bytes` hold an ASCII upper-case letter: eight bytes at a time (every header name of
+/// every request is looked at).
+fn has_upper(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Per byte, its low seven bits b: b + (0x80 - 'A') has its high bit set when b >= 'A',
+    // and b + (0x80 - 'Z' - 1) when b > 'Z' (no sum carries into the next byte); bytes of
+    // 0x80 and above are then left out by `!w`.
+    let upper = |w: u64| {
+        let low = w & !HIGHS;
+        let at_least_a = low.wrapping_add(ONES * u64::from(0x80 - b'A'));
+        let above_z = low.wrapping_add(ONES * u64::from(0x80 - b'Z' - 1));
+        at_least_a & !above_z & !w & HIGHS != 0
+    };
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    words
+        .map(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+        .any(upper)
+        || tail.iter().any(u8::is_ascii_uppercase)
+}
+
 /// Where a name or a value is in the data: `[start, end)`.
 type Place = (usize, usize);
 
@@ -214,15 +236,17 @@ impl Headers {
             })?;
         let over = || HeaderMapError("over 4 GiB".into());
         // Every place checked against the buffer first; places are into the whole buffer.
+        // Names are lower-cased here, in the bytes (ASCII letters only, so UTF-8 stays UTF-8).
         fields.reserve(count);
+        let mut pseudos = 0usize;
         let mut at = data;
-        for (i, lengths) in bytes
-            .get(4..data)
-            .unwrap_or_default()
-            .chunks_exact(8)
-            .enumerate()
-        {
-            let (Some(name_len), Some(value_len)) = (length_at(lengths, 0), length_at(lengths, 4))
+        for i in 0..count {
+            let lengths = i
+                .checked_mul(8)
+                .and_then(|o| o.checked_add(4))
+                .and_then(|o| bytes.get(o..o.checked_add(8)?));
+            let Some((name_len, value_len)) =
+                lengths.and_then(|l| Some((length_at(l, 0)?, length_at(l, 4)?)))
             else {
                 return Err(HeaderMapError(format!("pair {i} has no lengths")));
             };
@@ -233,6 +257,15 @@ impl Headers {
                 return Err(HeaderMapError(format!(
                     "pair {i}: its name or value is not followed by a NUL"
                 )));
+            }
+            if let Some(name) = bytes.get_mut(ns..ne) {
+                if name.first() == Some(&b':') {
+                    pseudos = pseudos.saturating_add(1);
+                } else if has_upper(name) {
+                    // Proxies hand names over lower-case already (HTTP/2, Envoy's HTTP/1
+                    // codec): look before writing.
+                    name.make_ascii_lowercase();
+                }
             }
             let place = |start: usize, end: usize| {
                 Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
@@ -257,34 +290,25 @@ impl Headers {
             }
         };
         self.text = text;
-        let headers = self;
-        fields.retain(|field| {
-            let name = field.name.0 as usize..field.name.1 as usize;
-            let Some(name_bytes) = headers.text.as_bytes().get(name.clone()) else {
-                return false;
-            };
-            if name_bytes.first() == Some(&b':') {
+        if pseudos > 0 {
+            // Values are sliced only when read (every place ends at a NUL, so it is a
+            // character boundary).
+            let text = &self.text;
+            fields.retain(|field| {
+                let name = field.name.0 as usize..field.name.1 as usize;
+                if text.as_bytes().get(name.start) != Some(&b':') {
+                    return true;
+                }
                 if let (Some(name), Some(value)) = (
-                    headers.text.get(name),
-                    headers
-                        .text
-                        .get(field.value.0 as usize..field.value.1 as usize),
+                    text.get(name),
+                    text.get(field.value.0 as usize..field.value.1 as usize),
                 ) {
                     pseudo(name, value);
                 }
-                return false;
-            }
-            // Proxies hand names over lower-case already (HTTP/2, Envoy's HTTP/1 codec): look
-            // before writing. Values are sliced only when read (every place ends at a NUL, so
-            // it is a character boundary).
-            if name_bytes.iter().any(u8::is_ascii_uppercase)
-                && let Some(name) = headers.text.get_mut(name)
-            {
-                name.make_ascii_lowercase();
-            }
-            true
-        });
-        headers.fields = fields;
+                false
+            });
+        }
+        self.fields = fields;
         Ok(())
     }
 
@@ -398,7 +422,11 @@ impl<'de> Deserialize<'de> for Headers {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+    #![expect(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        reason = "tests fail by panicking"
+    )]
 
     use super::*;
 
@@ -516,5 +544,30 @@ pub(crate) mod tests {
             format!("{headers:?}"),
             r#"[("a", "1"), ("b", ""), ("a", "2")]"#
         );
+    }
+
+    #[test]
+    fn upper_case_is_found_in_any_byte_and_only_in_ascii_letters() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut name = vec![b'a'; len];
+                    name[at] = b;
+                    assert_eq!(
+                        has_upper(&name),
+                        b.is_ascii_uppercase(),
+                        "{b:#x} at {at} of {len}"
+                    );
+                    // Next to bytes of every kind.
+                    name.fill(0xff);
+                    name[at] = b;
+                    assert_eq!(
+                        has_upper(&name),
+                        b.is_ascii_uppercase(),
+                        "{b:#x} among 0xff"
+                    );
+                }
+            }
+        }
     }
 }

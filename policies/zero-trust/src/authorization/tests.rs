@@ -457,3 +457,91 @@ fn configuration_errors_name_the_field() {
     .unwrap_err();
     assert!(err.message.contains("one provider per workload"), "{err}");
 }
+
+/// The peer part of the sources is remembered per set of identities: a decision never takes
+/// another peer's, whatever the order they come in and however many there are (more than the
+/// memory keeps, so some are forgotten and worked out again).
+#[test]
+fn each_set_of_peer_identities_is_decided_on_its_own() {
+    let yaml = r#"
+- spec:
+    rules:
+    - from: [{source: {principals: ["cluster.local/ns/team-1/sa/*"]}}]
+    - from: [{source: {namespaces: ["team-2"], notPrincipals: ["*/sa/blocked"]}}]
+    - from: [{source: {principals: ["*/sa/reader"], ipBlocks: ["10.1.0.0/16"]}}]
+    - from:
+      - source: {principals: ["*/sa/never"]}
+      - source: {remoteIpBlocks: ["198.51.100.0/24"]}
+- spec:
+    action: DENY
+    rules:
+    - from: [{source: {notNamespaces: ["team-1", "team-2", "team-3"]}}]
+"#;
+    let a = authorizer(yaml);
+    let mut cases: Vec<(Vec<String>, Effect)> = Vec::new();
+    for i in 0..12 {
+        for (ns, expected) in [
+            (1, Effect::Allow),
+            (2, Effect::Allow),
+            (3, Effect::Deny),
+            (4, Effect::Deny),
+        ] {
+            cases.push((
+                vec![format!("cluster.local/ns/team-{ns}/sa/web-{i}")],
+                expected,
+            ));
+        }
+    }
+    cases.push((
+        vec!["cluster.local/ns/team-2/sa/blocked".into()],
+        Effect::Deny,
+    ));
+    cases.push((
+        vec!["cluster.local/ns/team-3/sa/reader".into()],
+        Effect::Allow,
+    ));
+    cases.push((
+        vec![
+            "cluster.local/ns/team-9/sa/x".into(),
+            "cluster.local/ns/team-1/sa/y".into(),
+        ],
+        Effect::Allow,
+    ));
+    cases.push((Vec::new(), Effect::Deny));
+    // Forwards, backwards, and each twice in a row, with one authorizer throughout.
+    let order = cases
+        .iter()
+        .chain(cases.iter().rev())
+        .flat_map(|case| [case, case]);
+    for (principals, expected) in order {
+        let asked = Attributes {
+            principals: principals.clone(),
+            ..request()
+        };
+        assert_eq!(effect(&a, &asked), *expected, "{principals:?}");
+        assert_eq!(
+            effect(&authorizer(yaml), &asked),
+            *expected,
+            "{principals:?}"
+        );
+    }
+    // The reader's source also needs its address, matched on every request.
+    let elsewhere = Attributes {
+        principals: vec!["cluster.local/ns/team-3/sa/reader".into()],
+        source_ip: Some("10.2.0.1".parse().unwrap()),
+        ..request()
+    };
+    assert_eq!(effect(&a, &elsewhere), Effect::Deny);
+    // A rule with a source that has no peer part stays a candidate for every peer.
+    for (remote, expected) in [
+        ("198.51.100.7", Effect::Allow),
+        ("203.0.113.9", Effect::Deny),
+    ] {
+        let forwarded = Attributes {
+            principals: vec!["cluster.local/ns/team-3/sa/web".into()],
+            remote_ip: Some(remote.parse().unwrap()),
+            ..request()
+        };
+        assert_eq!(effect(&a, &forwarded), expected, "{remote}");
+    }
+}
