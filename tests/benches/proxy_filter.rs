@@ -9,7 +9,10 @@
 //! - zero-trust-jwt: the same with a RequestAuthentication (inline key set of five keys) and the
 //!   16th rule also requiring a request principal; every request carries the same RS256 token,
 //!   so the first verifies it and the others find it in the token cache. Printed too: the
-//!   callback time of the first request and of the cached ones, and of a first ES256 token.
+//!   callback time of the first request and of the cached ones, and of a first ES256 token;
+//! - rate-limit: Envoy's local rate limit with three descriptors (a wildcard per client
+//!   address, an exact user-agent and a generic key) and the default bucket, all shared by the
+//!   workers through shared data; every bucket large enough that every request passes.
 #![expect(
     missing_docs,
     reason = "criterion_group! generates an undocumented function"
@@ -141,6 +144,26 @@ impl Host for Quiet {
     fn log(&self, _: Level, message: &str) {
         std::hint::black_box(message);
     }
+}
+
+/// rate-limit's settings: three descriptors and the default bucket.
+fn rate_limit_settings() -> Value {
+    let bucket = json!({"max_tokens": 1_000_000_000u32, "tokens_per_fill": 1_000_000, "fill_interval": "1s"});
+    let on = json!({"default_value": {"numerator": 100}});
+    json!({
+        "stat_prefix": "bench", "filter_enabled": on, "filter_enforced": on,
+        "token_bucket": bucket,
+        "rate_limits": [
+            {"actions": [{"remote_address": {}}]},
+            {"actions": [{"request_headers": {"header_name": "user-agent", "descriptor_key": "agent"}}]},
+            {"actions": [{"generic_key": {"descriptor_value": "shop"}}]},
+        ],
+        "descriptors": [
+            {"entries": [{"key": "remote_address"}], "token_bucket": bucket},
+            {"entries": [{"key": "agent", "value": "curl/8.5.0"}], "token_bucket": bucket},
+            {"entries": [{"key": "generic_key", "value": "shop"}], "token_bucket": bucket},
+        ],
+    })
 }
 
 /// Plugin start and 100 requests of `name` through the host, after checking that every
@@ -281,6 +304,29 @@ fn proxy(c: &mut Criterion) {
         &engine,
         &jwt,
         &[("RS256", &rs256), ("ES256", &token("ES256"))],
+    );
+
+    let limits = rate_limit_settings();
+    let prepared = rate_limit::Prepared::new(
+        &parse_settings::<rate_limit::Settings>(&limits.to_string()).expect("settings"),
+    )
+    .expect("prepared");
+    // The SDK's test host: state in memory, its clock at the host's epoch.
+    let memory =
+        palisade_sdk::testing::TestHost::new(&palisade_sdk::testing::FixtureHost::default());
+    assert!(
+        rate_limit::evaluate(&request, &prepared, &memory).is_ok_and(|v| v.is_allowed()),
+        "the buckets let it through"
+    );
+    bench_filter(
+        c,
+        &engine,
+        ("rate-limit", "rate-limit"),
+        &limits,
+        None,
+        &|| {
+            let _ = rate_limit::evaluate(&request, &prepared, &memory);
+        },
     );
 }
 

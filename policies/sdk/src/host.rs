@@ -34,6 +34,11 @@ pub enum HostError {
     /// This home has no such capability (data tables in a proxy filter).
     #[error("{0} is not available where this policy runs")]
     Unsupported(&'static str),
+    /// A compare-and-swap update kept losing to other instances writing the same key
+    /// ([`update`]): the store works, but is contended beyond the retries. A limiter counts it
+    /// as over the limit rather than let the request through uncounted.
+    #[error("state contended: {0}")]
+    Contended(String),
 }
 
 /// How important a log line is.
@@ -125,7 +130,7 @@ pub fn update<T>(
             return Ok(out);
         }
     }
-    Err(HostError::Unavailable(format!(
+    Err(HostError::Contended(format!(
         "state key {key:?} kept changing: {CAS_RETRIES} compare-and-swap attempts failed"
     )))
 }
@@ -377,7 +382,7 @@ mod tests {
         }
         assert!(matches!(
             counter_add(&Busy, "k", 1),
-            Err(HostError::Unavailable(_))
+            Err(HostError::Contended(_))
         ));
     }
 }

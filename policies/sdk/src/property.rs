@@ -11,6 +11,7 @@ pub(crate) fn connection_from_properties(
     mut read: impl FnMut(&[&str]) -> Option<Vec<u8>>,
 ) -> Connection {
     Connection {
+        id: None,
         source_address: text(read(&["source", "address"])),
         destination_address: text(read(&["destination", "address"])),
         destination_port: port(read(&["destination", "port"])),
@@ -65,6 +66,7 @@ mod tests {
         assert_eq!(
             got,
             Connection {
+                id: None,
                 source_address: Some("10.0.0.1:43210".into()),
                 destination_address: Some("10.0.0.9:8080".into()),
                 destination_port: Some(8080),

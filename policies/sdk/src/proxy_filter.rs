@@ -648,7 +648,7 @@ mod connections {
                 }
             }
         });
-        let connection = match kept {
+        let mut connection = match kept {
             Some(Some(mut connection)) => {
                 connection.source_address = text(property(&["source", "address"]));
                 connection
@@ -656,6 +656,7 @@ mod connections {
             // Lent to another request, or new.
             Some(None) | None => connection_from_properties(property),
         };
+        connection.id = Some(id);
         (connection, Some(id))
     }
 

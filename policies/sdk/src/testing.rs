@@ -125,6 +125,9 @@ pub struct FixtureHost {
     /// The time the clock reads, RFC 3339 UTC (`2026-01-01T00:00:00Z`, the default).
     #[serde(deserialize_with = "rfc3339")]
     pub now: Duration,
+    /// How many milliseconds the clock moves after each evaluation of a repeated request
+    /// (`repeat`): time-based state such as a token bucket refills between them.
+    pub advance_ms: u64,
     /// Data tables: name, then key to JSON value.
     pub data: BTreeMap<String, BTreeMap<String, Value>>,
     /// What upstream clusters answer the HTTP policy's background fetches, by cluster name:
@@ -174,6 +177,7 @@ impl Default for FixtureHost {
     fn default() -> Self {
         Self {
             now: FIXTURE_EPOCH,
+            advance_ms: 0,
             data: BTreeMap::new(),
             fetched: BTreeMap::new(),
             callouts: BTreeMap::new(),
@@ -252,6 +256,8 @@ pub struct TestHost {
     pub now: Duration,
     /// The data tables: name, then key to JSON value.
     pub data: BTreeMap<String, BTreeMap<String, Value>>,
+    /// How far the clock has moved past `now` ([`TestHost::advance`]).
+    advanced: std::cell::Cell<Duration>,
     state: RefCell<BTreeMap<String, Entry>>,
     next_cas: RefCell<u32>,
     logs: RefCell<Vec<(Level, String)>>,
@@ -269,6 +275,11 @@ impl TestHost {
         }
     }
 
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.advanced.set(self.advanced.get().saturating_add(by));
+    }
+
     /// The log lines written so far.
     #[must_use]
     pub fn logs(&self) -> Vec<(Level, String)> {
@@ -284,7 +295,7 @@ impl TestHost {
 
 impl Host for TestHost {
     fn now(&self) -> Result<Duration, HostError> {
-        Ok(self.now)
+        Ok(self.now.saturating_add(self.advanced.get()))
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>, HostError> {
@@ -633,7 +644,10 @@ fn decide<S: PolicySettings, Pr, R, V>(
         return Outcome::Error(e);
     }
     let mut outcome = Outcome::Error("the fixture was not evaluated".to_owned());
-    for _ in 0..fixture.repeat {
+    for i in 0..fixture.repeat {
+        if i > 0 {
+            host.advance(Duration::from_millis(fixture.host.advance_ms));
+        }
         outcome = match evaluate(&prepared, &host) {
             Ok(verdict) => Outcome::Verdict(verdict),
             Err(e) => Outcome::Error(e.to_string()),

@@ -1,6 +1,6 @@
 //! Settings parsing of the shipped policies (what `validate-settings` runs on an operator's
-//! YAML/JSON), pod-security's and request-guard's on every input: an error or settings, never
-//! a panic; accepted settings read the same twice.
+//! YAML/JSON), pod-security's, request-guard's and rate-limit's (parsed and compiled) on every
+//! input: an error or settings, never a panic; accepted settings read the same twice.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,4 +12,7 @@ fuzz_target!(|text: &str| {
         assert_eq!(format!("{settings:?}"), format!("{again:?}"));
     }
     let _ = parse_settings::<request_guard::Settings>(text);
+    if let Ok(settings) = parse_settings::<rate_limit::Settings>(text) {
+        rate_limit::Prepared::new(&settings).expect("validated settings compile");
+    }
 });

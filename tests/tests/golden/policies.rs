@@ -108,6 +108,9 @@ fn evaluate(prepared: &Arc<Prepared>, fixture: &Fixture) -> Outcome {
         Err(e) => Outcome::Error(format!("host error: {e}")),
         Ok(policy) => {
             let mut outcome = Outcome::Error("the fixture was not evaluated".into());
+            if fixture.host.advance_ms > 0 {
+                return Outcome::Error("advanceMs: the admission home's clock stands still".into());
+            }
             for _ in 0..fixture.repeat {
                 outcome = match policy.evaluate_blocking(&fixture.request).result {
                     Ok(verdict) => Outcome::Verdict(verdict),
@@ -182,7 +185,12 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
         "method": r.method, "path": r.path, "authority": r.authority, "scheme": r.scheme,
         "headers": r.headers,
     }});
-    steps.extend(std::iter::repeat_n(request, fixture.repeat as usize));
+    for i in 0..fixture.repeat {
+        if i > 0 && fixture.host.advance_ms > 0 {
+            steps.push(serde_json::json!({"advance": format!("{}ms", fixture.host.advance_ms)}));
+        }
+        steps.push(request.clone());
+    }
     // The fixture's answers to background fetches and to calls come from clusters of those
     // names, in order.
     let mut clusters: serde_json::Map<String, serde_json::Value> = fixture

@@ -174,6 +174,62 @@ fn a_scenario_with_a_typo_is_an_error_naming_the_field() {
     assert!(stderr.contains("rootID"), "{stderr}");
 }
 
+/// rate-limit's examples as its README shows them: the suite passes (two workers sharing the
+/// buckets), the scenario's statistics are Envoy's, and `palisade istio` wraps the pasted
+/// typed_config in a WasmPlugin.
+#[test]
+fn rate_limit_examples_pass_and_package() {
+    let cache = tempfile::tempdir().expect("dir");
+    let examples = root().join("policies/rate-limit/examples");
+    let output = palisade(&cache)
+        .arg("test")
+        .arg(examples.join("suite.yaml"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+
+    let module = built("proxy-wasm", "rate_limit.wasm");
+    let output = palisade(&cache)
+        .args(["run", "--policy"])
+        .arg(&module)
+        .arg("--http")
+        .arg(examples.join("scenario.yaml"))
+        .output()
+        .expect("runs");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let metric = |name: &str| {
+        report["metrics"][format!("http_local_rate_limiter.http_local_rate_limit.{name}")]["value"]
+            .as_u64()
+    };
+    assert_eq!(metric("enabled"), Some(7));
+    assert_eq!(metric("ok"), Some(5));
+    assert_eq!(metric("rate_limited"), Some(2));
+    assert_eq!(metric("enforced"), Some(2));
+
+    let output = palisade(&cache)
+        .arg("istio")
+        .arg("--config")
+        .arg(examples.join("envoy-local-ratelimit.yaml"))
+        .args(["--url", "https://artefacts.shop.example/rate_limit.wasm"])
+        .arg(&module)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plugin: Value = serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML");
+    assert_eq!(plugin["kind"], "WasmPlugin");
+    assert_eq!(
+        plugin["spec"]["pluginConfig"]["descriptors"][0]["token_bucket"]["max_tokens"],
+        3
+    );
+}
+
 /// zero-trust's examples as its README shows them: the suite (with the JWT scenario: key set
 /// fetched through the cluster after one failure, Envoy's outcomes) passes, and `palisade
 /// istio` wraps the shop's configuration in a WasmPlugin.

@@ -225,6 +225,10 @@ impl Answer {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Connection {
+    /// The proxy's id of the connection (Envoy's `connection.id`), unique while the proxy
+    /// runs: what per-connection state is kept under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     /// The peer's address as `ip:port` (Envoy's `source.address`; IPv6 as `[::1]:port`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_address: Option<String>,
