@@ -45,18 +45,16 @@ impl Shape {
         product(self.max_tokens, self.fill_interval_ns)
     }
 
-    /// The state read at `now`: a time zero later than now (the clock went back) is taken as
-    /// an empty bucket that fills from now on, and one older than a full bucket's worth as full.
-    fn settled(&self, state: State, now_ns: u128) -> State {
-        let now = self.scaled(now_ns);
+    /// The state read at scaled time `now`: a time zero later than now (the clock went back)
+    /// is taken as an empty bucket that fills from now on, and one older than a full bucket's
+    /// worth as full.
+    fn settled(&self, state: State, now: u128) -> State {
         state.min(now).max(now.saturating_sub(self.span()))
     }
 
-    /// Whole tokens in the bucket at `now` (nanoseconds since 1970).
-    #[must_use]
-    pub fn tokens(&self, state: State, now_ns: u128) -> u64 {
-        let state = self.settled(state, now_ns);
-        let elapsed = self.scaled(now_ns).saturating_sub(state);
+    /// Whole tokens in a settled bucket at scaled time `now`.
+    fn whole_tokens(&self, settled: State, now: u128) -> u64 {
+        let elapsed = now.saturating_sub(settled);
         // In 64 bits when it fits (nearly always: at most a full bucket's span); wasm has no
         // 128-bit division, only a library call.
         let tokens = match u64::try_from(elapsed) {
@@ -71,11 +69,19 @@ impl Shape {
         tokens.min(self.max_tokens)
     }
 
+    /// Whole tokens in the bucket at `now` (nanoseconds since 1970).
+    #[must_use]
+    pub fn tokens(&self, state: State, now_ns: u128) -> u64 {
+        let now = self.scaled(now_ns);
+        self.whole_tokens(self.settled(state, now), now)
+    }
+
     /// Takes `n` tokens at `now` if the bucket has them; the new state and what it gave.
     #[must_use]
     pub fn take(&self, state: State, now_ns: u128, n: u64) -> (State, Take) {
-        let state = self.settled(state, now_ns);
-        let available = self.tokens(state, now_ns);
+        let now = self.scaled(now_ns);
+        let state = self.settled(state, now);
+        let available = self.whole_tokens(state, now);
         if available < n {
             return (
                 state,
@@ -102,10 +108,10 @@ impl Shape {
         if n > self.max_tokens || self.tokens_per_fill == 0 {
             return None;
         }
-        let state = self.settled(state, now_ns);
-        let needed =
-            state.saturating_add(u128::from(n).saturating_mul(u128::from(self.fill_interval_ns)));
-        let short = needed.saturating_sub(self.scaled(now_ns));
+        let now = self.scaled(now_ns);
+        let state = self.settled(state, now);
+        let needed = state.saturating_add(product(n, self.fill_interval_ns));
+        let short = needed.saturating_sub(now);
         let ns = short.div_ceil(u128::from(self.tokens_per_fill));
         Some(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
     }

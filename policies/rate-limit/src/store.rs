@@ -86,19 +86,18 @@ impl Keys {
         }
     }
 
-    /// `<ns>/w<descriptor>/<group>`, written without the formatting machinery (once per
-    /// wildcard descriptor on every request).
-    fn group_key(&self, descriptor: usize, groups: usize, value: &[u8]) -> String {
+    /// `<ns>/w<descriptor>/<group>` into `key`, written without the formatting machinery
+    /// (once per wildcard descriptor on every request).
+    fn group_key(&self, key: &mut String, descriptor: usize, groups: usize, value: &[u8]) {
         let group = compare::hash(value)
             .checked_rem(u64::try_from(groups).unwrap_or(1))
             .unwrap_or(0);
-        let mut key = String::with_capacity(self.namespace.len().saturating_add(24));
+        key.clear();
         key.push_str(&self.namespace);
         key.push_str("/w");
-        push_decimal(&mut key, u64::try_from(descriptor).unwrap_or(u64::MAX));
+        push_decimal(key, u64::try_from(descriptor).unwrap_or(u64::MAX));
         key.push('/');
-        push_decimal(&mut key, group);
-        key
+        push_decimal(key, group);
     }
 }
 
@@ -123,25 +122,34 @@ fn push_decimal(text: &mut String, n: u64) {
     }
 }
 
-fn decode_states(bytes: Option<&[u8]>, count: usize) -> Vec<State> {
-    let mut states = vec![0; count];
-    if let Some(bytes) = bytes {
-        for (state, chunk) in states.iter_mut().zip(bytes.chunks_exact(16)) {
-            *state = u128::from_le_bytes(chunk.try_into().unwrap_or_default());
-        }
-    }
-    states
+/// The static buckets as stored, `count` states of 16 bytes (little-endian), taken over from
+/// the bytes read (missing states are zero: full buckets); read and written in place.
+fn static_states(bytes: Option<Vec<u8>>, count: usize) -> Vec<u8> {
+    let mut bytes = bytes.unwrap_or_default();
+    bytes.resize(count.saturating_mul(16), 0);
+    bytes
 }
 
-fn encode_states(states: &[State]) -> Vec<u8> {
-    states.iter().flat_map(|s| s.to_le_bytes()).collect()
+fn state_at(states: &[u8], index: usize) -> Option<State> {
+    let at = index.checked_mul(16)?;
+    let bytes = states.get(at..at.checked_add(16)?)?;
+    Some(u128::from_le_bytes(bytes.try_into().ok()?))
+}
+
+fn set_state(states: &mut [u8], index: usize, state: State) {
+    let place = index
+        .checked_mul(16)
+        .and_then(|at| states.get_mut(at..at.checked_add(16)?));
+    if let Some(place) = place {
+        place.copy_from_slice(&state.to_le_bytes());
+    }
 }
 
 /// Walks the items in order against `statics`, taking dynamic buckets with `dynamic` (each at
 /// most once, its answer kept in `taken` for a retry).
 fn walk(
     items: &[Item<'_>],
-    statics: &mut [State],
+    statics: &mut [u8],
     now: u128,
     taken: &mut [Option<(Take, Option<Duration>)>],
     mut dynamic: impl FnMut(&Item<'_>) -> Result<(Take, Option<Duration>), HostError>,
@@ -153,14 +161,14 @@ fn walk(
     for (i, item) in items.iter().enumerate() {
         let (take, wait) = match &item.slot {
             Slot::Static(s) => {
-                let Some(state) = statics.get_mut(*s) else {
+                let Some(state) = state_at(statics, *s) else {
                     continue;
                 };
-                let (next, take) = item.shape.take(*state, now, 1);
+                let (next, take) = item.shape.take(state, now, 1);
                 let wait = (!take.allowed)
-                    .then(|| item.shape.wait_for(*state, now, 1))
+                    .then(|| item.shape.wait_for(state, now, 1))
                     .flatten();
-                *state = next;
+                set_state(statics, *s, next);
                 (take, wait)
             }
             Slot::Dynamic { .. } => match taken.get(i).copied().flatten() {
@@ -192,15 +200,18 @@ pub(crate) fn consume_shared(
     items: &[Item<'_>],
     now: u128,
 ) -> Result<Consumed, HostError> {
-    let mut taken = vec![None; items.len()];
+    // Room for the dynamic buckets' answers only when there are some.
+    let mut taken = Vec::new();
+    if items.iter().any(|i| matches!(i.slot, Slot::Dynamic { .. })) {
+        taken.resize(items.len(), None);
+    }
     let any_static = items.iter().any(|i| matches!(i.slot, Slot::Static(_)));
     for _ in 0..ATTEMPTS {
         let (mut statics, cas) = if any_static {
-            let entry = host.get(&keys.static_key)?;
-            (
-                decode_states(entry.as_ref().map(|e| e.value.as_slice()), keys.statics),
-                entry.map_or(0, |e| e.cas),
-            )
+            let (value, cas) = host
+                .get(&keys.static_key)?
+                .map_or((None, 0), |e| (Some(e.value), e.cas));
+            (static_states(value, keys.statics), cas)
         } else {
             (Vec::new(), 0)
         };
@@ -210,7 +221,7 @@ pub(crate) fn consume_shared(
         let taken_statics = items.iter().zip(&consumed.takes).any(|(item, take)| {
             matches!(item.slot, Slot::Static(_)) && take.is_some_and(|t| t.allowed)
         });
-        if !taken_statics || host.set(&keys.static_key, &encode_states(&statics), cas)? {
+        if !taken_statics || host.set(&keys.static_key, &statics, cas)? {
             return Ok(consumed);
         }
     }
@@ -241,8 +252,13 @@ fn take_dynamic(
         .as_bytes()
         .get(..usize::from(u16::MAX))
         .unwrap_or(value.as_bytes());
-    let key = keys.group_key(*descriptor, *groups, value);
-    update(host, &key, |current| {
+    thread_local! {
+        /// The group key being written (its room kept from request to request).
+        static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    let mut key = KEY.take();
+    keys.group_key(&mut key, *descriptor, *groups, value);
+    let result = update(host, &key, |current| {
         let current = current.unwrap_or_default();
         let found = group_entries(current).find(|(v, _, _)| compare::bytes_eq(v, value));
         let state = found.map_or(0, |(_, state, _)| state);
@@ -270,7 +286,9 @@ fn take_dynamic(
             *first = u8::try_from(count).unwrap_or(u8::MAX);
         }
         (bytes, (take, wait))
-    })
+    });
+    KEY.set(key);
+    result
 }
 
 /// The entries of a group as stored: its count, then per value a u16 length, the value and
@@ -296,8 +314,8 @@ fn push_entry(bytes: &mut Vec<u8>, value: &[u8], state: State) {
     bytes.extend_from_slice(&state.to_le_bytes());
 }
 
-/// A connection's buckets, and when they were last used.
-type Kept = (Vec<State>, u64);
+/// A connection's buckets (as [`static_states`]), and when they were last used.
+type Kept = (Vec<u8>, u64);
 
 thread_local! {
     /// Per-connection buckets of this VM, by configuration and connection id, with when each
@@ -332,7 +350,7 @@ pub(crate) fn consume_per_connection(
         }
         let (states, used) = kept
             .entry(connection)
-            .or_insert_with(|| (vec![0; statics], 0));
+            .or_insert_with(|| (static_states(None, statics), 0));
         *used = use_count;
         let mut taken = vec![None; items.len()];
         walk(items, states, now, &mut taken, |_| {
@@ -364,11 +382,13 @@ mod tests {
             assert!(group_entries(&bytes[..cut]).count() < 2, "cut at {cut}");
         }
         assert_eq!(group_entries(&[]).count(), 0);
-        assert_eq!(
-            decode_states(Some(&encode_states(&[1, 2])), 3),
-            vec![1, 2, 0]
-        );
-        assert_eq!(decode_states(None, 2).len(), 2);
+        let mut states = static_states(Some(vec![1; 16]), 3);
+        assert_eq!(states.len(), 48);
+        assert_eq!(state_at(&states, 0), Some(u128::from_le_bytes([1; 16])));
+        set_state(&mut states, 2, 7);
+        assert_eq!(state_at(&states, 2), Some(7));
+        assert_eq!(state_at(&states, 1), Some(0));
+        assert_eq!(state_at(&states, 3), None);
     }
 
     #[test]
