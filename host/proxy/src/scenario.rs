@@ -307,6 +307,10 @@ pub struct CalloutReply {
     /// Response body (or the gRPC response message).
     #[serde(default)]
     pub body: String,
+    /// The body as base64, for binary answers such as a protobuf response message; replaces
+    /// `body`.
+    #[serde(default, deserialize_with = "base64_bytes")]
+    pub body_base64: Option<Vec<u8>>,
     /// Trailers (or gRPC trailing metadata).
     #[serde(default)]
     pub trailers: Headers,
@@ -322,6 +326,27 @@ pub struct CalloutReply {
     /// The connection resets instead of answering (HTTP: no headers, status 11 "reset").
     #[serde(default)]
     pub reset: bool,
+}
+
+impl CalloutReply {
+    /// The body's bytes: `bodyBase64` when given, else `body`.
+    #[must_use]
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.body_base64
+            .clone()
+            .unwrap_or_else(|| self.body.clone().into_bytes())
+    }
+}
+
+fn base64_bytes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<u8>>, D::Error> {
+    use base64::Engine;
+    let text = String::deserialize(deserializer)?;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("bodyBase64 is not base64: {e}")))
 }
 
 /// What a run reports.

@@ -256,17 +256,43 @@ impl<P: HttpPolicy> Context for Stream<P> {
         let Some((_, id)) = self.pending.take_if(|(t, _)| *t == token) else {
             return;
         };
-        let answer = read_answer(id, body_size);
-        if let Some(request) = self.request.as_mut() {
-            request.answers.push(answer);
+        self.answered(read_answer(id, body_size));
+    }
+
+    /// The answer to a gRPC call the policy asked for (`proxy_on_grpc_receive` with the
+    /// response message, or `proxy_on_grpc_close` with the status of a call that failed).
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
+        let Some((_, id)) = self.pending.take_if(|(t, _)| *t == token) else {
+            return;
+        };
+        let mut answer = Answer {
+            id,
+            grpc_status: Some(status_code),
+            ..Answer::default()
+        };
+        if status_code == 0 {
+            if response_size > crate::fetch::DEFAULT_MAX_BYTES {
+                answer.grpc_status = Some(GRPC_RESOURCE_EXHAUSTED);
+                answer.grpc_message = format!(
+                    "the response message has {response_size} bytes, over the limit of {}",
+                    crate::fetch::DEFAULT_MAX_BYTES
+                );
+            } else if response_size > 0 {
+                answer.message =
+                    hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+            }
+        } else if let Ok((_, Some(message))) = hostcalls::get_grpc_status() {
+            answer.grpc_message = message;
         }
-        if matches!(self.carry_out(), Action::Continue)
-            && let Err(status) = hostcalls::resume_http_request()
-        {
-            log::error!("resuming the request failed with status {status:?}");
-        }
+        self.answered(answer);
     }
 }
+
+/// gRPC's RESOURCE_EXHAUSTED: a response message over the size limit is refused with it.
+const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
 
 impl<P: HttpPolicy> HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -297,6 +323,19 @@ impl<P: HttpPolicy> Drop for Stream<P> {
 }
 
 impl<P: HttpPolicy> Stream<P> {
+    /// Hands an answer to the policy with the request, and carries out the new verdict (the
+    /// stream resumes when it lets the request through).
+    fn answered(&mut self, answer: Answer) {
+        if let Some(request) = self.request.as_mut() {
+            request.answers.push(answer);
+        }
+        if matches!(self.carry_out(), Action::Continue)
+            && let Err(status) = hostcalls::resume_http_request()
+        {
+            log::error!("resuming the request failed with status {status:?}");
+        }
+    }
+
     /// Done with the request: its connection's properties go back to the VM's memory, and the
     /// request itself is kept for the next one to be read into (see [`read_request`]).
     fn release(&mut self) {
@@ -390,6 +429,22 @@ fn fail_closed(error: &PolicyError) -> Action {
 
 /// Makes a policy's call from the stream's context (the SDK hands the answer to this stream).
 fn dispatch(callout: &Callout) -> Result<u32, Status> {
+    let timeout = Duration::from_millis(u64::from(callout.timeout_ms));
+    if let Some(grpc) = &callout.grpc {
+        let metadata = callout
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        return hostcalls::dispatch_grpc_call(
+            &callout.cluster,
+            &grpc.service,
+            &grpc.method,
+            metadata,
+            Some(&grpc.message),
+            timeout,
+        );
+    }
     let mut headers = vec![
         (":method", callout.method.as_str()),
         (":path", callout.path.as_str()),
@@ -402,13 +457,7 @@ fn dispatch(callout: &Callout) -> Result<u32, Status> {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     let body = (!callout.body.is_empty()).then_some(callout.body.as_bytes());
-    hostcalls::dispatch_http_call(
-        &callout.cluster,
-        headers,
-        body,
-        Vec::new(),
-        Duration::from_millis(u64::from(callout.timeout_ms)),
-    )
+    hostcalls::dispatch_http_call(&callout.cluster, headers, body, Vec::new(), timeout)
 }
 
 /// The answer to the call `id` from the proxy's call-response buffers: status 0 when no headers

@@ -157,6 +157,19 @@ pub struct FixtureAnswer {
     /// The connection resets instead of answering (the policy sees status 0).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reset: bool,
+    /// A gRPC call's status (0: OK, the response message is the body).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub grpc_status: u32,
+    /// A failed gRPC call's status message.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub grpc_message: String,
+    /// The body as base64, for binary answers (a gRPC response message); replaces `body`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Default for FixtureAnswer {
@@ -166,6 +179,24 @@ impl Default for FixtureAnswer {
             headers: Vec::new(),
             body: String::new(),
             reset: false,
+            grpc_status: 0,
+            grpc_message: String::new(),
+            body_base64: None,
+        }
+    }
+}
+
+impl FixtureAnswer {
+    /// The body's bytes: `bodyBase64` decoded when given (bad base64 reads as no bytes), else
+    /// `body`.
+    #[must_use]
+    pub fn body_bytes(&self) -> Vec<u8> {
+        use base64::Engine;
+        match &self.body_base64 {
+            Some(text) => base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .unwrap_or_default(),
+            None => self.body.clone().into_bytes(),
         }
     }
 }
@@ -588,11 +619,24 @@ pub fn evaluate_http_natively<P: HttpPolicy>(
                 })
                 .filter(|a| !a.reset);
             request.answers.push(match answer {
+                // A gRPC call: its status, and on OK the response message.
+                Some(a) if callout.grpc.is_some() => Answer {
+                    id: callout.id,
+                    grpc_status: Some(a.grpc_status),
+                    grpc_message: a.grpc_message.clone(),
+                    message: if a.grpc_status == 0 {
+                        a.body_bytes()
+                    } else {
+                        Vec::new()
+                    },
+                    ..Answer::default()
+                },
                 Some(a) => Answer {
                     id: callout.id,
                     status: a.status,
                     headers: a.headers.clone(),
                     body: a.body.clone(),
+                    ..Answer::default()
                 },
                 None => Answer {
                     id: callout.id,
@@ -769,7 +813,7 @@ pub fn run_trials(trials: Vec<libtest_mimic::Trial>) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
+    #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
     use super::*;
     use crate::wire::Callout;
@@ -807,6 +851,7 @@ mod tests {
                         headers: Vec::new(),
                         body: String::new(),
                         timeout_ms: 100,
+                        grpc: None,
                     },
                 },
             })
@@ -828,6 +873,64 @@ mod tests {
             host: serde_json::from_str(&format!(r#"{{"callouts": {callouts}}}"#)).unwrap(),
             repeat: 1,
         }
+    }
+
+    /// Makes one gRPC call and reports what came back in its denial's message.
+    struct GrpcAsker;
+
+    impl HttpPolicy for GrpcAsker {
+        type Settings = Option<String>;
+        type Prepared = Option<String>;
+
+        fn prepare(settings: Option<String>) -> Result<Option<String>, crate::SettingsError> {
+            Ok(settings)
+        }
+
+        fn evaluate(
+            request: &HttpRequest,
+            _: &Option<String>,
+            _host: &dyn Host,
+        ) -> Result<HttpVerdict, PolicyError> {
+            Ok(match request.answer("rls") {
+                None => HttpVerdict::Call {
+                    callout: Callout::grpc("rls", "rls", ("s.S", "M"), vec![1, 2], 20),
+                },
+                Some(a) => HttpVerdict::deny(
+                    429,
+                    "answered",
+                    format!(
+                        "{:?} {:?} {:?} {}",
+                        a.grpc_status, a.message, a.grpc_message, a.status
+                    ),
+                ),
+            })
+        }
+    }
+
+    #[test]
+    fn grpc_calls_get_their_status_and_message_bytes() {
+        let message = |callouts: &str| match evaluate_http_natively::<GrpcAsker>(&fixture(
+            "null", callouts,
+        )) {
+            Outcome::Verdict(HttpVerdict::Deny { message, .. }) => message,
+            other => unreachable!("{other:?}"),
+        };
+        assert_eq!(
+            message(r#"{"rls": [{"bodyBase64": "AQJvaw=="}]}"#),
+            r#"Some(0) [1, 2, 111, 107] "" 0"#
+        );
+        assert_eq!(
+            message(r#"{"rls": [{"grpcStatus": 14, "grpcMessage": "down", "body": "ignored"}]}"#),
+            r#"Some(14) [] "down" 0"#
+        );
+        // Refused (no such cluster): no gRPC status at all.
+        assert_eq!(message("{}"), r#"None [] "" 0"#);
+        // The JSON form: the message as base64, both ways; bad base64 is refused.
+        let call = Callout::grpc("rls", "rls", ("s.S", "M"), vec![0x0a, 0x03], 20);
+        let json = serde_json::to_value(&call).unwrap();
+        assert_eq!(json["grpc"]["message"], "CgM=");
+        assert_eq!(serde_json::from_value::<Callout>(json).unwrap(), call);
+        assert!(serde_json::from_str::<Answer>(r#"{"message": "not base64!"}"#).is_err());
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub use admission::{
 };
 pub use headers::{HeaderMapError, Headers, Iter as HeaderIter};
 pub use http::{
-    Answer, Callout, Connection, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce,
-    NonceError,
+    Answer, Callout, Connection, GrpcCall, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS,
+    Nonce, NonceError,
 };
 pub use metadata::{PolicyMetadata, Rule};
 pub use text::Text;

@@ -294,6 +294,7 @@ impl Provider {
             headers,
             body: String::new(),
             timeout_ms: self.timeout_ms,
+            grpc: None,
         }
     }
 

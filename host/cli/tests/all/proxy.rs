@@ -299,3 +299,91 @@ fn zero_trust_examples_pass_and_package() {
         Some(1)
     );
 }
+
+/// The SDK's gRPC callouts through the proxy-wasm adapter and host: the call goes out with its
+/// service, method, metadata and message; an OK answer's binary message (bodyBase64) reaches
+/// the policy whole; a failed call's status and message do; a timeout is DEADLINE_EXCEEDED;
+/// a call the proxy refuses (an unknown cluster) is no answer at all.
+#[test]
+fn grpc_callouts_reach_the_policy_with_their_status_and_message() {
+    let cache = tempfile::tempdir().expect("dir");
+    let dir = tempfile::tempdir().expect("dir");
+    let scenario = dir.path().join("grpc.yaml");
+    // "\u{1}\u{2}ok" in base64: bytes that are not text survive the trip.
+    std::fs::write(
+        &scenario,
+        r#"
+plugin: {workers: 1, configuration: {cluster: rls, timeoutMs: 200}}
+clusters:
+  rls:
+    - {bodyBase64: AQJvaw==}
+    - {grpcStatus: 14, grpcMessage: no healthy upstream}
+    - {delay: 500ms, bodyBase64: AQJvaw==}
+steps:
+  - name: ok
+    request: {path: /one}
+  - name: unavailable
+    request: {path: /two}
+  - name: too slow
+    request: {path: /three}
+  - advance: 1s
+"#,
+    )
+    .expect("write");
+    let module = built("proxy-wasm", "grpc_probe.wasm");
+    let run = |scenario: &std::path::Path| -> Value {
+        let output = palisade(&cache)
+            .args(["run", "--policy"])
+            .arg(&module)
+            .arg("--http")
+            .arg(scenario)
+            .output()
+            .expect("runs");
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)))
+    };
+    let report = run(&scenario);
+    let requests = report["requests"].as_array().expect("requests");
+    let added = &requests[0]["upstream"]["headersAdded"];
+    assert_eq!(
+        added,
+        &serde_json::json!([
+            ["x-grpc-reply", "\u{1}\u{2}ok"],
+            ["x-grpc-reply-bytes", "4"]
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(requests[1]["response"]["status"], 503, "{report:#}");
+    assert_eq!(
+        requests[1]["response"]["body"],
+        "grpc 14: no healthy upstream"
+    );
+    assert_eq!(requests[2]["response"]["status"], 503, "{report:#}");
+    assert!(
+        requests[2]["response"]["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("grpc 4: ")),
+        "{report:#}"
+    );
+    let callout = &report["callouts"][0];
+    assert_eq!(callout["kind"], "grpc test.Probe/Ask");
+    assert_eq!(callout["cluster"], "rls");
+    assert_eq!(callout["body"], "asked /one");
+    assert_eq!(callout["timeoutMs"], 200);
+    assert!(
+        callout["headers"].to_string().contains("x-probe"),
+        "{callout}"
+    );
+
+    let refused = dir.path().join("refused.yaml");
+    std::fs::write(
+        &refused,
+        "plugin: {workers: 1, configuration: {cluster: nowhere}}\nsteps:\n  - request: {path: /}\n",
+    )
+    .expect("write");
+    let report = run(&refused);
+    assert_eq!(
+        report["requests"][0]["response"]["status"], 502,
+        "{report:#}"
+    );
+}

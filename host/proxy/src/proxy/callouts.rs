@@ -46,6 +46,7 @@ impl Proxy<'_> {
                     status: 200,
                     headers: Default::default(),
                     body: String::new(),
+                    body_base64: None,
                     trailers: Default::default(),
                     grpc_status: 0,
                     grpc_message: String::new(),
@@ -127,12 +128,7 @@ impl Proxy<'_> {
                         h.add(k, v);
                     }
                     let t = HeaderMap::from_pairs(reply.trailers.0.clone());
-                    (
-                        Some(h),
-                        reply.body.clone().into_bytes(),
-                        Some(t),
-                        (0, String::new()),
-                    )
+                    (Some(h), reply.body_bytes(), Some(t), (0, String::new()))
                 };
                 let args = [
                     token_arg,
@@ -158,13 +154,11 @@ impl Proxy<'_> {
                     state.status = (code, message);
                     vm.call(Callback::GrpcClose, root, &[token_arg, code.cast_signed()])
                 } else {
-                    state.answer.body = Some(reply.body.clone().into_bytes());
+                    let message = reply.body_bytes();
+                    let size = count(message.len());
+                    state.answer.body = Some(message);
                     state.status = (0, String::new());
-                    vm.call(
-                        Callback::GrpcReceive,
-                        root,
-                        &[token_arg, count(reply.body.len())],
-                    )
+                    vm.call(Callback::GrpcReceive, root, &[token_arg, size])
                 }
             }
         };

@@ -188,8 +188,75 @@ pub struct Callout {
     /// The request body (none when empty).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub body: String,
-    /// How long the call may take, in milliseconds; past it the proxy answers 504 itself.
+    /// How long the call may take, in milliseconds; past it the proxy answers 504 itself
+    /// (a gRPC call closes with DEADLINE_EXCEEDED).
     pub timeout_ms: u32,
+    /// A gRPC unary call instead of HTTP (Envoy's `proxy_grpc_call`): `method`, `path`,
+    /// `authority` and `body` are then unused, and `headers` are the initial metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcCall>,
+}
+
+/// The gRPC part of a [`Callout`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcCall {
+    /// The fully qualified service (`envoy.service.ratelimit.v3.RateLimitService`).
+    pub service: String,
+    /// The method (`ShouldRateLimit`).
+    pub method: String,
+    /// The request message, serialized (protobuf); base64 in JSON.
+    #[serde(with = "base64_bytes")]
+    pub message: Vec<u8>,
+}
+
+impl Callout {
+    /// A gRPC unary call of `service`/`method` with `message` to `cluster`.
+    #[must_use]
+    pub fn grpc(
+        id: impl Into<String>,
+        cluster: impl Into<String>,
+        (service, method): (&str, &str),
+        message: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            cluster: cluster.into(),
+            method: String::new(),
+            path: String::new(),
+            authority: String::new(),
+            headers: Vec::new(),
+            body: String::new(),
+            timeout_ms,
+            grpc: Some(GrpcCall {
+                service: service.to_owned(),
+                method: method.to_owned(),
+                message,
+            }),
+        }
+    }
+}
+
+/// Bytes as base64 (standard alphabet, padded) in JSON, as protobuf's JSON mapping writes
+/// `bytes` fields.
+pub(crate) mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
+    }
 }
 
 /// How many calls one request may make before the adapter gives up on the policy (fail closed).
@@ -210,6 +277,17 @@ pub struct Answer {
     /// The answer's body, as text (invalid UTF-8 replaced with U+FFFD).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub body: String,
+    /// A gRPC call's status (0 OK, 4 DEADLINE_EXCEEDED, 14 UNAVAILABLE...); `None` for an HTTP
+    /// call, and for a gRPC call the proxy refused (an unknown cluster). `status` stays 0 for
+    /// gRPC calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u32>,
+    /// The gRPC status message of a call that failed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub grpc_message: String,
+    /// A gRPC call's response message, serialized (base64 in JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "base64_bytes")]
+    pub message: Vec<u8>,
 }
 
 impl Answer {

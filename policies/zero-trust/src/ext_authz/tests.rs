@@ -30,6 +30,7 @@ fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Answer {
         status,
         headers: pairs(headers),
         body: body.into(),
+        ..Answer::default()
     }
 }
 
