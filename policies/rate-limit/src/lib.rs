@@ -59,6 +59,7 @@ pub struct Prepared {
     ways: usize,
     keys: Keys,
     envoy_header: bool,
+    resource_exhausted: bool,
 }
 
 /// A configured descriptor.
@@ -236,6 +237,7 @@ impl Prepared {
             ways,
             keys: Keys::new(id, namespace, statics),
             envoy_header: settings.x_envoy_ratelimited_header.unwrap_or(true),
+            resource_exhausted: settings.rate_limited_as_resource_exhausted,
         })
     }
 
@@ -438,6 +440,11 @@ pub fn evaluate(
     if prepared.envoy_header {
         headers.push(("x-envoy-ratelimited".into(), "true".into()));
     }
+    // Envoy makes a local reply to a gRPC request a gRPC one, its status mapped from 429
+    // (UNAVAILABLE, 14) unless the reply names one: RESOURCE_EXHAUSTED (8) when asked.
+    if prepared.resource_exhausted && is_grpc(request) {
+        headers.push(("grpc-status".into(), "8".into()));
+    }
     headers.extend(limit_headers.into_iter().filter_map(|change| match change {
         HeaderChange::Set { name, value } => Some((name, value)),
         _ => None,
@@ -484,6 +491,16 @@ impl Prepared {
             ),
         ]
     }
+}
+
+/// Whether the request is gRPC (`content-type: application/grpc`, with a `+` suffix or
+/// parameters), as Envoy's connection manager tells.
+fn is_grpc(request: &HttpRequest) -> bool {
+    request.header("content-type").is_some_and(|value| {
+        value
+            .strip_prefix("application/grpc")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+    })
 }
 
 /// `request_headers_to_add_when_not_enforced`, applied as their append actions say.

@@ -260,13 +260,34 @@ fn proxy_agrees(
         }) => {
             let request = request.ok_or("no request in the report")?;
             let response = request.response.as_ref().ok_or("no response")?;
+            // To a gRPC request Envoy's local reply is a trailers-only gRPC response: status
+            // 200, no body, the body as grpc-message.
+            let grpc = fixture.request.header("content-type").is_some_and(|t| {
+                t.strip_prefix("application/grpc")
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+            });
+            let (want_status, want_body) = if grpc {
+                (200, String::new())
+            } else {
+                (*status, body.clone())
+            };
             if request.outcome != palisade_proxy::Outcome::LocalReply
-                || response.status != *status
-                || response.body != *body
+                || response.status != want_status
+                || response.body != want_body
             {
                 return Err(format!(
-                    "expected a local reply {status} {body:?}, got {} {} {:?}",
+                    "expected a local reply {want_status} {want_body:?}, got {} {} {:?}",
                     request.outcome, response.status, response.body
+                ));
+            }
+            if grpc
+                && !(response.headers.0.iter().any(|(k, _)| k == "grpc-status")
+                    && (body.is_empty()
+                        || response.headers.0.iter().any(|(k, _)| k == "grpc-message")))
+            {
+                return Err(format!(
+                    "the gRPC local reply lacks grpc-status or grpc-message: {:?}",
+                    response.headers
                 ));
             }
             for (name, value) in headers {

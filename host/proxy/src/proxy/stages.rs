@@ -196,7 +196,9 @@ impl Proxy<'_> {
             return true;
         }
         if let Some(reply) = reply {
-            start_local_reply(progress, reply);
+            let grpc = is_grpc_request(&stream.request_headers);
+            let progress = &mut stream.progress;
+            start_local_reply(progress, reply, grpc);
             stream.live_request_headers = false;
             stream.live_request_body = false;
             stream.live_request_trailers = false;
@@ -596,31 +598,90 @@ fn forward_buffer(stream: &mut Stream) {
     }
 }
 
+/// Whether a request is gRPC as Envoy's connection manager tells (`Grpc::Common::
+/// isGrpcRequestHeaders`): its content-type is `application/grpc`, alone or with a `+` suffix
+/// or parameters.
+fn is_grpc_request(headers: &HeaderMap) -> bool {
+    headers.get("content-type").is_some_and(|value| {
+        value
+            .strip_prefix("application/grpc")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+    })
+}
+
+/// gRPC's status for an HTTP status (Envoy's `Grpc::Utility::httpToGrpcStatus`, after
+/// grpc/grpc `doc/http-grpc-status-mapping.md`).
+fn http_to_grpc_status(status: u32) -> u32 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+/// A `grpc-message` value: bytes outside printable ASCII, and `%`, as `%XX` (Envoy's
+/// `PercentEncoding::encode`).
+fn percent_encode(text: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for &b in text {
+        if (b' '..=b'~').contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// Switches a stream to sending a local reply (Envoy's `sendLocalReply`): the filter's own
-/// response callbacks still see it.
-fn start_local_reply(progress: &mut Progress, reply: LocalReply) {
+/// response callbacks still see it. To a gRPC request it is a trailers-only gRPC response, as
+/// Envoy's `Utility::encodeLocalReply` makes it: status 200, `content-type: application/grpc`,
+/// `grpc-status` (a header the filter set, else the filter's gRPC status, else the HTTP
+/// status mapped), the body as a percent-encoded `grpc-message`, no body. A gRPC status given
+/// for any other request is not used.
+fn start_local_reply(progress: &mut Progress, reply: LocalReply, grpc: bool) {
     let mut headers = Vec::new();
-    if !reply.body.is_empty() {
-        headers.push(("content-length".to_owned(), reply.body.len().to_string()));
-        headers.push(("content-type".to_owned(), "text/plain".to_owned()));
+    let mut status = u16::try_from(reply.status).unwrap_or(500);
+    let mut body = reply.body;
+    if grpc {
+        headers.extend(reply.headers);
+        headers.retain(|(name, _)| name != "content-type" && name != "content-length");
+        headers.push(("content-type".to_owned(), "application/grpc".to_owned()));
+        if !headers.iter().any(|(name, _)| name == "grpc-status") {
+            let code = reply
+                .grpc_status
+                .unwrap_or_else(|| http_to_grpc_status(reply.status));
+            headers.push(("grpc-status".to_owned(), code.to_string()));
+        }
+        if !body.is_empty() {
+            headers.push(("grpc-message".to_owned(), percent_encode(&body)));
+        }
+        status = 200;
+        body = Vec::new();
+    } else {
+        if !body.is_empty() {
+            headers.push(("content-length".to_owned(), body.len().to_string()));
+            headers.push(("content-type".to_owned(), "text/plain".to_owned()));
+        }
+        headers.extend(reply.headers);
     }
-    if let Some(grpc) = reply.grpc_status {
-        headers.push(("grpc-status".to_owned(), grpc.to_string()));
-    }
-    headers.extend(reply.headers);
     progress.outcome = Some(Outcome::LocalReply);
     progress.stage = Stage::ResponseHeaders;
     progress.paused = false;
     progress.buffering = false;
     progress.chunk = 0;
     progress.outgoing = Some(Outgoing {
-        status: u16::try_from(reply.status).unwrap_or(500),
+        status,
         details: reply.details,
         headers,
-        body: if reply.body.is_empty() {
+        body: if body.is_empty() {
             Vec::new()
         } else {
-            vec![String::from_utf8_lossy(&reply.body).into_owned()]
+            vec![String::from_utf8_lossy(&body).into_owned()]
         },
         trailers: None,
     });
