@@ -442,7 +442,7 @@ pub fn evaluate(
     }
     // Envoy makes a local reply to a gRPC request a gRPC one, its status mapped from 429
     // (UNAVAILABLE, 14) unless the reply names one: RESOURCE_EXHAUSTED (8) when asked.
-    if prepared.resource_exhausted && is_grpc(request) {
+    if prepared.resource_exhausted && request.is_grpc() {
         headers.push(("grpc-status".into(), "8".into()));
     }
     headers.extend(limit_headers.into_iter().filter_map(|change| match change {
@@ -491,16 +491,6 @@ impl Prepared {
             ),
         ]
     }
-}
-
-/// Whether the request is gRPC (`content-type: application/grpc`, with a `+` suffix or
-/// parameters), as Envoy's connection manager tells.
-fn is_grpc(request: &HttpRequest) -> bool {
-    request.header("content-type").is_some_and(|value| {
-        value
-            .strip_prefix("application/grpc")
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
-    })
 }
 
 /// `request_headers_to_add_when_not_enforced`, applied as their append actions say.

@@ -262,10 +262,7 @@ fn proxy_agrees(
             let response = request.response.as_ref().ok_or("no response")?;
             // To a gRPC request Envoy's local reply is a trailers-only gRPC response: status
             // 200, no body, the body as grpc-message.
-            let grpc = fixture.request.header("content-type").is_some_and(|t| {
-                t.strip_prefix("application/grpc")
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
-            });
+            let grpc = fixture.request.is_grpc();
             let (want_status, want_body) = if grpc {
                 (200, String::new())
             } else {

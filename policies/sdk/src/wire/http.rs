@@ -82,6 +82,30 @@ impl HttpRequest {
         self.answers.iter().find(|a| a.id == id)
     }
 
+    /// Whether the request is gRPC as Envoy's connection manager tells
+    /// (`Grpc::Common::isGrpcRequestHeaders`): `content-type: application/grpc`, alone or with a
+    /// `+` suffix or parameters (`application/grpc-web` is not). Envoy answers such a request's
+    /// local reply as gRPC: status 200, `grpc-status`, the body as `grpc-message`.
+    ///
+    /// ```
+    /// use palisade_sdk::wire::HttpRequest;
+    /// let mut request = HttpRequest::default();
+    /// assert!(!request.is_grpc());
+    /// for (content_type, grpc) in [("application/grpc", true), ("application/grpc+proto", true),
+    ///     ("application/grpc-web", false), ("application/json", false)] {
+    ///     request.headers = vec![("content-type", content_type)].into();
+    ///     assert_eq!(request.is_grpc(), grpc, "{content_type}");
+    /// }
+    /// ```
+    #[must_use]
+    pub fn is_grpc(&self) -> bool {
+        self.header("content-type").is_some_and(|value| {
+            value
+                .strip_prefix("application/grpc")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+        })
+    }
+
     /// The value of cookie `name` from the `cookie` headers (RFC 6265 `name=value` pairs
     /// separated by `;`), the first when it is sent twice, without surrounding double quotes.
     ///
