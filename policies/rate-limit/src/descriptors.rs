@@ -36,6 +36,13 @@ pub(crate) enum Compiled {
         key: String,
         skip_if_absent: bool,
     },
+    QueryValueMatch {
+        key: String,
+        value: String,
+        expect_match: bool,
+        /// Each parameter and the form of its value (`Present` for presence alone).
+        params: Vec<(String, Form)>,
+    },
     Masked {
         v4: u8,
         v6: u8,
@@ -52,7 +59,7 @@ pub(crate) struct Matcher {
 }
 
 #[derive(Debug, Clone)]
-enum Form {
+pub(crate) enum Form {
     Present(bool),
     Exact(String, bool),
     Prefix(String, bool),
@@ -203,11 +210,35 @@ fn action(action: &Action, at: &str) -> Result<Compiled, SettingsError> {
         Action::Extension(_) => {
             return Err(unsupported(&format!("{at}.extension"), "no extensions"));
         }
-        Action::QueryParameterValueMatch(_) => {
-            return Err(unsupported(
-                &format!("{at}.query_parameter_value_match"),
-                "not yet",
-            ));
+        Action::QueryParameterValueMatch(m) => {
+            let at = format!("{at}.query_parameter_value_match");
+            let mut params = Vec::with_capacity(m.query_parameters.len());
+            for (i, q) in m.query_parameters.iter().enumerate() {
+                let at = format!("{at}.query_parameters[{i}]");
+                if q.name.is_empty() {
+                    return Err(SettingsError::new(
+                        format!("{at}.name"),
+                        "must not be empty",
+                    ));
+                }
+                let form = match (&q.string_match, q.present_match) {
+                    (Some(_), Some(_)) => {
+                        return Err(SettingsError::new(
+                            at,
+                            "names both string_match and present_match",
+                        ));
+                    }
+                    (Some(m), None) => string_form(m, &format!("{at}.string_match"))?,
+                    (None, _) => Form::Present(true),
+                };
+                params.push((q.name.clone(), form));
+            }
+            Compiled::QueryValueMatch {
+                key: key_or(&m.descriptor_key, "query_match"),
+                value: m.descriptor_value.clone(),
+                expect_match: m.expect_match.unwrap_or(true),
+                params,
+            }
         }
     })
 }
@@ -289,21 +320,27 @@ impl Matcher {
         } else {
             values.join(",")
         };
+        self.form.matches(&value) != self.invert
+    }
+}
+
+impl Form {
+    /// Whether a present value matches (`Present(p)` is `p`).
+    fn matches(&self, value: &str) -> bool {
         let text = |case: bool| {
             if case {
-                value.to_ascii_lowercase()
+                Cow::Owned(value.to_ascii_lowercase())
             } else {
-                value.clone()
+                Cow::Borrowed(value)
             }
         };
-        let matched = match &self.form {
-            Form::Present(p) => *p,
-            Form::Exact(v, case) => text(*case) == *v,
-            Form::Prefix(v, case) => text(*case).starts_with(v.as_str()),
-            Form::Suffix(v, case) => text(*case).ends_with(v.as_str()),
-            Form::Contains(v, case) => text(*case).contains(v.as_str()),
-        };
-        matched != self.invert
+        match self {
+            Self::Present(p) => *p,
+            Self::Exact(v, case) => *text(*case) == **v,
+            Self::Prefix(v, case) => text(*case).starts_with(v.as_str()),
+            Self::Suffix(v, case) => text(*case).ends_with(v.as_str()),
+            Self::Contains(v, case) => text(*case).contains(v.as_str()),
+        }
     }
 }
 
@@ -433,6 +470,23 @@ fn produce<'a>(action: &'a Compiled, request: &'a HttpRequest) -> Produced<'a> {
             Some(v) => Produced::Entry(key, v),
             None => absent(*skip_if_absent),
         },
+        // Envoy's `QueryParameterMatcher::matches`: an absent parameter never matches; a
+        // present one matches its form, or by presence alone.
+        Compiled::QueryValueMatch {
+            key,
+            value,
+            expect_match,
+            params,
+        } => {
+            let matched = params.iter().all(|(name, form)| {
+                query_param(&request.path, name).is_some_and(|v| form.matches(&v))
+            });
+            if matched == *expect_match {
+                Produced::Entry(key, Cow::Borrowed(value))
+            } else {
+                Produced::Fail
+            }
+        }
         Compiled::Masked { v4, v6 } => match client_ip(request) {
             Some(ip) => Produced::Entry("masked_remote_address", Cow::Owned(masked(ip, *v4, *v6))),
             None => Produced::Fail,

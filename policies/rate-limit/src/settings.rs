@@ -311,9 +311,10 @@ pub enum Action {
     DynamicMetadata(serde_json::Value),
     /// Refused (no extensions in a filter).
     Extension(serde_json::Value),
-    /// Refused for now.
+    /// (`descriptor_key` or `query_match`, a literal) when the query parameters match as
+    /// expected.
     #[serde(alias = "queryParameterValueMatch")]
-    QueryParameterValueMatch(serde_json::Value),
+    QueryParameterValueMatch(QueryParameterValueMatch),
 }
 
 /// An action without fields (`remote_address: {}`).
@@ -425,6 +426,38 @@ pub struct StringMatcher {
     /// ASCII case ignored.
     #[serde(default, alias = "ignoreCase")]
     pub ignore_case: bool,
+}
+
+/// `Action.QueryParameterValueMatch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryParameterValueMatch {
+    /// The value.
+    #[serde(alias = "descriptorValue")]
+    pub descriptor_value: String,
+    /// The key (`query_match`).
+    #[serde(default, alias = "descriptorKey")]
+    pub descriptor_key: String,
+    /// Whether the parameters must match (true) or must not.
+    #[serde(default, alias = "expectMatch")]
+    pub expect_match: Option<bool>,
+    /// All must match.
+    #[serde(alias = "queryParameters")]
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+/// `envoy.config.route.v3.QueryParameterMatcher`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryParameterMatcher {
+    /// The parameter.
+    pub name: String,
+    /// Its value's form; without one, the parameter must be present.
+    #[serde(default, alias = "stringMatch")]
+    pub string_match: Option<StringMatcher>,
+    /// The parameter must be present (Envoy matches presence with either value).
+    #[serde(default, alias = "presentMatch")]
+    pub present_match: Option<bool>,
 }
 
 /// `Action.QueryParameters`.
