@@ -260,8 +260,10 @@ fn take_dynamic(
     keys.group_key(&mut key, *descriptor, *groups, value);
     let result = update(host, &key, |current| {
         let current = current.unwrap_or_default();
-        let found = group_entries(current).find(|(v, _, _)| compare::bytes_eq(v, value));
-        let state = found.map_or(0, |(_, state, _)| state);
+        let found = group_entries(current)
+            .enumerate()
+            .find(|(_, (v, _))| compare::bytes_eq(v, value));
+        let state = found.map_or(0, |(_, (_, state))| state);
         let (next, take) = item.shape.take(state, now, 1);
         let wait = (!take.allowed)
             .then(|| item.shape.wait_for(state, now, 1))
@@ -272,11 +274,11 @@ fn take_dynamic(
         bytes.push(0);
         push_entry(&mut bytes, value, next);
         let mut count = 1usize;
-        for (other, state, _) in group_entries(current) {
+        for (at, (other, state)) in group_entries(current).enumerate() {
             if count >= *ways {
                 break;
             }
-            if found.is_some_and(|(_, _, at)| std::ptr::eq(at, other.as_ptr())) {
+            if found.is_some_and(|(index, _)| index == at) {
                 continue;
             }
             push_entry(&mut bytes, other, state);
@@ -292,9 +294,8 @@ fn take_dynamic(
 }
 
 /// The entries of a group as stored: its count, then per value a u16 length, the value and
-/// its state. Each with where its value starts (to tell equal values apart); a truncated
-/// entry ends the list.
-fn group_entries(bytes: &[u8]) -> impl Iterator<Item = (&[u8], State, *const u8)> {
+/// its state. A truncated entry ends the list.
+fn group_entries(bytes: &[u8]) -> impl Iterator<Item = (&[u8], State)> {
     let mut rest = bytes.get(1..).unwrap_or_default();
     std::iter::from_fn(move || {
         let len = rest.get(..2)?;
@@ -304,7 +305,7 @@ fn group_entries(bytes: &[u8]) -> impl Iterator<Item = (&[u8], State, *const u8)
         let state = rest.get(value_end..value_end.checked_add(16)?)?;
         let state = u128::from_le_bytes(state.try_into().ok()?);
         rest = rest.get(value_end.checked_add(16)?..).unwrap_or_default();
-        Some((value, state, value.as_ptr()))
+        Some((value, state))
     })
 }
 
@@ -372,7 +373,7 @@ mod tests {
         push_entry(&mut bytes, b"10.0.0.1", 7);
         push_entry(&mut bytes, b"", u128::MAX);
         let read: Vec<(Vec<u8>, State)> = group_entries(&bytes)
-            .map(|(v, s, _)| (v.to_vec(), s))
+            .map(|(v, s)| (v.to_vec(), s))
             .collect();
         assert_eq!(
             read,
@@ -435,7 +436,7 @@ mod tests {
         assert!(!take("a"), "a was used more recently than b (a, c)");
         assert!(take("b"), "b was forgotten: a full bucket again");
         let group = host.get("ns/w0/0").unwrap().unwrap().value;
-        let values: Vec<&[u8]> = group_entries(&group).map(|(v, _, _)| v).collect();
+        let values: Vec<&[u8]> = group_entries(&group).map(|(v, _)| v).collect();
         assert_eq!(values, [b"b".as_slice(), b"a"]);
     }
 }
