@@ -44,14 +44,16 @@ build: policies
 	$(CARGO) build --locked --release --workspace --all-targets
 
 ## tools: the outside programs some tests use, installed from Debian where they are missing and
-## apt-get is usable: docker-registry (push/pull, host/cli/tests/all/oci.rs) and kubectl (the
-## kustomize base, tests/tests/all/deploy.rs; Debian's kubernetes-client). helm has no Debian
+## apt-get is usable: docker-registry (push/pull, host/cli/tests/all/oci.rs), kubectl (the
+## kustomize base, tests/tests/all/deploy.rs; Debian's kubernetes-client) and redis-server (token
+## buckets shared by two webhooks, tests/tests/all/rate_limits.rs). helm has no Debian
 ## package: its tests run where it is installed. Never fails: a test whose program is missing
 ## is reported as skipped at the end of `make test`.
 tools:
 	@missing=(); \
 	command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || missing+=(docker-registry); \
 	command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client); \
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing $${missing[*]} (Debian packages) for the tests that use them"; \

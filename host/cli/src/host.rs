@@ -18,7 +18,7 @@ use palisade_suite::input;
 /// Host capabilities on the command line.
 #[derive(Debug, Args)]
 pub(crate) struct HostArgs {
-    /// Grant a capability to the policy: `clock`, `state`, `data:<table>` or `data:*`
+    /// Grant a capability to the policy: `clock`, `state`, `rate-limit`, `data:<table>` or `data:*`
     /// (repeatable; a server configuration's policies have their own grants).
     #[arg(long = "capability", value_name = "CAPABILITY")]
     capabilities: Vec<String>,
@@ -66,12 +66,13 @@ impl HostArgs {
             match capability.as_str() {
                 "clock" => grants.clock = true,
                 "state" => grants.state = true,
+                "rate-limit" => grants.rate_limit = true,
                 other => match other.strip_prefix("data:") {
                     Some(table) if !table.is_empty() => {
                         grants.data.insert(table.to_owned());
                     }
                     _ => bail!(
-                        "--capability {other:?}: expected clock, state, data:<table> or data:*"
+                        "--capability {other:?}: expected clock, state, rate-limit, data:<table> or data:*"
                     ),
                 },
             }

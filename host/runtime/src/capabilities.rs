@@ -4,8 +4,10 @@
 //! and configuration reloads; each policy gets only what its [`Grants`] allow, and everything
 //! else answers it with a "denied" error, never a host failure.
 //!
-//! The first capabilities: a clock, a shared state store of versioned values written with
-//! compare-and-swap (the SDK builds counters and token buckets on it), and read-only data tables.
+//! The capabilities: a clock, a shared state store of versioned values written with
+//! compare-and-swap (the SDK builds counters on it), token buckets taken from in one atomic step
+//! (in memory here; the webhook adds a Redis store shared by replicas), and read-only data
+//! tables.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -15,10 +17,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use palisade_sdk::host::rate::{self, Level};
+pub use palisade_sdk::host::rate::{Shape, Taken};
+
 /// Everything the host can give policies. Build one per process (or per test) and share it.
 pub struct Capabilities {
     clock: Arc<dyn Clock>,
     state: Arc<dyn StateStore>,
+    buckets: Arc<dyn Buckets>,
     data: RwLock<Arc<DataTables>>,
 }
 
@@ -43,14 +49,33 @@ impl Default for Capabilities {
 }
 
 impl Capabilities {
-    /// Capabilities served by these implementations.
+    /// Capabilities served by these implementations, with token buckets in memory
+    /// ([`MemoryBuckets`] with [`StateLimits::default`]'s bound, on `clock`).
     #[must_use]
     pub fn new(clock: Arc<dyn Clock>, state: Arc<dyn StateStore>, data: DataTables) -> Self {
+        let buckets = Arc::new(MemoryBuckets::new(
+            Arc::clone(&clock),
+            StateLimits::default().max_entries,
+        ));
         Self {
             clock,
             state,
+            buckets,
             data: RwLock::new(Arc::new(data)),
         }
+    }
+
+    /// The same capabilities with token buckets kept in `buckets`.
+    #[must_use]
+    pub fn with_buckets(mut self, buckets: Arc<dyn Buckets>) -> Self {
+        self.buckets = buckets;
+        self
+    }
+
+    /// The token buckets.
+    #[must_use]
+    pub fn buckets(&self) -> &Arc<dyn Buckets> {
+        &self.buckets
     }
 
     /// The clock.
@@ -92,6 +117,8 @@ pub struct Grants {
     pub clock: bool,
     /// The shared state, in the policy's own namespace (its id).
     pub state: bool,
+    /// Token buckets, in the policy's own namespace (its id).
+    pub rate_limit: bool,
     /// The data tables it may read, by name; `*` grants every table.
     pub data: BTreeSet<String>,
 }
@@ -103,6 +130,7 @@ impl Grants {
         Self {
             clock: true,
             state: true,
+            rate_limit: true,
             data: BTreeSet::from(["*".to_owned()]),
         }
     }
@@ -330,6 +358,88 @@ impl StateStore for MemoryStore {
     }
 }
 
+/// Where token buckets live: in this process ([`MemoryBuckets`]) or in a store shared by
+/// several replicas. A take is one atomic step with the SDK's arithmetic
+/// (`palisade_sdk::host::rate`), so concurrent takes never grant more than the bucket holds.
+pub trait Buckets: Send + Sync {
+    /// Takes `tokens` from the bucket `name` of `namespace` if it holds them; the shape has
+    /// passed [`Shape::check`].
+    fn take<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        shape: Shape,
+        tokens: u64,
+    ) -> StateFuture<'a, Taken>;
+}
+
+/// Token buckets in this process's memory, on the host's clock: one least-recently-used map
+/// per namespace (policy), bounded; a bucket forgotten to make room comes back full, as an
+/// evicted bucket of Kubernetes' EventRateLimit does.
+pub struct MemoryBuckets {
+    clock: Arc<dyn Clock>,
+    max_buckets: usize,
+    namespaces: Mutex<HashMap<String, lru::LruCache<String, Level>>>,
+}
+
+impl std::fmt::Debug for MemoryBuckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBuckets")
+            .field("max_buckets", &self.max_buckets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryBuckets {
+    /// No buckets yet; at most `max_buckets` kept per namespace.
+    #[must_use]
+    pub fn new(clock: Arc<dyn Clock>, max_buckets: usize) -> Self {
+        Self {
+            clock,
+            max_buckets,
+            namespaces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One take at `now` (the clock's time unless a test gives it).
+    fn take_now(
+        &self,
+        namespace: &str,
+        name: &str,
+        shape: Shape,
+        tokens: u64,
+        now: Duration,
+    ) -> Result<Taken, StateError> {
+        let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
+        let mut namespaces = self
+            .namespaces
+            .lock()
+            .map_err(|_| StateError::Unavailable("the bucket store's lock is poisoned".into()))?;
+        if !namespaces.contains_key(namespace) {
+            let capacity = NonZeroUsize::new(self.max_buckets).unwrap_or(NonZeroUsize::MIN);
+            namespaces.insert(namespace.to_owned(), lru::LruCache::new(capacity));
+        }
+        let buckets = namespaces
+            .get_mut(namespace)
+            .ok_or_else(|| StateError::Unavailable("the namespace vanished".into()))?;
+        let (level, taken) = rate::take_at(shape, buckets.get(name).copied(), now_us, tokens);
+        buckets.put(name.to_owned(), level);
+        Ok(taken)
+    }
+}
+
+impl Buckets for MemoryBuckets {
+    fn take<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        shape: Shape,
+        tokens: u64,
+    ) -> StateFuture<'a, Taken> {
+        Box::pin(async move { self.take_now(namespace, name, shape, tokens, self.clock.now()) })
+    }
+}
+
 /// Read-only data tables: by name, each a mapping from keys to JSON values (kept as text).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataTables {
@@ -452,5 +562,69 @@ mod tests {
         assert_eq!(tables.get("t", "a/2"), Some(Some(r#"{"x":true}"#)));
         assert_eq!(tables.get("t", "z"), Some(None));
         assert_eq!(tables.get("missing", "a"), None);
+    }
+
+    const FIVE_A_SECOND: Shape = Shape {
+        capacity: 5,
+        refill_tokens: 5,
+        refill_period_ms: 1000,
+    };
+
+    #[test]
+    fn concurrent_takes_never_grant_more_than_the_bucket_holds() {
+        let buckets = Arc::new(MemoryBuckets::new(
+            Arc::new(FixedClock(Duration::from_secs(1_000))),
+            100,
+        ));
+        let shape = Shape {
+            capacity: 50,
+            refill_tokens: 0,
+            refill_period_ms: 1000,
+        };
+        let granted: usize = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| {
+                    let buckets = Arc::clone(&buckets);
+                    scope.spawn(move || {
+                        (0..100)
+                            .filter(|_| block(buckets.take("p", "b", shape, 1)).unwrap().allowed)
+                            .count()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert_eq!(granted, 50);
+    }
+
+    #[test]
+    fn buckets_refill_with_time_and_are_kept_per_namespace() {
+        let buckets = MemoryBuckets::new(Arc::new(SystemClock), 100);
+        let at = |s: f64| Duration::from_secs_f64(1_000.0 + s);
+        let take = |ns: &str, now| {
+            buckets
+                .take_now(ns, "b", FIVE_A_SECOND, 5, now)
+                .unwrap()
+                .allowed
+        };
+        assert!(take("p", at(0.0)));
+        assert!(!take("p", at(0.5)), "half the tokens came back");
+        assert!(
+            take("other", at(0.5)),
+            "another policy's bucket of that name"
+        );
+        assert!(take("p", at(1.0)));
+    }
+
+    #[test]
+    fn a_bucket_forgotten_for_room_comes_back_full() {
+        let buckets = MemoryBuckets::new(Arc::new(FixedClock(Duration::from_secs(1))), 2);
+        let now = Duration::from_secs(1);
+        let drain = |name: &str| buckets.take_now("p", name, FIVE_A_SECOND, 5, now).unwrap();
+        assert!(drain("a").allowed);
+        assert!(!drain("a").allowed);
+        assert!(drain("b").allowed);
+        assert!(drain("c").allowed, "a third bucket: a is forgotten");
+        assert!(drain("a").allowed, "a starts full again");
     }
 }

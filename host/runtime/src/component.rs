@@ -1,4 +1,6 @@
-//! The ABI module of `palisade:admission` components (wasm32-wasip2), worlds 0.2.0 and 0.1.0:
+//! The ABI module of `palisade:admission` components (wasm32-wasip2), worlds 0.2.1 (and 0.2.0,
+//! whose imports are a subset of it, through the same bindings: wasmtime links semver-compatible
+//! names) and 0.1.0:
 //! prepare once (compile, check the world version, link, pre-instantiate, read the metadata),
 //! check settings, start instances with settings parsed once, evaluate requests on them. The
 //! generated bindings stay private; callers see the SDK's wire types. The older world is served
@@ -28,7 +30,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use crate::abi::{ADMISSION_INTERFACE, Abi};
 use crate::cache::CacheStatus;
-use crate::capabilities::{Clock, Scope, StateError};
+use crate::capabilities::{Clock, Scope, Shape, StateError};
 use crate::error::DeadlineExceeded;
 use crate::limits::MemoryCap;
 use crate::{Engine, EvalError, Limits, LoadError};
@@ -45,10 +47,13 @@ mod bindings {
 }
 
 use bindings::palisade::admission::types::CapabilityError;
-use bindings::palisade::admission::{clock, data, log, state, types};
+use bindings::palisade::admission::{clock, data, log, rate_limit, state, types};
 
 /// The newest version of the `palisade:admission` package, the one the SDK builds.
-pub(crate) const WORLD_VERSION: &str = "0.2.0";
+pub(crate) const WORLD_VERSION: &str = "0.2.1";
+
+/// Older versions served by the newest world's bindings: semver-compatible, with fewer imports.
+const COMPATIBLE_VERSIONS: [&str; 1] = ["0.2.0"];
 
 /// How much of a guest's stderr is kept to explain a trap.
 const STDERR_CAPACITY: usize = 16 << 10;
@@ -171,6 +176,47 @@ impl state::Host for State {
     }
 }
 
+/// Milliseconds for the WIT's `u64` fields: the largest value for "never".
+fn whole_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl rate_limit::Host for State {
+    async fn take(
+        &mut self,
+        name: String,
+        shape: rate_limit::Shape,
+        tokens: u64,
+    ) -> wasmtime::Result<Result<rate_limit::Taken, CapabilityError>> {
+        let scope = match self.granted("rate-limit", |s| s.grants.rate_limit) {
+            Ok(scope) => Arc::clone(scope),
+            Err(denied) => return Ok(Err(denied)),
+        };
+        let shape = Shape {
+            capacity: shape.capacity,
+            refill_tokens: shape.refill_tokens,
+            refill_period_ms: shape.refill_period_ms,
+        };
+        if let Err(message) = shape.check(tokens) {
+            return Ok(Err(CapabilityError::Invalid(message)));
+        }
+        let buckets = scope.capabilities.buckets();
+        let answer = before(
+            self.deadline,
+            buckets.take(&scope.namespace, &name, shape, tokens),
+        )
+        .await?;
+        Ok(answer
+            .map(|t| rate_limit::Taken {
+                allowed: t.allowed,
+                remaining: t.remaining,
+                retry_after_ms: whole_millis(t.retry_after),
+                reset_ms: whole_millis(t.reset),
+            })
+            .map_err(state_error))
+    }
+}
+
 impl data::Host for State {
     async fn get(
         &mut self,
@@ -266,11 +312,13 @@ impl Prepared {
         version: &str,
         limits: Limits,
     ) -> Result<Self, LoadError> {
-        if version != WORLD_VERSION && version != v0_1::VERSION {
+        let newest = version == WORLD_VERSION || COMPATIBLE_VERSIONS.contains(&version);
+        if !newest && version != v0_1::VERSION {
             return Err(LoadError::AbiVersion {
                 found: format!("{ADMISSION_INTERFACE}@{version}"),
                 supported: format!(
-                    "{ADMISSION_INTERFACE}@{WORLD_VERSION} and @{}",
+                    "{ADMISSION_INTERFACE}@{WORLD_VERSION}, @{} and @{}",
+                    COMPATIBLE_VERSIONS.join(", @"),
                     v0_1::VERSION
                 ),
             });
@@ -278,7 +326,7 @@ impl Prepared {
         let (component, cache) = engine.compile::<wasmtime::component::Component>(bytes)?;
         let mut linker = Linker::<State>::new(engine.wasmtime());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(LoadError::Link)?;
-        let pre = if version == WORLD_VERSION {
+        let pre = if newest {
             bindings::AdmissionPolicy::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
                 .map_err(LoadError::Link)?;
             let instance_pre = linker

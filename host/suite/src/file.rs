@@ -34,6 +34,8 @@ pub struct Capabilities {
     pub clock: bool,
     /// Shared state.
     pub state: bool,
+    /// Token buckets kept by the host.
+    pub rate_limit: bool,
     /// Data tables it may read; `["*"]` for all.
     pub data: BTreeSet<String>,
 }

@@ -225,6 +225,7 @@ impl SuiteHost {
             grants: Grants {
                 clock: suite.capabilities.clock,
                 state: suite.capabilities.state,
+                rate_limit: suite.capabilities.rate_limit,
                 data: suite.capabilities.data.clone(),
             },
         })

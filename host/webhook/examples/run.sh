@@ -16,7 +16,7 @@ for filter in request-guard zero-trust rate-limit; do
   echo "\$ palisade run --policy ${filter//-/_}.wasm --http policies/$filter/examples/scenario.yaml"
   "$palisade" run --policy "$module" --http "$root/policies/$filter/examples/scenario.yaml" >/dev/null || true
   for scenario in "$root/policies/$filter"/examples/*/*.yaml; do
-    [[ -f $scenario && $scenario != *.template.yaml ]] || continue
+    [[ -f $scenario && $scenario != *.template.yaml && $scenario != */examples/admission/* ]] || continue
     echo
     echo "\$ palisade run --policy ${filter//-/_}.wasm --http ${scenario#"$root/"}"
     "$palisade" run --policy "$module" --http "$scenario" >/dev/null || true
@@ -24,6 +24,14 @@ for filter in request-guard zero-trust rate-limit; do
   echo
   echo "\$ palisade test policies/$filter/examples/suite.yaml"
   "$palisade" test "$root/policies/$filter/examples/suite.yaml" || true
+done
+
+# Admission homes of the same crates: their suites through the component runtime.
+for suite in "$root"/policies/*/examples/admission/suite.yaml; do
+  [[ -f $suite ]] || continue
+  echo
+  echo "\$ palisade test ${suite#"$root/"}"
+  "$palisade" test "$suite" || true
 done
 
 tls="$root/target/run/tls"

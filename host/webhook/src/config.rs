@@ -38,6 +38,10 @@ pub struct Config {
     /// Bounds of the shared state of policies with the `state` capability (per policy).
     #[serde(default)]
     pub state: StateConfig,
+    /// Where the token buckets of policies with the `rateLimit` capability live: this
+    /// server's memory (the default) or a Redis server shared by every replica.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
     /// A second, plain-HTTP listener for `/healthz`, `/readyz` and `/metrics` only, so that
     /// kubelet probes and scrapers need no client certificate when `tls.clientCa` is set.
     #[serde(default)]
@@ -85,6 +89,50 @@ impl From<StateConfig> for StateLimits {
     }
 }
 
+/// The token buckets' store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Buckets kept in memory per policy; a new bucket past it forgets the least recently used
+    /// one, which comes back full (as an evicted bucket of EventRateLimit's cache does).
+    pub max_buckets: usize,
+    /// A Redis server that keeps the buckets instead, so that every replica configured with
+    /// it shares them.
+    pub redis: Option<RedisConfig>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            max_buckets: StateLimits::default().max_entries,
+            redis: None,
+        }
+    }
+}
+
+/// A Redis server for token buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user[:password]@]host[:port][/db]` (or `redis+unix:///path`).
+    pub url: String,
+    /// Prefix of every key, before `<policy id>:<bucket>`; replicas that share limits use the
+    /// same prefix and policy ids.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// How long connecting, and each take, may take; a policy's own timeout also bounds it.
+    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_key_prefix() -> String {
+    "palisade:rate-limit:".to_owned()
+}
+
+fn default_redis_timeout() -> Duration {
+    Duration::from_millis(250)
+}
+
 /// What a policy may ask of the host; nothing unless listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -93,6 +141,8 @@ pub struct CapabilitiesConfig {
     pub clock: bool,
     /// Shared state, kept across requests and reloads under the policy's id.
     pub state: bool,
+    /// Token buckets (`rateLimit` at the top level), under the policy's id.
+    pub rate_limit: bool,
     /// The data tables it may read (names of `data`), or `["*"]` for all.
     pub data: BTreeSet<String>,
 }
@@ -102,6 +152,7 @@ impl From<&CapabilitiesConfig> for Grants {
         Self {
             clock: c.clock,
             state: c.state,
+            rate_limit: c.rate_limit,
             data: c.data.clone(),
         }
     }
@@ -439,6 +490,16 @@ impl Config {
         }
         if self.state.max_entries == 0 {
             return Err("state.maxEntries: must be positive".into());
+        }
+        if self.rate_limit.max_buckets == 0 {
+            return Err("rateLimit.maxBuckets: must be positive".into());
+        }
+        if let Some(redis) = &self.rate_limit.redis {
+            crate::buckets::check_url(&redis.url)
+                .map_err(|e| format!("rateLimit.redis.url: {e}"))?;
+            if redis.timeout.is_zero() {
+                return Err("rateLimit.redis.timeout: must be positive".into());
+            }
         }
         Ok(())
     }

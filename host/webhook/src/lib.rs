@@ -1,6 +1,7 @@
 //! Palisade's Kubernetes admission webhook: configuration, the loaded policy set, the router
 //! and metrics. Never names a wasmtime type: policies are reached through `palisade-runtime`.
 
+pub mod buckets;
 pub mod config;
 mod expression;
 pub mod manifests;
@@ -14,7 +15,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use palisade_runtime::capabilities::Capabilities;
 
-pub use config::{CapabilitiesConfig, Config, ConfigError, StateConfig};
+pub use config::{
+    CapabilitiesConfig, Config, ConfigError, RateLimitConfig, RedisConfig, StateConfig,
+};
 pub use expression::Expression;
 pub use metrics::Metrics;
 pub use palisade_runtime::admission::{Decision, Outcome};

@@ -85,11 +85,14 @@ impl Server {
             ),
         };
         let engine = Arc::new(engine);
-        let capabilities = Arc::new(Capabilities::new(
-            Arc::new(SystemClock),
-            Arc::new(MemoryStore::new(config.state.into())),
-            config.load_data()?,
-        ));
+        let capabilities = Arc::new(
+            Capabilities::new(
+                Arc::new(SystemClock),
+                Arc::new(MemoryStore::new(config.state.into())),
+                config.load_data()?,
+            )
+            .with_buckets(crate::buckets::from_config(&config.rate_limit)),
+        );
         let set = {
             let (config, engine, capabilities) = (
                 config.clone(),
@@ -769,6 +772,9 @@ async fn reload(
     }
     if config.state != current.state {
         return Err(restart("state (the shared state's bounds)"));
+    }
+    if config.rate_limit != current.rate_limit {
+        return Err(restart("rateLimit (the token buckets' store)"));
     }
     if config.probes != current.probes {
         return Err(restart("probes"));

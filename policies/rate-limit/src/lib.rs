@@ -7,6 +7,7 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod admission;
 pub mod bucket;
 mod descriptors;
 pub mod settings;
@@ -513,3 +514,6 @@ fn not_enforced_headers(request: &HttpRequest, headers: &[HeaderValueOption]) ->
 
 #[cfg(all(target_arch = "wasm32", feature = "proxy-wasm"))]
 palisade_sdk::export_proxy_wasm!(RateLimit);
+
+#[cfg(all(target_arch = "wasm32", feature = "admission-component"))]
+palisade_sdk::export_admission!(admission::AdmissionRateLimit);

@@ -7,10 +7,10 @@ mod convert;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::host::{Entry, Host, HostError, Level};
+use crate::host::{Entry, Host, HostError, Level, rate};
 use crate::{AdmissionPolicy, parse_settings};
 use bindings::exports::palisade::admission::policy as abi;
-use bindings::palisade::admission::{clock, data, log, state};
+use bindings::palisade::admission::{clock, data, log, rate_limit, state};
 
 #[doc(hidden)]
 pub mod bindings {
@@ -91,6 +91,29 @@ impl Host for Imports {
 
     fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
         state::set(key, value, cas).map_err(convert::host_error)
+    }
+
+    fn take(&self, name: &str, shape: rate::Shape, tokens: u64) -> Result<rate::Taken, HostError> {
+        let shape = rate_limit::Shape {
+            capacity: shape.capacity,
+            refill_tokens: shape.refill_tokens,
+            refill_period_ms: shape.refill_period_ms,
+        };
+        let millis = |ms: u64| {
+            if ms == u64::MAX {
+                Duration::MAX
+            } else {
+                Duration::from_millis(ms)
+            }
+        };
+        rate_limit::take(name, shape, tokens)
+            .map(|t| rate::Taken {
+                allowed: t.allowed,
+                remaining: t.remaining,
+                retry_after: millis(t.retry_after_ms),
+                reset: millis(t.reset_ms),
+            })
+            .map_err(convert::host_error)
     }
 
     fn data(&self, table: &str, key: &str) -> Result<Option<String>, HostError> {

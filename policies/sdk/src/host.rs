@@ -5,7 +5,11 @@
 //! data and log calls, and [`testing`](crate::testing) with a deterministic host.
 //!
 //! Counters and token buckets ([`counter_add`], [`TokenBucket`]) are built here on the state
-//! calls, so they behave the same wherever the policy runs.
+//! calls, so they behave the same wherever the policy runs. [`Host::take`] takes from a bucket
+//! the host keeps itself where it can (the admission host: in memory or in Redis, one atomic
+//! step), and from one built on the state calls elsewhere, with the same arithmetic ([`rate`]).
+
+pub mod rate;
 
 use std::time::Duration;
 
@@ -94,6 +98,24 @@ pub trait Host {
     /// Writes a log line, attributed by the host to the policy (and request).
     fn log(&self, level: Level, message: &str);
 
+    /// Takes `tokens` from the token bucket `name`, shaped `shape` (created full on first
+    /// use), if it holds them: one atomic step, exact under concurrent requests. The default
+    /// keeps the bucket in the shared state under `name` (compare-and-swap, at the host's
+    /// time); the admission host keeps it in its own store (the `rate-limit` capability).
+    ///
+    /// # Errors
+    /// [`HostError::Invalid`] for a shape or take over [`rate`]'s bounds; the host's errors
+    /// (the `rate-limit` capability's at admission; the clock's and the state's by default).
+    fn take(&self, name: &str, shape: rate::Shape, tokens: u64) -> Result<rate::Taken, HostError> {
+        shape.check(tokens).map_err(HostError::Invalid)?;
+        let now_us = u64::try_from(self.now()?.as_micros()).unwrap_or(u64::MAX);
+        update(self, name, |current| {
+            let (level, taken) =
+                rate::take_at(shape, current.and_then(rate::Level::decode), now_us, tokens);
+            (level.encode().to_vec(), taken)
+        })
+    }
+
     /// Adds `delta` to the counter `name` in the host's own statistics (a proxy's stats,
     /// which Istio scrapes: `/stats/prometheus`), defining it on first use.
     ///
@@ -118,7 +140,7 @@ const CAS_RETRIES: usize = 32;
 /// # Errors
 /// The host's errors, or [`HostError::Unavailable`] after repeated conflicts.
 pub fn update<T>(
-    host: &dyn Host,
+    host: &(impl Host + ?Sized),
     key: &str,
     mut update: impl FnMut(Option<&[u8]>) -> (Vec<u8>, T),
 ) -> Result<T, HostError> {

@@ -1,7 +1,7 @@
 //! The runtime's seams through compiled guests: host capabilities as granted (clock, shared
 //! state, data tables, WASI's clocks), state that outlives a policy's configuration, deadlines
-//! that cover time spent waiting on the host, and components of the older world 0.1.0 served
-//! unchanged beside those of 0.2.0.
+//! that cover time spent waiting on the host, token buckets, and components of the older worlds
+//! 0.1.0 and 0.2.0 served unchanged beside those of 0.2.1.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
@@ -99,6 +99,11 @@ fn a_policy_is_granted_nothing_by_default() {
         ),
         "{seen:?}"
     );
+    assert!(
+        seen["rate-limit"]
+            .starts_with("Err(Denied(\"policy p is not granted the rate-limit capability"),
+        "{seen:?}"
+    );
 }
 
 #[test]
@@ -112,10 +117,15 @@ fn granted_capabilities_answer() {
     );
     assert_eq!(first["state"], "Ok(1)");
     assert_eq!(first["data"], r#"Ok(Some("\"value\""))"#);
+    // A bucket of 2, one token a minute: full, then one left, then refused for a minute.
+    assert_eq!(first["rate-limit"], "Ok((true, 1, 0))");
+    let second = evaluate(&policy);
+    assert_eq!(second["state"], "Ok(2)", "the counter is shared state");
+    assert_eq!(second["rate-limit"], "Ok((true, 0, 0))");
     assert_eq!(
-        evaluate(&policy)["state"],
-        "Ok(2)",
-        "the counter is shared state"
+        evaluate(&policy)["rate-limit"],
+        "Ok((false, 0, 60000))",
+        "the bucket is empty: a token comes back in a minute"
     );
 }
 
@@ -149,6 +159,66 @@ fn state_outlives_the_policy_that_wrote_it() {
         evaluate(&policy("other", &capabilities, Grants::all()))["state"],
         "Ok(1)"
     );
+}
+
+#[test]
+fn token_buckets_outlive_the_policy_that_took_from_them() {
+    let capabilities = capabilities();
+    for expected in ["Ok((true, 1, 0))", "Ok((true, 0, 0))"] {
+        // A fresh configuration (a reload, a recycled instance) each time.
+        let policy = policy("limits", &capabilities, Grants::all());
+        assert_eq!(evaluate(&policy)["rate-limit"], expected);
+    }
+    let policy = policy("limits", &capabilities, Grants::all());
+    assert_eq!(evaluate(&policy)["rate-limit"], "Ok((false, 0, 60000))");
+    assert_eq!(
+        evaluate(&self::policy("other", &capabilities, Grants::all()))["rate-limit"],
+        "Ok((true, 1, 0))",
+        "another policy's buckets are its own"
+    );
+}
+
+#[test]
+fn components_of_world_0_2_0_are_served_with_their_capabilities() {
+    let older = prepared("admission-v0-2");
+    assert_eq!(
+        older.abi(),
+        &Abi::Admission {
+            version: "0.2.0".into()
+        }
+    );
+    let capabilities = capabilities();
+    let policy = older
+        .configure(
+            r#"{"limit": 1}"#,
+            Options {
+                id: Some("older".to_owned()),
+                capabilities: Some(Arc::clone(&capabilities)),
+                grants: Grants::all(),
+                ..Options::default()
+            },
+        )
+        .expect("valid settings");
+    let first = policy
+        .evaluate_blocking(&request("a"))
+        .result
+        .expect("verdict");
+    assert!(first.allowed, "{first:?}");
+    let second = policy
+        .evaluate_blocking(&request("b"))
+        .result
+        .expect("verdict");
+    assert!(!second.allowed);
+    assert_eq!(second.message, "request 2 is over the limit of 1");
+    // Without the state grant its import answers `denied`, and the guest says so.
+    let ungranted = older
+        .configure("", Options::default())
+        .expect("no settings");
+    let error = ungranted
+        .evaluate_blocking(&request("c"))
+        .result
+        .expect_err("the guest cannot count");
+    assert!(format!("{error}").contains("Denied"), "{error}");
 }
 
 /// A state store that takes its time: every call waits `delay` before answering.
@@ -268,7 +338,7 @@ fn components_of_world_0_1_are_served_unchanged() {
     assert_eq!(
         hostile().abi(),
         &Abi::Admission {
-            version: "0.2.0".into()
+            version: "0.2.1".into()
         }
     );
 }

@@ -477,7 +477,7 @@ fn server_configuration(values: &Value) -> palisade_webhook::Config {
     {
         tls["clientCa"] = json!("/etc/palisade/client-ca/ca.crt");
     }
-    let config = json!({
+    let mut config = json!({
         "listen": format!("0.0.0.0:{}", values["server"]["port"]),
         "tls": tls,
         "probes": {"listen": format!("0.0.0.0:{}", values["server"]["probesPort"])},
@@ -485,6 +485,12 @@ fn server_configuration(values: &Value) -> palisade_webhook::Config {
         "policies": strip(&values["policies"]),
         "groups": strip(&values["groups"]),
     });
+    if values["server"]["rateLimit"]
+        .as_object()
+        .is_some_and(|r| !r.is_empty())
+    {
+        config["rateLimit"] = values["server"]["rateLimit"].clone();
+    }
     palisade_webhook::Config::parse(&config.to_string())
         .unwrap_or_else(|e| panic!("the server rejects the configuration: {e}\n{config:#}"))
 }

@@ -4,3 +4,4 @@ mod cache;
 mod capabilities;
 mod deploy;
 mod hostile;
+mod rate_limits;

@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use e2e::{ADMISSION_COMPONENT, PROXY_WASM, PolicyCrate, policy_crates};
 use libtest_mimic::{Failed, Trial};
 use palisade_proxy::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::capabilities::{
-    Capabilities, DataTables, FixedClock, Grants, MemoryStore, StateLimits,
+    Capabilities, Clock, DataTables, Grants, MemoryStore, StateLimits,
 };
 use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
 use palisade_sdk::testing::{
@@ -93,8 +94,9 @@ fn admission_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec
 /// rejected at configure time, then a verdict or the policy's own error (of the last of
 /// `repeat` evaluations).
 fn evaluate(prepared: &Arc<Prepared>, fixture: &Fixture) -> Outcome {
+    let clock = Arc::new(SteppedClock(std::sync::Mutex::new(fixture.host.now)));
     let capabilities = Capabilities::new(
-        Arc::new(FixedClock(fixture.host.now)),
+        Arc::clone(&clock) as Arc<dyn Clock>,
         Arc::new(MemoryStore::new(StateLimits::default())),
         DataTables::new(fixture.host.data.clone()),
     );
@@ -108,18 +110,40 @@ fn evaluate(prepared: &Arc<Prepared>, fixture: &Fixture) -> Outcome {
         Err(e) => Outcome::Error(format!("host error: {e}")),
         Ok(policy) => {
             let mut outcome = Outcome::Error("the fixture was not evaluated".into());
-            if fixture.host.advance_ms > 0 {
-                return Outcome::Error("advanceMs: the admission home's clock stands still".into());
-            }
             for _ in 0..fixture.repeat {
                 outcome = match policy.evaluate_blocking(&fixture.request).result {
                     Ok(verdict) => Outcome::Verdict(verdict),
                     Err(EvalError::Policy(e)) => Outcome::Error(e.to_string()),
                     Err(e) => Outcome::Error(format!("host error: {e}")),
                 };
+                clock.advance(Duration::from_millis(fixture.host.advance_ms));
             }
             outcome
         }
+    }
+}
+
+/// The fixture's clock: it reads the fixture's time, moved by `advanceMs` after each
+/// evaluation of a repeated request, as the native runner's test host does.
+#[derive(Debug)]
+struct SteppedClock(std::sync::Mutex<Duration>);
+
+impl SteppedClock {
+    fn advance(&self, by: Duration) {
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now = now.saturating_add(by);
+    }
+}
+
+impl Clock for SteppedClock {
+    fn now(&self) -> Duration {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -106,6 +106,9 @@ chart-only `webhook` key (the server rejects unknown fields).
 {{- $_ := set $config "tls" $tls -}}
 {{- $_ := set $config "probes" (dict "listen" (printf "0.0.0.0:%d" (int .Values.server.probesPort))) -}}
 {{- $_ := set $config "limits" .Values.server.limits -}}
+{{- if .Values.server.rateLimit -}}
+{{- $_ := set $config "rateLimit" .Values.server.rateLimit -}}
+{{- end -}}
 {{- $_ := set $config "policies" $policies -}}
 {{- if $groups -}}
 {{- $_ := set $config "groups" $groups -}}

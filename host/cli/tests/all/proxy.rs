@@ -175,8 +175,8 @@ fn a_scenario_with_a_typo_is_an_error_naming_the_field() {
 }
 
 /// rate-limit's examples as its README shows them: the suite passes (two workers sharing the
-/// buckets), the scenario's statistics are Envoy's, and `palisade istio` wraps the pasted
-/// typed_config in a WasmPlugin.
+/// buckets), the scenario's statistics are Envoy's, `palisade istio` wraps the pasted
+/// typed_config in a WasmPlugin, and the admission home's suite and settings work.
 #[test]
 fn rate_limit_examples_pass_and_package() {
     let cache = tempfile::tempdir().expect("dir");
@@ -228,6 +228,43 @@ fn rate_limit_examples_pass_and_package() {
         plugin["spec"]["pluginConfig"]["descriptors"][0]["token_bucket"]["max_tokens"],
         3
     );
+    // The admission home: its suite passes, and each example settings file configures the
+    // component (a request `palisade run` answers, with the rate-limit capability granted).
+    let admission = examples.join("admission");
+    let output = palisade(&cache)
+        .arg("test")
+        .arg(admission.join("suite.yaml"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+    for (settings, request) in [
+        ("event-rate-limit.yaml", "event.yaml"),
+        ("pod-creations.yaml", "pod-by-deployer.yaml"),
+        ("pod-creations.yaml", "event.yaml"),
+    ] {
+        let output = palisade(&cache)
+            .args(["run", "--policy"])
+            .arg(built("admission-component", "rate_limit.wasm"))
+            .arg("--settings")
+            .arg(admission.join(settings))
+            .arg("--request")
+            .arg(admission.join(request))
+            .args(["--capability", "rate-limit"])
+            .output()
+            .expect("runs");
+        let review: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{settings}: {e}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert_eq!(
+            review["response"]["allowed"], true,
+            "{settings} on {request}: {review}"
+        );
+    }
 }
 
 /// zero-trust's examples as its README shows them: the suite (with the JWT scenario: key set

@@ -130,7 +130,24 @@ impl AdmissionPolicy for Hostile {
                     "state: {:?}",
                     palisade_sdk::host::counter_add(host, "calls", 1)
                 ))
-                .with_warning(format!("data: {:?}", host.data("table", "key")))),
+                .with_warning(format!("data: {:?}", host.data("table", "key")))
+                .with_warning(format!(
+                    "rate-limit: {:?}",
+                    host.take(
+                        "bucket",
+                        palisade_sdk::host::rate::Shape {
+                            capacity: 2,
+                            refill_tokens: 1,
+                            refill_period_ms: 60_000,
+                        },
+                        1,
+                    )
+                    .map(|t| (
+                        t.allowed,
+                        t.remaining,
+                        t.retry_after.as_millis()
+                    ))
+                ))),
         }
     }
 }
