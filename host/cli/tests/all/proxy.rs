@@ -176,7 +176,7 @@ fn a_scenario_with_a_typo_is_an_error_naming_the_field() {
 
 /// rate-limit's examples as its README shows them: the suite passes (two workers sharing the
 /// buckets), the scenario's statistics are Envoy's, and `palisade istio` wraps the pasted
-/// typed_config in a WasmPlugin.
+/// typed_configs (local and global) in a WasmPlugin.
 #[test]
 fn rate_limit_examples_pass_and_package() {
     let cache = tempfile::tempdir().expect("dir");
@@ -227,6 +227,28 @@ fn rate_limit_examples_pass_and_package() {
     assert_eq!(
         plugin["spec"]["pluginConfig"]["descriptors"][0]["token_bucket"]["max_tokens"],
         3
+    );
+
+    // The global filter's example packages the same way.
+    let output = palisade(&cache)
+        .arg("istio")
+        .arg("--config")
+        .arg(examples.join("envoy-global-ratelimit.yaml"))
+        .args(["--url", "https://artefacts.shop.example/rate_limit.wasm"])
+        .arg(&module)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plugin: Value = serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML");
+    assert_eq!(plugin["spec"]["pluginConfig"]["domain"], "shop");
+    assert_eq!(
+        plugin["spec"]["pluginConfig"]["rate_limit_service"]["grpc_service"]["envoy_grpc"]["cluster_name"],
+        "outbound|8081||ratelimit.infra.svc.cluster.local"
     );
 }
 
