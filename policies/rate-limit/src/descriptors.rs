@@ -101,24 +101,29 @@ pub(crate) fn compile(
                 "set enable_x_ratelimit_headers on the filter instead",
             ));
         }
-        if limit.actions.is_empty() {
-            return Err(SettingsError::new(
-                format!("{at}.actions"),
-                "needs at least one action",
-            ));
-        }
-        let actions = limit
-            .actions
-            .iter()
-            .enumerate()
-            .map(|(j, a)| action(a, &format!("{at}.actions[{j}]")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let actions = actions(limit, &at)?;
         // Envoy's local filter skips entries with a disable_key, and those of other stages.
         if limit.stage == stage && limit.disable_key.is_empty() {
             compiled.push(actions);
         }
     }
     Ok(compiled)
+}
+
+/// One `RateLimit`'s actions, checked; `at` is its place.
+pub(crate) fn actions(limit: &RateLimit, at: &str) -> Result<Vec<Compiled>, SettingsError> {
+    if limit.actions.is_empty() {
+        return Err(SettingsError::new(
+            format!("{at}.actions"),
+            "needs at least one action",
+        ));
+    }
+    limit
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(j, a)| action(a, &format!("{at}.actions[{j}]")))
+        .collect()
 }
 
 fn action(action: &Action, at: &str) -> Result<Compiled, SettingsError> {

@@ -9,7 +9,9 @@
 
 pub mod admission;
 pub mod bucket;
+mod config;
 mod descriptors;
+pub mod global;
 pub mod settings;
 mod store;
 
@@ -21,6 +23,7 @@ use palisade_sdk::wire::{HeaderChange, HttpRequest, HttpVerdict};
 use palisade_sdk::{Host, HostError, HttpPolicy, PolicyError, SettingsError};
 
 use bucket::Shape;
+pub use config::{Config, Filter};
 pub use settings::Settings;
 use settings::{
     AppendAction, FractionalPercent, HeaderValueOption, XRateLimitHeaders, unsupported,
@@ -33,7 +36,7 @@ pub const LOCAL_RATE_LIMITED: &str = "local_rate_limited";
 /// Keys a wildcard descriptor remembers unless configured (Envoy's default).
 const DEFAULT_MAX_DYNAMIC: u32 = 20;
 
-/// The local rate limit filter.
+/// The rate limit filter: Envoy's local or global one, as its configuration says.
 pub struct RateLimit;
 
 /// The settings, compiled once per VM.
@@ -337,19 +340,22 @@ fn count(host: &dyn Host, name: &str) {
 }
 
 impl HttpPolicy for RateLimit {
-    type Settings = Settings;
-    type Prepared = Prepared;
+    type Settings = Config;
+    type Prepared = Filter;
 
-    fn prepare(settings: Settings) -> Result<Prepared, SettingsError> {
-        Prepared::new(&settings)
+    fn prepare(config: Config) -> Result<Filter, SettingsError> {
+        Filter::new(&config)
     }
 
     fn evaluate(
         request: &HttpRequest,
-        prepared: &Prepared,
+        prepared: &Filter,
         host: &dyn Host,
     ) -> Result<HttpVerdict, PolicyError> {
-        evaluate(request, prepared, host)
+        match prepared {
+            Filter::Local(prepared) => evaluate(request, prepared, host),
+            Filter::Global(prepared) => Ok(global::evaluate(request, prepared, host)),
+        }
     }
 }
 

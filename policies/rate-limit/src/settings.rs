@@ -488,7 +488,9 @@ pub struct MaskedRemoteAddress {
 }
 
 /// A protobuf `Duration` as JSON has it (`"1s"`, `"0.25s"`), or `{seconds, nanos}`.
-fn proto_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn proto_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Form {

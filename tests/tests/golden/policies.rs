@@ -321,6 +321,19 @@ fn proxy_agrees(
                     return Err(format!("the local reply lacks {name}: {value}"));
                 }
             }
+            // A content-type the filter gives replaces the proxy's text/plain, as in Envoy.
+            let types = response
+                .headers
+                .0
+                .iter()
+                .filter(|(k, _)| k == "content-type")
+                .count();
+            if !grpc && headers.iter().any(|(k, _)| k == "content-type") && types != 1 {
+                return Err(format!(
+                    "the local reply has {types} content-types: {:?}",
+                    response.headers
+                ));
+            }
             Ok(())
         }
         Outcome::Verdict(HttpVerdict::Continue {

@@ -176,7 +176,8 @@ fn a_scenario_with_a_typo_is_an_error_naming_the_field() {
 
 /// rate-limit's examples as its README shows them: the suite passes (two workers sharing the
 /// buckets), the scenario's statistics are Envoy's, `palisade istio` wraps the pasted
-/// typed_config in a WasmPlugin, and the admission home's suite and settings work.
+/// typed_configs (local and global) in a WasmPlugin, and the admission home's suite and settings
+/// work.
 #[test]
 fn rate_limit_examples_pass_and_package() {
     let cache = tempfile::tempdir().expect("dir");
@@ -228,6 +229,29 @@ fn rate_limit_examples_pass_and_package() {
         plugin["spec"]["pluginConfig"]["descriptors"][0]["token_bucket"]["max_tokens"],
         3
     );
+
+    // The global filter's example packages the same way.
+    let output = palisade(&cache)
+        .arg("istio")
+        .arg("--config")
+        .arg(examples.join("envoy-global-ratelimit.yaml"))
+        .args(["--url", "https://artefacts.shop.example/rate_limit.wasm"])
+        .arg(&module)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plugin: Value = serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML");
+    assert_eq!(plugin["spec"]["pluginConfig"]["domain"], "shop");
+    assert_eq!(
+        plugin["spec"]["pluginConfig"]["rate_limit_service"]["grpc_service"]["envoy_grpc"]["cluster_name"],
+        "outbound|8081||ratelimit.infra.svc.cluster.local"
+    );
+
     // The admission home: its suite passes, and each example settings file configures the
     // component (a request `palisade run` answers, with the rate-limit capability granted).
     let admission = examples.join("admission");

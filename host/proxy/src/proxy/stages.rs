@@ -638,7 +638,8 @@ fn percent_encode(text: &[u8]) -> String {
 }
 
 /// Switches a stream to sending a local reply (Envoy's `sendLocalReply`): the filter's own
-/// response callbacks still see it. To a gRPC request it is a trailers-only gRPC response, as
+/// response callbacks still see it. With a body it has a `content-length` and, unless the filter
+/// gave a content-type, `content-type: text/plain`; without one, neither. To a gRPC request it is a trailers-only gRPC response, as
 /// Envoy's `Utility::encodeLocalReply` makes it: status 200, `content-type: application/grpc`,
 /// `grpc-status` (a header the filter set, else the filter's gRPC status, else the HTTP
 /// status mapped), the body as a percent-encoded `grpc-message`, no body. A gRPC status given
@@ -663,11 +664,19 @@ fn start_local_reply(progress: &mut Progress, reply: LocalReply, grpc: bool) {
         status = 200;
         body = Vec::new();
     } else {
+        // Envoy sets `content-type: text/plain` only when the filter's headers have none,
+        // and a reply without a body has neither a content-type nor a content-length
+        // (`Utility::encodeLocalReply`, envoyproxy/envoy `source/common/http/utility.cc`).
+        let typed = reply.headers.iter().any(|(name, _)| name == "content-type");
         if !body.is_empty() {
             headers.push(("content-length".to_owned(), body.len().to_string()));
-            headers.push(("content-type".to_owned(), "text/plain".to_owned()));
+            if !typed {
+                headers.push(("content-type".to_owned(), "text/plain".to_owned()));
+            }
         }
-        headers.extend(reply.headers);
+        headers.extend(reply.headers.into_iter().filter(|(name, _)| {
+            !body.is_empty() || (name != "content-type" && name != "content-length")
+        }));
     }
     progress.outcome = Some(Outcome::LocalReply);
     progress.stage = Stage::ResponseHeaders;
