@@ -4,7 +4,11 @@
 # beside its anchor in the same run: an HTTPS server on the same stack (tokio with 2 workers,
 # hyper, rustls) that only reads the body and answers, and the same server reading the review in
 # one typed pass (tests/examples/https_anchor.rs). Prints req/s, p50, p99 and server CPU per
-# request, and serve's CPU per request as a multiple of the anchor's.
+# request, and serve's CPU per request as a multiple of the anchor's. Then the rate-limit
+# policy's admission home on the same review (a limit that takes a token on every request and
+# never refuses), its buckets in the server's memory and in a local redis-server (when
+# installed): the cost of a limit decision, as CPU per request above the anchor (with Redis, the
+# server's and redis-server's CPU both count).
 #
 # wrk runs on the same cores as the server. By default it uses one thread: one wrk thread keeps
 # up with the server (it drives as many requests per second as two do), and a second one only
@@ -13,6 +17,7 @@
 set -euo pipefail
 palisade=$(realpath "$1")
 policy=$(realpath "$2")
+rate_limit=$(dirname "$policy")/rate_limit.wasm
 anchor=$(dirname "$palisade")/examples/https_anchor
 review=$(realpath "$(dirname "$0")/pod-create-review.json")
 seconds=${BENCH_SECONDS:-10}
@@ -27,7 +32,8 @@ fi
 
 work=$(mktemp -d)
 server=
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+redis=
+trap 'kill "$server" $redis 2>/dev/null || true; rm -rf "$work"' EXIT
 "$palisade" cert --out "$work/tls" 2>/dev/null
 cat >"$work/palisade.yaml" <<YAML
 listen: 127.0.0.1:$port
@@ -47,20 +53,21 @@ LUA
 
 wait_ready() {
   for _ in $(seq 100); do
-    curl -sk -o /dev/null -X POST --data-binary "@$review" "https://127.0.0.1:$port/validate/pod-security" && return
+    curl -sk -o /dev/null -X POST --data-binary "@$review" "https://127.0.0.1:$port/validate/${1:-pod-security}" && return
     sleep 0.1
   done
   echo "the server on port $port did not start"; exit 1
 }
 
 ticks=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# CPU ticks of the server, and of redis-server when one is running.
+cpu() { awk '{s += $14 + $15} END {print s}' "/proc/$server/stat" ${redis:+"/proc/$redis/stat"}; }
 # One row of load on the running $server: prints the table row, sets $per_request (us).
 load() {
-  local label=$1 connections=$2 threads before after out rps total p50 p99 errors
+  local label=$1 connections=$2 id=${3:-pod-security} threads before after out rps total p50 p99 errors
   threads=$((connections < wrk_threads ? connections : wrk_threads))
   before=$(cpu)
-  out=$(REVIEW="$review" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "https://127.0.0.1:$port/validate/pod-security")
+  out=$(REVIEW="$review" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "https://127.0.0.1:$port/validate/$id")
   after=$(cpu)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   total=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -106,3 +113,50 @@ awk -v s="$serve_16" -v a="$anchor_read" -v p="$anchor_parse" 'BEGIN {
   printf "at 16 connections: palisade serve %.1f us CPU per request = %.2fx the read-only anchor (%.1f us), %.2fx the parsing anchor (%.1f us); %.1f us above the read-only anchor\n", s, s / a, a, s / p, p, s - a }'
 denied_logs=$(grep -c '"level":"INFO"' "$work/server.log" || true)
 echo "server log lines at info during the run: $denied_logs"
+
+# The rate-limit policy: one limit on pod creations per namespace, a billion a second (every
+# request takes a token; none is refused), its buckets in memory, then in redis-server.
+rate_limit_rows() {
+  local store=$1 label=$2
+  cat >"$work/rate-limit.yaml" <<YAML
+listen: 127.0.0.1:$port
+tls: {cert: tls/tls.crt, key: tls/tls.key}
+$store
+policies:
+  - id: rate-limit
+    module: $rate_limit
+    capabilities: {rateLimit: true}
+    settings:
+      limits: [{name: pods, type: Namespace, requests: 1000000000, per: 1s, match: {resources: [pods], operations: [CREATE]}}]
+YAML
+  PALISADE_LOG=info PALISADE_CACHE_DIR="$work/cache" "$palisade" serve --config "$work/rate-limit.yaml" >"$work/rate-limit.log" 2>&1 &
+  server=$!
+  wait_ready rate-limit
+  answer=$(curl -sk -X POST -H 'Content-Type: application/json' --data-binary "@$review" "https://127.0.0.1:$port/validate/rate-limit")
+  grep -q '"allowed":true' <<<"$answer" && ! grep -q warnings <<<"$answer" || { echo "unexpected answer: $answer"; exit 1; }
+  load "palisade serve, rate-limit ($label)" 16 rate-limit
+  kill "$server"; wait "$server" 2>/dev/null || true
+}
+if [[ -f $rate_limit ]]; then
+  echo
+  echo "rate-limit (admission home) on the same review: one limit, a token taken per request"
+  echo
+  echo "| server | connections | req/s | p50 | p99 | server CPU per request |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  rate_limit_rows "" "buckets in memory"
+  memory=$per_request
+  redis_port=$((port + 1))
+  if command -v redis-server >/dev/null; then
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+    redis=$!
+    for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    rate_limit_rows "rateLimit: {redis: {url: \"redis://127.0.0.1:$redis_port/\"}}" "buckets in redis-server, its CPU counted"
+    kill "$redis"; wait "$redis" 2>/dev/null || true
+    redis=
+    echo
+    awk -v m="$memory" -v r="$per_request" -v a="$anchor_read" 'BEGIN {
+      printf "rate-limit: %.1f us CPU per request with buckets in memory (%.2fx the read-only anchor), %.1f us with Redis (server + redis-server)\n", m, m / a, r }'
+  else
+    echo "redis-server is not installed: the Redis row is skipped"
+  fi
+fi

@@ -315,7 +315,10 @@ impl Matcher {
     /// header matches only `present_match: false` (inverted: only `present_match: true`),
     /// unless it is treated as empty.
     fn matches(&self, request: &HttpRequest) -> bool {
-        let values: Vec<&str> = request.headers.get_all(&self.name).collect();
+        let values: Vec<&str> = match pseudo(request, &self.name) {
+            Some(value) => Some(value).filter(|v| !v.is_empty()).into_iter().collect(),
+            None => request.headers.get_all(&self.name).collect(),
+        };
         let value = if values.is_empty() {
             if !self.missing_as_empty {
                 let present = matches!(self.form, Form::Present(p) if p != self.invert);
@@ -326,6 +329,19 @@ impl Matcher {
             values.join(",")
         };
         self.form.matches(&value) != self.invert
+    }
+}
+
+/// The pseudo-header `name` of the request: Envoy's header map holds them beside the others
+/// (so its matchers and `request_headers` see them); the SDK keeps them in their own fields.
+/// `None` for any other name.
+fn pseudo<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    match name {
+        ":authority" => Some(&request.authority),
+        ":path" => Some(&request.path),
+        ":method" => Some(&request.method),
+        ":scheme" => Some(&request.scheme),
+        _ => None,
     }
 }
 
@@ -437,11 +453,8 @@ fn produce<'a>(action: &'a Compiled, request: &'a HttpRequest) -> Produced<'a> {
         } => {
             let value = match name.as_str() {
                 // HTTP/1's Host is HTTP/2's :authority in Envoy's header map.
-                ":authority" | "host" => Some(request.authority.as_str()),
-                ":path" => Some(request.path.as_str()),
-                ":method" => Some(request.method.as_str()),
-                ":scheme" => Some(request.scheme.as_str()),
-                other => request.header(other),
+                "host" => Some(request.authority.as_str()),
+                other => pseudo(request, other).or_else(|| request.header(other)),
             };
             match value {
                 Some(v) if !(v.is_empty() && name.starts_with(':')) => {
