@@ -87,7 +87,8 @@ run: build
 bench: build
 	$(CARGO) bench --locked --workspace --bench pod_security --bench proxy_filter
 
-## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted
+## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted,
+## then rate-limit's admission home (buckets in memory and in redis-server)
 bench-webhook: build
 	@bash tests/benches/webhook.sh $(PALISADE) $(POD_SECURITY)
 
