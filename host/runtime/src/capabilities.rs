@@ -269,7 +269,7 @@ impl StateLimits {
 /// shared data numbers them.
 pub struct MemoryStore {
     limits: StateLimits,
-    namespaces: Mutex<HashMap<String, lru::LruCache<String, StateEntry>>>,
+    namespaces: Namespaced<StateEntry>,
     next_cas: AtomicU32,
 }
 
@@ -287,7 +287,7 @@ impl MemoryStore {
     pub fn new(limits: StateLimits) -> Self {
         Self {
             limits,
-            namespaces: Mutex::new(HashMap::new()),
+            namespaces: Namespaced::new(limits.max_entries),
             next_cas: AtomicU32::new(1),
         }
     }
@@ -296,8 +296,8 @@ impl MemoryStore {
     #[must_use]
     pub fn len(&self, namespace: &str) -> usize {
         self.namespaces
-            .lock()
-            .map_or(0, |n| n.get(namespace).map_or(0, lru::LruCache::len))
+            .with(namespace, |map| map.len())
+            .unwrap_or(0)
     }
 
     fn next_cas(&self) -> u32 {
@@ -308,24 +308,40 @@ impl MemoryStore {
             }
         }
     }
+}
 
-    fn with_namespace<T>(
+/// One least-recently-used map per namespace (a policy's id), each bounded: what the memory
+/// stores of the state and of the token buckets keep.
+struct Namespaced<V> {
+    capacity: NonZeroUsize,
+    maps: Mutex<HashMap<String, lru::LruCache<String, V>>>,
+}
+
+impl<V> Namespaced<V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
+            maps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `f` on the map of `namespace`, made empty on first use.
+    fn with<T>(
         &self,
         namespace: &str,
-        f: impl FnOnce(&mut lru::LruCache<String, StateEntry>) -> T,
+        f: impl FnOnce(&mut lru::LruCache<String, V>) -> T,
     ) -> Result<T, StateError> {
-        let mut namespaces = self
-            .namespaces
+        let mut maps = self
+            .maps
             .lock()
-            .map_err(|_| StateError::Unavailable("the state store's lock is poisoned".into()))?;
-        if !namespaces.contains_key(namespace) {
-            let capacity = NonZeroUsize::new(self.limits.max_entries).unwrap_or(NonZeroUsize::MIN);
-            namespaces.insert(namespace.to_owned(), lru::LruCache::new(capacity));
+            .map_err(|_| StateError::Unavailable("the store's lock is poisoned".into()))?;
+        if let Some(map) = maps.get_mut(namespace) {
+            return Ok(f(map));
         }
-        namespaces
-            .get_mut(namespace)
-            .map(f)
-            .ok_or_else(|| StateError::Unavailable("the namespace vanished".into()))
+        let mut map = lru::LruCache::new(self.capacity);
+        let out = f(&mut map);
+        maps.insert(namespace.to_owned(), map);
+        Ok(out)
     }
 }
 
@@ -333,7 +349,7 @@ impl StateStore for MemoryStore {
     fn get<'a>(&'a self, namespace: &'a str, key: &'a str) -> StateFuture<'a, Option<StateEntry>> {
         Box::pin(async move {
             self.limits.check(key, None)?;
-            self.with_namespace(namespace, |map| map.get(key).cloned())
+            self.namespaces.with(namespace, |map| map.get(key).cloned())
         })
     }
 
@@ -347,7 +363,7 @@ impl StateStore for MemoryStore {
         Box::pin(async move {
             self.limits.check(key, Some(&value))?;
             let next = self.next_cas();
-            self.with_namespace(namespace, |map| {
+            self.namespaces.with(namespace, |map| {
                 if cas != 0 && map.peek(key).map(|e| e.cas) != Some(cas) {
                     return false;
                 }
@@ -379,7 +395,7 @@ pub trait Buckets: Send + Sync {
 pub struct MemoryBuckets {
     clock: Arc<dyn Clock>,
     max_buckets: usize,
-    namespaces: Mutex<HashMap<String, lru::LruCache<String, Level>>>,
+    namespaces: Namespaced<Level>,
 }
 
 impl std::fmt::Debug for MemoryBuckets {
@@ -397,7 +413,7 @@ impl MemoryBuckets {
         Self {
             clock,
             max_buckets,
-            namespaces: Mutex::new(HashMap::new()),
+            namespaces: Namespaced::new(max_buckets),
         }
     }
 
@@ -411,20 +427,11 @@ impl MemoryBuckets {
         now: Duration,
     ) -> Result<Taken, StateError> {
         let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
-        let mut namespaces = self
-            .namespaces
-            .lock()
-            .map_err(|_| StateError::Unavailable("the bucket store's lock is poisoned".into()))?;
-        if !namespaces.contains_key(namespace) {
-            let capacity = NonZeroUsize::new(self.max_buckets).unwrap_or(NonZeroUsize::MIN);
-            namespaces.insert(namespace.to_owned(), lru::LruCache::new(capacity));
-        }
-        let buckets = namespaces
-            .get_mut(namespace)
-            .ok_or_else(|| StateError::Unavailable("the namespace vanished".into()))?;
-        let (level, taken) = rate::take_at(shape, buckets.get(name).copied(), now_us, tokens);
-        buckets.put(name.to_owned(), level);
-        Ok(taken)
+        self.namespaces.with(namespace, |buckets| {
+            let (level, taken) = rate::take_at(shape, buckets.get(name).copied(), now_us, tokens);
+            buckets.put(name.to_owned(), level);
+            taken
+        })
     }
 }
 

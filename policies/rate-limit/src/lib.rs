@@ -108,14 +108,7 @@ impl Prepared {
     /// [`SettingsError`] naming the field, as Envoy would refuse it, or that a filter cannot
     /// honour.
     pub fn new(settings: &Settings) -> Result<Self, SettingsError> {
-        if let Some(url) = &settings.type_url
-            && url != settings::TYPE_URL
-        {
-            return Err(SettingsError::new(
-                "@type",
-                format!("is {url:?}, not {:?}", settings::TYPE_URL),
-            ));
-        }
+        crate::settings::check_type_url(settings.type_url.as_deref(), settings::TYPE_URL)?;
         if settings.stat_prefix.is_empty() {
             return Err(SettingsError::new("stat_prefix", "is required"));
         }

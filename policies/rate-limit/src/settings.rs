@@ -575,6 +575,17 @@ impl PolicySettings for Settings {
     }
 }
 
+/// Checks a configuration's `@type`, when it has one, against the filter's.
+pub(crate) fn check_type_url(found: Option<&str>, expected: &str) -> Result<(), SettingsError> {
+    match found {
+        Some(url) if url != expected => Err(SettingsError::new(
+            "@type",
+            format!("is {url:?}, not {expected:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The refusal of a field a filter cannot honour.
 pub(crate) fn unsupported(at: &str, why: &str) -> SettingsError {
     SettingsError::new(at, format!("is not supported by this filter: {why}"))

@@ -209,46 +209,34 @@ fn rate_limit_examples_pass_and_package() {
     assert_eq!(metric("rate_limited"), Some(2));
     assert_eq!(metric("enforced"), Some(2));
 
-    let output = palisade(&cache)
-        .arg("istio")
-        .arg("--config")
-        .arg(examples.join("envoy-local-ratelimit.yaml"))
-        .args(["--url", "https://artefacts.shop.example/rate_limit.wasm"])
-        .arg(&module)
-        .output()
-        .expect("runs");
+    // Each filter's typed_config, pasted into a WasmPlugin.
+    let plugin = |config: &str| -> Value {
+        let output = palisade(&cache)
+            .arg("istio")
+            .arg("--config")
+            .arg(examples.join(config))
+            .args(["--url", "https://artefacts.shop.example/rate_limit.wasm"])
+            .arg(&module)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{config}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML")
+    };
+    let local = plugin("envoy-local-ratelimit.yaml");
+    assert_eq!(local["kind"], "WasmPlugin");
     assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let plugin: Value = serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML");
-    assert_eq!(plugin["kind"], "WasmPlugin");
-    assert_eq!(
-        plugin["spec"]["pluginConfig"]["descriptors"][0]["token_bucket"]["max_tokens"],
+        local["spec"]["pluginConfig"]["descriptors"][0]["token_bucket"]["max_tokens"],
         3
     );
-
-    // The global filter's example packages the same way.
-    let output = palisade(&cache)
-        .arg("istio")
-        .arg("--config")
-        .arg(examples.join("envoy-global-ratelimit.yaml"))
-        .args(["--url", "https://artefacts.shop.example/rate_limit.wasm"])
-        .arg(&module)
-        .output()
-        .expect("runs");
+    let global = plugin("envoy-global-ratelimit.yaml");
+    assert_eq!(global["spec"]["pluginConfig"]["domain"], "shop");
     assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let plugin: Value = serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML");
-    assert_eq!(plugin["spec"]["pluginConfig"]["domain"], "shop");
-    assert_eq!(
-        plugin["spec"]["pluginConfig"]["rate_limit_service"]["grpc_service"]["envoy_grpc"]["cluster_name"],
+        global["spec"]["pluginConfig"]["rate_limit_service"]["grpc_service"]["envoy_grpc"]["cluster_name"],
         "outbound|8081||ratelimit.infra.svc.cluster.local"
     );
 
