@@ -189,7 +189,7 @@ fn rate_limit_examples_pass_and_package() {
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
 
     let module = built("proxy-wasm", "rate_limit.wasm");
     let output = palisade(&cache)
