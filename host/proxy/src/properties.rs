@@ -114,6 +114,7 @@ pub(crate) struct StreamView<'a> {
     pub(crate) duration_nanos: Option<i64>,
     pub(crate) response_code_details: Option<&'a str>,
     pub(crate) filter_state: &'a [(Vec<u8>, Vec<u8>)],
+    pub(crate) route: Option<&'a crate::scenario::Route>,
 }
 
 /// Everything a lookup may read.
@@ -186,6 +187,19 @@ impl Lookup<'_> {
         let (head, rest) = parts.split_first().ok_or(Status::NotFound)?;
         let value = match (*head, rest) {
             ("node", rest) | ("xds", ["node", rest @ ..]) => return self.node(rest),
+            // The route and its cluster (Envoy's `xds.*` attributes and their older top-level
+            // names), known once the connection manager routed the request.
+            ("xds", ["route_name"]) | ("route_name", []) => Value::Str(
+                self.route()
+                    .map(|r| r.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .ok_or(Status::NotFound)?,
+            ),
+            ("xds", ["cluster_name"]) | ("cluster_name", []) => Value::Str(
+                self.route()
+                    .and_then(|r| r.cluster.clone())
+                    .ok_or(Status::NotFound)?,
+            ),
             ("plugin_name", []) => Value::Str(self.plugin.name.clone()),
             ("plugin_root_id", []) => Value::Str(self.plugin.root_id.clone()),
             ("plugin_vm_id", []) => Value::Str(self.plugin.vm_id.clone()),
@@ -199,6 +213,10 @@ impl Lookup<'_> {
             _ => return Err(Status::NotFound),
         };
         Ok(value.encode())
+    }
+
+    fn route(&self) -> Option<&crate::scenario::Route> {
+        self.stream.as_ref().and_then(|s| s.route)
     }
 
     fn address(&self, address: &str, field: &str) -> Result<Value, Status> {

@@ -186,6 +186,24 @@ pub struct Request {
     /// `request.protocol`.
     #[serde(default = "default_protocol")]
     pub protocol: String,
+    /// The route Envoy's connection manager chose for the request before the filters run
+    /// (properties `xds.route_name` and `xds.cluster_name`); none by default.
+    #[serde(default)]
+    pub route: Option<Route>,
+}
+
+/// A request's route, as the connection manager caches it at decodeHeaders (envoyproxy/envoy
+/// `ConnectionManagerImpl::ActiveStream::refreshCachedRoute`, which also sets the stream's
+/// upstream cluster).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    /// The route's name.
+    #[serde(default)]
+    pub name: String,
+    /// The upstream cluster it sends the request to.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 fn default_method() -> String {

@@ -44,6 +44,8 @@ pub(crate) struct Stream {
     pub(crate) progress: Progress,
     /// The downstream connection, when it is not the scenario's.
     pub(crate) connection: Option<std::sync::Arc<crate::properties::Connection>>,
+    /// The route chosen for the request, when the scenario gives one.
+    pub(crate) route: Option<crate::scenario::Route>,
 }
 
 impl Stream {
@@ -73,6 +75,7 @@ impl Stream {
             filter_state: Vec::new(),
             local_reply: None,
             continue_request: false,
+            route: None,
             continue_response: false,
             reset: false,
             protocol,

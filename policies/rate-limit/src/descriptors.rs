@@ -47,6 +47,15 @@ pub(crate) enum Compiled {
         v4: u8,
         v6: u8,
     },
+    /// The upstream cluster the proxy routed the request to.
+    DestinationCluster,
+}
+
+/// Whether any of these actions needs the request's route (so the adapter must read it).
+pub(crate) fn reads_route<'a>(actions: impl IntoIterator<Item = &'a Compiled>) -> bool {
+    actions
+        .into_iter()
+        .any(|a| matches!(a, Compiled::DestinationCluster))
 }
 
 /// A header matcher, checked.
@@ -200,11 +209,15 @@ fn action(action: &Action, at: &str) -> Result<Compiled, SettingsError> {
                 "use generic_key with the service's name",
             ));
         }
-        Action::DestinationCluster(_) => {
-            return Err(unsupported(
-                &format!("{at}.destination_cluster"),
-                "not yet; use request_headers with :authority",
-            ));
+        // An empty message in Envoy (`RateLimit.Action.DestinationCluster`).
+        Action::DestinationCluster(value) => {
+            if !value.as_object().is_some_and(serde_json::Map::is_empty) {
+                return Err(SettingsError::new(
+                    format!("{at}.destination_cluster"),
+                    "takes no fields: {}",
+                ));
+            }
+            Compiled::DestinationCluster
         }
         Action::Metadata(_) | Action::DynamicMetadata(_) => {
             return Err(unsupported(
@@ -507,6 +520,11 @@ fn produce<'a>(action: &'a Compiled, request: &'a HttpRequest) -> Produced<'a> {
         }
         Compiled::Masked { v4, v6 } => match client_ip(request) {
             Some(ip) => Produced::Entry("masked_remote_address", Cow::Owned(masked(ip, *v4, *v6))),
+            None => Produced::Fail,
+        },
+        // Envoy's DestinationClusterAction: the route entry's cluster; no route, no descriptor.
+        Compiled::DestinationCluster => match &request.route.cluster {
+            Some(cluster) => Produced::Entry("destination_cluster", Cow::Borrowed(cluster)),
             None => Produced::Fail,
         },
     }

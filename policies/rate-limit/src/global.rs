@@ -50,6 +50,8 @@ pub struct Prepared {
     enabled: Option<FractionalPercent>,
     enforced: Option<FractionalPercent>,
     limits: Vec<Limit>,
+    /// Whether an action reads the request's route (`destination_cluster`).
+    pub(crate) reads_route: bool,
     stats: Stats,
 }
 
@@ -217,6 +219,9 @@ impl Prepared {
             reply_headers: settings.response_headers_to_add.clone(),
             enabled: settings.filter_enabled.as_ref().map(|f| f.default_value),
             enforced: settings.filter_enforced.as_ref().map(|f| f.default_value),
+            reads_route: descriptors::reads_route(
+                limits.iter().flat_map(|l| l.actions.iter().flatten()),
+            ),
             limits,
             stats: Stats::new(&settings.stat_prefix),
         })

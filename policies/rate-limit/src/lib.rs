@@ -56,6 +56,8 @@ pub struct Prepared {
     wildcard: Vec<Configured>,
     stat_prefix: String,
     rate_limits: Vec<Vec<descriptors::Compiled>>,
+    /// Whether an action reads the request's route (`destination_cluster`).
+    pub(crate) reads_route: bool,
     always_default: bool,
     headers: bool,
     per_connection: bool,
@@ -226,6 +228,7 @@ impl Prepared {
             default,
             exact,
             wildcard,
+            reads_route: descriptors::reads_route(rate_limits.iter().flatten()),
             rate_limits,
             always_default: settings.always_consume_default_token_bucket.unwrap_or(true),
             headers: settings.enable_x_ratelimit_headers == XRateLimitHeaders::DraftVersion03,
@@ -335,6 +338,13 @@ fn count(host: &dyn Host, name: &str) {
 impl HttpPolicy for RateLimit {
     type Settings = Config;
     type Prepared = Filter;
+
+    fn reads_route(prepared: &Filter) -> bool {
+        match prepared {
+            Filter::Local(prepared) => prepared.reads_route,
+            Filter::Global(prepared) => prepared.reads_route,
+        }
+    }
 
     fn prepare(config: Config) -> Result<Filter, SettingsError> {
         Filter::new(&config)

@@ -68,6 +68,13 @@ pub trait HttpPolicy {
         host: &dyn Host,
     ) -> Result<HttpVerdict, PolicyError>;
 
+    /// Whether the policy reads [`HttpRequest::route`] (the route and upstream cluster the
+    /// proxy chose); the adapter asks the proxy for them only then (each property read is a
+    /// hostcall). Asked for every request; false by default.
+    fn reads_route(_prepared: &Self::Prepared) -> bool {
+        false
+    }
+
     /// The documents the prepared settings need kept fresh in the background (see
     /// [`fetch`](crate::fetch)); none by default. Asked once, after [`prepare`](Self::prepare).
     fn fetches(_prepared: &Self::Prepared) -> Vec<Fetch> {

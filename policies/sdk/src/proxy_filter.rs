@@ -15,7 +15,9 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use crate::compare;
 use crate::host::{Entry, Host, HostError, Level};
-use crate::wire::{Answer, Callout, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce};
+use crate::wire::{
+    Answer, Callout, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce, Route,
+};
 use crate::{Fetch, HttpPolicy, PolicyError, parse_settings};
 
 #[doc(hidden)]
@@ -297,7 +299,11 @@ const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
 impl<P: HttpPolicy> HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match read_request() {
-            Ok((request, connection)) => {
+            Ok((mut request, connection)) => {
+                request.route = match self.settings.as_deref() {
+                    Some(prepared) if P::reads_route(prepared) => read_route(),
+                    _ => Route::default(),
+                };
                 self.request = Some(request);
                 self.connection = connection;
                 self.carry_out()
@@ -610,6 +616,20 @@ fn read_request() -> Result<(HttpRequest, Option<u64>), PolicyError> {
         .map_err(|e| PolicyError::Internal(format!("drawing the request nonce: {e}")))?;
     request.nonce = Nonce(nonce);
     Ok((request, id))
+}
+
+/// The request's route, as the connection manager chose it before the filters (two properties,
+/// read only for policies that ask: [`HttpPolicy::reads_route`]).
+fn read_route() -> Route {
+    let text = |value: Option<Vec<u8>>| {
+        value
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|s| !s.is_empty())
+    };
+    Route {
+        name: text(property(&["xds", "route_name"])),
+        cluster: text(property(&["xds", "cluster_name"])),
+    }
 }
 
 /// A property's value: NOT_FOUND is `None`, and so is a value Envoy cannot serialize. The

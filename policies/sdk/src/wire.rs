@@ -17,7 +17,7 @@ pub use admission::{
 pub use headers::{HeaderMapError, Headers, Iter as HeaderIter};
 pub use http::{
     Answer, Callout, Connection, GrpcCall, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS,
-    Nonce, NonceError,
+    Nonce, NonceError, Route,
 };
 pub use metadata::{PolicyMetadata, Rule};
 pub use text::Text;

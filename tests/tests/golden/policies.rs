@@ -205,10 +205,16 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
         // proxy that has been up for a moment.
         steps.push(serde_json::json!({"advance": "1ms"}));
     }
-    let request = serde_json::json!({"request": {
+    let mut request = serde_json::json!({"request": {
         "method": r.method, "path": r.path, "authority": r.authority, "scheme": r.scheme,
         "headers": r.headers,
     }});
+    if !r.route.is_empty() {
+        request["request"]["route"] = serde_json::json!({
+            "name": r.route.name.clone().unwrap_or_default(),
+            "cluster": r.route.cluster,
+        });
+    }
     for i in 0..fixture.repeat {
         if i > 0 && fixture.host.advance_ms > 0 {
             steps.push(serde_json::json!({"advance": format!("{}ms", fixture.host.advance_ms)}));

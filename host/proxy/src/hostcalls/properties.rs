@@ -36,6 +36,7 @@ pub(super) fn get(
         duration_nanos: None,
         response_code_details: s.response_code_details.as_deref(),
         filter_state: &s.filter_state,
+        route: s.route.as_ref(),
     });
     let lookup = Lookup {
         connection,

@@ -104,6 +104,7 @@ impl Proxy<'_> {
         let progress = Progress::new(slot, report, exchange.clone(), headers.clone());
         let mut stream = Stream::new(headers, r.protocol.clone(), now, progress);
         stream.connection = connection;
+        stream.route = r.route.clone();
         state.streams.insert(context, stream);
         let key = StreamKey { worker, context };
         if !usable {

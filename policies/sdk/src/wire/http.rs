@@ -44,6 +44,10 @@ pub struct HttpRequest {
     pub headers: Headers,
     /// The downstream connection the request arrived on.
     pub connection: Connection,
+    /// The route the proxy chose for the request; read only for policies that ask for it
+    /// (`HttpPolicy::reads_route`), empty otherwise.
+    #[serde(skip_serializing_if = "Route::is_empty")]
+    pub route: Route,
     /// 16 random bytes the adapter draws for this request (the policy itself may not use
     /// randomness); fixtures give them as 32 hex digits, all zero by default.
     pub nonce: Nonce,
@@ -63,6 +67,7 @@ impl Default for HttpRequest {
             scheme: "http".to_owned(),
             headers: Headers::new(),
             connection: Connection::default(),
+            route: Route::default(),
             nonce: Nonce::default(),
             answers: Vec::new(),
         }
@@ -319,6 +324,27 @@ impl Answer {
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
         first_value(&self.headers, name)
+    }
+}
+
+/// The route Envoy's connection manager chose for a request before the filters run (its
+/// attributes `xds.route_name` and `xds.cluster_name`); what the proxy does not know is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Route {
+    /// The route's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The upstream cluster the route sends the request to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+impl Route {
+    /// Whether nothing is known of the route.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.cluster.is_none()
     }
 }
 
