@@ -11,6 +11,7 @@
 
 pub mod settings;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use palisade_sdk::host::Level;
@@ -98,11 +99,15 @@ pub fn evaluate(
             "dry-run requests are not counted (as EventRateLimit)",
         ));
     }
+    let resource = match &request.sub_resource {
+        Some(sub) if !sub.is_empty() => Cow::Owned(format!("{}/{sub}", request.resource.resource)),
+        _ => Cow::Borrowed(request.resource.resource.as_str()),
+    };
     let mut matched = 0_usize;
     let mut refusals = Vec::new();
     let mut failures = Vec::new();
     for limit in &prepared.limits {
-        if !matches(&limit.matcher, request) {
+        if !matches(&limit.matcher, request, &resource) {
             continue;
         }
         let Some(key) = key(limit.key, request)? else {
@@ -169,17 +174,13 @@ fn refused(refusals: &[Refusal<'_>]) -> Verdict {
     .with_audit_annotation(LIMITED_BY, ids.join(","))
 }
 
-/// Whether the limit counts the request.
-fn matches(m: &Matcher, request: &AdmissionRequest) -> bool {
-    let resource = match &request.sub_resource {
-        Some(sub) if !sub.is_empty() => format!("{}/{sub}", request.resource.resource),
-        _ => request.resource.resource.clone(),
-    };
+/// Whether the limit counts the request, whose resource (with its subresource) is `resource`.
+fn matches(m: &Matcher, request: &AdmissionRequest, resource: &str) -> bool {
     let namespace = request.namespace.as_deref().unwrap_or_default();
     let user = &request.user_info;
     m.operations.contains(&request.operation)
         && (m.api_groups.is_empty() || m.api_groups.contains(&request.resource.group))
-        && (m.resources.is_empty() || m.resources.contains(&resource))
+        && (m.resources.is_empty() || m.resources.iter().any(|r| r == resource))
         && (m.namespaces.is_empty() || m.namespaces.iter().any(|n| n == namespace))
         && !m.excluded_namespaces.iter().any(|n| n == namespace)
         && !m.excluded_users.contains(&user.username)

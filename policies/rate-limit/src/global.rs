@@ -227,14 +227,10 @@ impl Prepared {
         })
     }
 
-    /// The request's descriptors for the service, and each one's `x_ratelimit_option`, in the
-    /// order of `rate_limits` (Envoy's `populateDescriptors`).
-    fn describe(
-        &self,
-        request: &HttpRequest,
-    ) -> (Vec<rls::RateLimitDescriptor>, Vec<XRateLimitOption>) {
+    /// The request's descriptors for the service, in the order of `rate_limits` (Envoy's
+    /// `populateDescriptors`).
+    fn describe(&self, request: &HttpRequest) -> Vec<rls::RateLimitDescriptor> {
         let mut made = Vec::with_capacity(self.limits.len());
-        let mut options = Vec::with_capacity(self.limits.len());
         for limit in &self.limits {
             let described = descriptors::describe(&limit.actions, request);
             for entries in described.iter() {
@@ -249,15 +245,27 @@ impl Prepared {
                     limit: None,
                     hits_addend: limit.hits_addend.map(|value| rls::UInt64Value { value }),
                 });
-                options.push(limit.x_ratelimit);
             }
         }
-        (made, options)
+        made
+    }
+
+    /// Each descriptor's `x_ratelimit_option`, in the order [`describe`](Self::describe) makes
+    /// them, without building their entries (the service's statuses come back in that order).
+    fn options(&self, request: &HttpRequest) -> Vec<XRateLimitOption> {
+        let mut options = Vec::with_capacity(self.limits.len());
+        for limit in &self.limits {
+            let made = descriptors::describe(&limit.actions, request)
+                .iter()
+                .count();
+            options.extend(std::iter::repeat_n(limit.x_ratelimit, made));
+        }
+        options
     }
 
     /// The call to the service, or `None` when the request makes no descriptor.
     fn call(&self, request: &HttpRequest) -> Option<Callout> {
-        let (descriptors, _) = self.describe(request);
+        let descriptors = self.describe(request);
         if descriptors.is_empty() {
             return None;
         }
@@ -312,10 +320,9 @@ impl Prepared {
         if over && self.envoy_header {
             headers.push(("x-envoy-ratelimited".to_owned(), "true".to_owned()));
         }
-        let (_, options) = self.describe(request);
         headers.extend(headers::x_ratelimit(
             &response.statuses,
-            &options,
+            &self.options(request),
             self.headers,
         ));
         if over && self.enforced.is_none_or(|f| f.holds(draw(request, 1))) {

@@ -333,6 +333,11 @@ fn helm_schema_rejects_bad_values() {
         ),
         ("an unknown top-level key", "", json!({"replicas": 3})),
         (
+            "a Redis store without its url",
+            "/server/rateLimit/redis",
+            json!({"server": {"rateLimit": {"redis": {"timeout": "1s"}}}}),
+        ),
+        (
             "a negative default webhook timeout",
             "/webhook/timeoutSeconds",
             json!({"webhook": {"timeoutSeconds": -1}}),
@@ -560,6 +565,12 @@ fn helm_values_make_valid_server_configurations() {
                 .probes
                 .is_some_and(|p| p.listen.port() != config.listen.port()),
             "{name}: the probes need a listener of their own"
+        );
+        // server.rateLimit reaches the server as its rateLimit (Redis shared by replicas).
+        assert_eq!(
+            config.rate_limit.redis.as_ref().map(|r| r.url.as_str()),
+            values["server"]["rateLimit"]["redis"]["url"].as_str(),
+            "{name}"
         );
         // The API server must wait longer than the server's own deadline (which is longer
         // than every policy's), or the policies' failurePolicy never answers a timeout.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{built, palisade, root};
+use crate::support::{built, istio_plugin, palisade, root};
 
 fn filter() -> String {
     built("proxy-wasm", "request_guard.wasm")
@@ -210,23 +210,8 @@ fn rate_limit_examples_pass_and_package() {
     assert_eq!(metric("enforced"), Some(2));
 
     // Each filter's typed_config, pasted into a WasmPlugin.
-    let plugin = |config: &str| -> Value {
-        let output = palisade(&cache)
-            .arg("istio")
-            .arg("--config")
-            .arg(examples.join(config))
-            .args(["--url", "https://artefacts.shop.example/rate_limit.wasm"])
-            .arg(&module)
-            .output()
-            .expect("runs");
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{config}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML")
-    };
+    let url = ["--url", "https://artefacts.shop.example/rate_limit.wasm"];
+    let plugin = |config: &str| istio_plugin(&cache, &examples.join(config), &url, &module);
     let local = plugin("envoy-local-ratelimit.yaml");
     assert_eq!(local["kind"], "WasmPlugin");
     assert_eq!(
@@ -296,27 +281,17 @@ fn zero_trust_examples_pass_and_package() {
     assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
 
     let module = built("proxy-wasm", "zero_trust.wasm");
-    let output = palisade(&cache)
-        .arg("istio")
-        .arg("--config")
-        .arg(examples.join("istio-plugin-config.yaml"))
-        .args([
+    let plugin = istio_plugin(
+        &cache,
+        &examples.join("istio-plugin-config.yaml"),
+        &[
             "--url",
             "https://artefacts.shop.example/zero_trust.wasm",
             "--namespace",
             "shop",
-        ])
-        .arg(&module)
-        .output()
-        .expect("runs");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
+        &module,
     );
-    let plugin: serde_json::Value =
-        serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML");
     assert_eq!(plugin["kind"], "WasmPlugin");
     assert_eq!(plugin["spec"]["phase"], "AUTHZ");
     let config = &plugin["spec"]["pluginConfig"];

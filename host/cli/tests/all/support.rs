@@ -20,6 +20,32 @@ pub(crate) fn built(home: &str, file: &str) -> PathBuf {
     path
 }
 
+/// `palisade istio --config <config> <extra args> <module>` as an example's README shows it:
+/// it must succeed; the WasmPlugin it prints.
+pub(crate) fn istio_plugin(
+    cache: &tempfile::TempDir,
+    config: &Path,
+    args: &[&str],
+    module: &Path,
+) -> serde_json::Value {
+    let output = palisade(cache)
+        .arg("istio")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .arg(module)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}: {}",
+        config.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_yaml::from_slice(&output.stdout).expect("WasmPlugin YAML")
+}
+
 /// The command with its own empty cache, so tests never share state.
 pub(crate) fn palisade(cache: &tempfile::TempDir) -> Command {
     let mut cmd = Command::cargo_bin("palisade").expect("binary");
