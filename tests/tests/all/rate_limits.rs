@@ -307,3 +307,90 @@ fn a_webhook_whose_redis_is_down_admits_with_a_warning_when_told_to() {
     let warning = response["warnings"][0].as_str().unwrap_or_default();
     assert!(warning.contains("rate limits not checked"), "{response}");
 }
+
+/// The Redis store's script refills as the SDK's arithmetic does, on Redis's clock: a drained
+/// bucket refuses with the time one token takes, gives a token back after that time, and its
+/// key expires once the bucket would be full again.
+#[test]
+fn redis_buckets_refill_at_their_rate_and_expire_when_full() {
+    use palisade_runtime::capabilities::{Buckets, Shape};
+    use palisade_webhook::buckets::RedisBuckets;
+
+    let redis = match start_redis() {
+        Ok(redis) => redis,
+        Err(reason) => {
+            e2e::skip(&reason);
+            return;
+        }
+    };
+    let buckets = RedisBuckets::new(&palisade_webhook::RedisConfig {
+        url: redis.url.clone(),
+        key_prefix: "test:".to_owned(),
+        timeout: Duration::from_secs(2),
+    });
+    // Two tokens, two more every 2 s: one a second (slow enough that three takes in a row
+    // find the bucket empty even on a busy machine).
+    let shape = Shape {
+        capacity: 2,
+        refill_tokens: 2,
+        refill_period_ms: 2000,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let take = || {
+        runtime
+            .block_on(buckets.take("policy", "b", shape, 1))
+            .expect("redis answers")
+    };
+    let started = Instant::now();
+    assert!(take().allowed);
+    let last = take();
+    assert!(last.allowed);
+    assert_eq!(last.remaining, 0);
+    let refused = take();
+    assert!(!refused.allowed, "{refused:?}");
+    assert_eq!(refused.remaining, 0);
+    // At most one token's time (1 s), less what passed since the first take.
+    assert!(
+        refused.retry_after <= Duration::from_secs(1)
+            && refused.retry_after + started.elapsed() >= Duration::from_millis(990),
+        "{refused:?}"
+    );
+    assert!(refused.reset <= Duration::from_secs(2), "{refused:?}");
+    std::thread::sleep(refused.retry_after + Duration::from_millis(20));
+    assert!(take().allowed, "a token came back after the retry time");
+    // The key lives until the bucket is full again (plus a second), then Redis drops it.
+    let ttl = redis_command(&redis, &["PTTL", "test:policy:b"]);
+    let ttl: i64 = ttl
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .expect("a PTTL answer");
+    assert!((1000..=3000).contains(&ttl), "PTTL {ttl}");
+}
+
+/// One command in RESP; the first line of the answer.
+fn redis_command(redis: &LocalRedis, args: &[&str]) -> String {
+    let port = redis
+        .url
+        .trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/');
+    let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(command.as_bytes()).expect("send");
+    let mut answer = [0; 64];
+    let n = stream.read(&mut answer).expect("read");
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
