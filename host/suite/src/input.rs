@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use palisade_runtime::admission::review::{self, Review};
 use palisade_runtime::documents::unique_keys;
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 use crate::SuiteError;
@@ -66,6 +67,29 @@ fn is_json(path: &Path) -> bool {
 /// [`SuiteError::Read`] or [`SuiteError::Parse`].
 pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, SuiteError> {
     parse_document(path, &read_text(path)?)
+}
+
+/// Reads every document of a YAML (or JSON) file, skipping empty ones (`---` at the end).
+///
+/// # Errors
+/// [`SuiteError::Read`] or [`SuiteError::Parse`] naming the document (1-based) that does not
+/// parse.
+pub fn read_documents(path: &Path) -> Result<Vec<serde_json::Value>, SuiteError> {
+    let text = read_text(path)?;
+    if is_json(path) {
+        return parse_document(path, &text).map(|v| vec![v]);
+    }
+    let mut documents = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        let value = serde_json::Value::deserialize(document).map_err(|e| SuiteError::Parse {
+            path: path.to_owned(),
+            message: format!("document {}: {e}", index.saturating_add(1)),
+        })?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    Ok(documents)
 }
 
 /// Reads `text`, the content of `path`, into `T` as [`read_document`] does: JSON when the path

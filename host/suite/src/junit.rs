@@ -15,6 +15,7 @@ pub fn junit(reports: &[SuiteReport]) -> Result<String, quick_junit::SerializeEr
         let mut junit_suite = TestSuite::new(name.as_str());
         for case in &suite.cases {
             let status = match &case.failure {
+                None if case.skipped => TestCaseStatus::skipped(),
                 None => TestCaseStatus::success(),
                 Some(why) => {
                     let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);

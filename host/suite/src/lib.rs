@@ -9,6 +9,7 @@
 mod check;
 mod error;
 mod file;
+pub mod gator;
 pub mod input;
 mod junit;
 mod runner;

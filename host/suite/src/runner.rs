@@ -34,8 +34,10 @@ pub struct Runner<'a> {
 pub struct CaseResult {
     /// The case's name.
     pub name: String,
-    /// Why it failed; `None` when it passed.
+    /// Why it failed; `None` when it passed (or was skipped).
     pub failure: Option<String>,
+    /// Whether it was skipped (gator's `skip: true`): neither passed nor failed.
+    pub skipped: bool,
     /// How long it took.
     pub time: Duration,
 }
@@ -106,6 +108,7 @@ impl<'a> Runner<'a> {
             let result = CaseResult {
                 name: case.name.clone(),
                 failure: failure.err(),
+                skipped: false,
                 time: started.elapsed(),
             };
             each(&result);
