@@ -8,6 +8,7 @@ mod output;
 mod package;
 mod proxy;
 mod push;
+mod rego;
 mod run;
 mod serve;
 mod suite;
@@ -49,6 +50,8 @@ enum Command {
     Push(push::PushArgs),
     /// Print the Istio WasmPlugin (or EnvoyFilter) that loads a proxy-wasm filter.
     Istio(istio::IstioArgs),
+    /// Evaluate Rego queries and run Rego unit tests (as `opa eval` and `opa test` do) with regorus.
+    Rego(rego::RegoArgs),
     /// Print this command's reference in Markdown (the README's CLI section is generated from it).
     #[command(hide = true)]
     Reference,
@@ -157,6 +160,22 @@ fn reference() -> String {
             "\n### `palisade {name}`\n\n```text\n{}\n```\n",
             help.trim_end()
         ));
+        // Commands of a command (`palisade rego eval`), but not its generated `help`.
+        for nested in sub
+            .get_subcommands()
+            .filter(|n| !n.is_hide_set() && n.get_name() != "help")
+        {
+            let nested_name = format!("{name} {}", nested.get_name());
+            let help = nested
+                .clone()
+                .bin_name(format!("palisade {nested_name}"))
+                .render_long_help()
+                .to_string();
+            out.push_str(&format!(
+                "\n### `palisade {nested_name}`\n\n```text\n{}\n```\n",
+                help.trim_end()
+            ));
+        }
     }
     out
 }
@@ -194,6 +213,7 @@ fn main() -> ExitCode {
         Command::Package(args) => package::package(args),
         Command::Push(args) => push::push(args),
         Command::Istio(args) => istio::istio(args),
+        Command::Rego(args) => rego::rego(args, &cli.engine),
         Command::Reference => output::text(reference())
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),

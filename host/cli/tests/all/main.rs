@@ -5,4 +5,5 @@ mod cli;
 mod istio;
 mod oci;
 mod proxy;
+mod rego;
 mod support;
