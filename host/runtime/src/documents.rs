@@ -3,6 +3,10 @@
 //! naming the key and where it is, never a silent last-wins (a second `level:` once turned a
 //! restricted policy into a baseline one).
 
+mod files;
+
+pub use files::{SettingsFileError, SettingsSource, add_settings_from, read_documents, yaml_files};
+
 use std::collections::HashSet;
 use std::fmt;
 

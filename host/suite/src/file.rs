@@ -15,6 +15,11 @@ pub struct Suite {
     /// Settings for every case that does not set its own.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
+    /// Settings read from files, relative to the suite, added to `settings` (as a server
+    /// configuration's `settingsFrom`): a key maps to one file (its document) or to a list of
+    /// files and directories (every document in them).
+    #[serde(default)]
+    pub settings_from: BTreeMap<String, palisade_runtime::documents::SettingsSource>,
     /// What the policy may ask of the host, as a server configuration grants it (admission).
     #[serde(default)]
     pub capabilities: Capabilities,

@@ -224,7 +224,7 @@ fn run_case(
     let mut inventory = Inventory::default();
     for path in &case.inventory {
         let full = base.join(path);
-        let documents = input::read_documents(&full).map_err(|e| error_chain(&e))?;
+        let documents = input::read_documents(&full).map_err(|e| palisade_runtime::chain(&e))?;
         for (index, document) in documents.iter().enumerate() {
             inventory.add(document).map_err(|m| {
                 format!(
@@ -302,7 +302,7 @@ fn review(object: &serde_json::Value, inventory: &Inventory) -> Result<Review, S
 }
 
 fn one_document(path: &Path) -> Result<serde_json::Value, String> {
-    let mut documents = input::read_documents(path).map_err(|e| error_chain(&e))?;
+    let mut documents = input::read_documents(path).map_err(|e| palisade_runtime::chain(&e))?;
     match documents.len() {
         1 => Ok(documents.remove(0)),
         n => Err(format!(
@@ -310,17 +310,6 @@ fn one_document(path: &Path) -> Result<serde_json::Value, String> {
             path.display()
         )),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn result(name: String, outcome: Result<(), String>, started: Instant) -> CaseResult {

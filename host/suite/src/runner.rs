@@ -71,11 +71,21 @@ impl<'a> Runner<'a> {
         path: &Path,
         mut each: impl FnMut(&CaseResult),
     ) -> Result<SuiteReport, SuiteError> {
-        let suite: Suite = input::read_document(path)?;
+        let mut suite: Suite = input::read_document(path)?;
         let invalid = |message: String| SuiteError::Invalid {
             path: path.to_owned(),
             message,
         };
+        if !suite.settings_from.is_empty() {
+            let mut settings = suite.settings.take().unwrap_or_default();
+            palisade_runtime::documents::add_settings_from(
+                &mut settings,
+                &suite.settings_from,
+                path.parent().unwrap_or(Path::new(".")),
+            )
+            .map_err(|e| invalid(palisade_runtime::chain(&e)))?;
+            suite.settings = Some(settings);
+        }
         if suite.cases.is_empty() {
             return Err(invalid("it has no cases".into()));
         }

@@ -34,6 +34,11 @@ for suite in "$root"/policies/*/examples/admission/suite.yaml; do
   "$palisade" test "$suite" || true
 done
 
+# Gatekeeper's suites (gator verify's format) for the rego policy's template library.
+echo
+echo "\$ palisade test policies/rego/library/..."
+"$palisade" test "$root/policies/rego/library/..." || true
+
 tls="$root/target/run/tls"
 if [[ ! -f $tls/tls.crt ]]; then
   mkdir -p "$tls"

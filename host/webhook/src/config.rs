@@ -233,6 +233,17 @@ pub struct PolicyConfig {
     /// The policy's settings.
     #[serde(default)]
     pub settings: serde_json::Value,
+    /// Settings read from files, relative to the configuration file and re-read with it: each
+    /// key becomes a setting, from one file (its single YAML or JSON document) or from a list
+    /// of files and directories (every document of every file, directories walked in name
+    /// order, `.yaml`, `.yml` and `.json` files). For example a Gatekeeper template and its
+    /// Constraints, kept as the files a Gatekeeper user already has.
+    #[serde(default)]
+    pub settings_from: BTreeMap<String, palisade_runtime::documents::SettingsSource>,
+    /// The files and directories `settings_from` read (filled by [`Config::load`]); a server
+    /// reloads when one changes.
+    #[serde(skip)]
+    pub settings_files: Vec<PathBuf>,
     /// protect or monitor.
     #[serde(default)]
     pub mode: Mode,
@@ -334,6 +345,15 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         for policy in &mut config.policies {
             policy.module = base.join(&policy.module);
+            policy.settings_files = palisade_runtime::documents::add_settings_from(
+                &mut policy.settings,
+                &policy.settings_from,
+                base,
+            )
+            .map_err(|e| ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!("policy {}: {}", policy.id, palisade_runtime::chain(&e)),
+            })?;
         }
         for file in config.data.values_mut() {
             *file = base.join(&*file);
@@ -582,6 +602,63 @@ mod tests {
     }
 
     const POLICY: &str = "policies: [{id: p, module: p.wasm}]\n";
+
+    #[test]
+    fn settings_are_read_from_files_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("gk/template.yaml", "kind: ConstraintTemplate\n");
+        write("gk/constraints/b.yaml", "kind: B1\n---\nkind: B2\n---\n");
+        write("gk/constraints/a.yml", "kind: A\n");
+        write("gk/constraints/notes.txt", "not read\n");
+        write("inventory.json", "{\"kind\": \"Namespace\"}");
+        write(
+            "palisade.yaml",
+            "policies:\n  - id: p\n    module: p.wasm\n    settings: {level: 1}\n    settingsFrom:\n      template: gk/template.yaml\n      constraints: [gk/constraints]\n      inventory: [inventory.json]\n",
+        );
+        let config = Config::load(&dir.path().join("palisade.yaml")).unwrap();
+        let settings = &config.policies[0].settings;
+        assert_eq!(
+            settings,
+            &serde_json::json!({
+                "level": 1,
+                "template": {"kind": "ConstraintTemplate"},
+                "constraints": [{"kind": "A"}, {"kind": "B1"}, {"kind": "B2"}],
+                "inventory": [{"kind": "Namespace"}]
+            })
+        );
+    }
+
+    #[test]
+    fn a_setting_given_twice_or_a_file_of_many_documents_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.yaml"), "a: 1\n---\nb: 2\n").unwrap();
+        let load = |policy: &str| {
+            std::fs::write(
+                dir.path().join("c.yaml"),
+                format!("policies:\n  - {policy}\n"),
+            )
+            .unwrap();
+            Config::load(&dir.path().join("c.yaml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let twice = load(
+            "{id: p, module: p.wasm, settings: {template: 1}, settingsFrom: {template: t.yaml}}",
+        );
+        assert!(
+            twice.contains("given both in settings and in settingsFrom"),
+            "{twice}"
+        );
+        let many = load("{id: p, module: p.wasm, settingsFrom: {template: t.yaml}}");
+        assert!(many.contains("expected one document, found 2"), "{many}");
+        let missing = load("{id: p, module: p.wasm, settingsFrom: {template: [absent.yaml]}}");
+        assert!(missing.contains("absent.yaml"), "{missing}");
+    }
 
     #[test]
     fn a_policy_must_answer_before_the_servers_deadline() {

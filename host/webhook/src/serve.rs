@@ -639,6 +639,12 @@ impl Watcher {
     fn track(&mut self, config: &Config) {
         let mut files = vec![self.config.clone()];
         files.extend(config.policies.iter().map(|p| p.module.clone()));
+        files.extend(
+            config
+                .policies
+                .iter()
+                .flat_map(|p| p.settings_files.iter().cloned()),
+        );
         files.extend(config.data.values().cloned());
         if let Some(tls) = &config.tls {
             files.extend([tls.cert.clone(), tls.key.clone()]);

@@ -8,6 +8,7 @@
 
 pub mod constraint;
 pub mod inventory;
+mod refs;
 pub mod review;
 pub mod schema;
 pub mod selector;

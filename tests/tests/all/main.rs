@@ -3,5 +3,7 @@
 mod cache;
 mod capabilities;
 mod deploy;
+mod gatekeeper;
 mod hostile;
 mod rate_limits;
+mod rego_library;

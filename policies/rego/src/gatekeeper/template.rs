@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use palisade_sdk::SettingsError;
 
+use super::refs;
 use crate::rego;
 
 /// The only target Gatekeeper registers.
@@ -190,13 +191,17 @@ impl Template {
             ));
         }
         let (source, source_at) = rego_source(target, at)?;
+        refs::check(&source.rego).map_err(|m| SettingsError::new(join(at, &source_at), m))?;
+        for (index, lib) in source.libs.iter().enumerate() {
+            let lib_at = format!("{}.libs[{index}]", source_at.trim_end_matches(".rego"));
+            refs::check(lib).map_err(|m| SettingsError::new(join(at, &lib_at), m))?;
+        }
         let rego_v1 = source.version == "v1";
         let mut engine = rego::engine(rego_v1);
         let module = format!("{name}/template.rego");
         let package = engine
             .add_policy(module.clone(), source.rego.clone())
             .map_err(|e| SettingsError::new(join(at, &source_at), rego::error(&e)))?;
-        check_imports(&source.rego).map_err(|m| SettingsError::new(join(at, &source_at), m))?;
         if package.starts_with("data.lib.") || package == "data.lib" {
             return Err(SettingsError::new(
                 join(at, &source_at),
@@ -217,7 +222,6 @@ impl Template {
             let lib_package = engine
                 .add_policy(format!("{name}/lib-{index}.rego"), lib.clone())
                 .map_err(|e| SettingsError::new(join(at, &lib_at), rego::error(&e)))?;
-            check_imports(lib).map_err(|m| SettingsError::new(join(at, &lib_at), m))?;
             if !lib_package.starts_with("data.lib.") {
                 return Err(SettingsError::new(
                     join(at, &lib_at),
@@ -332,23 +336,6 @@ fn rego_source(target: &Target, at: &str) -> Result<(RegoSource, String), Settin
             )
         },
     ))
-}
-
-/// Gatekeeper's regorewriter refuses `import input` (templates read `input.review` and
-/// `input.parameters` as such).
-fn check_imports(rego: &str) -> Result<(), String> {
-    for (index, line) in rego.lines().enumerate() {
-        let words: Vec<&str> = line.split_whitespace().take(2).collect();
-        if let ["import", path] = words.as_slice()
-            && (*path == "input" || path.starts_with("input."))
-        {
-            return Err(format!(
-                "line {}: `import {path}` is not allowed in a template (Gatekeeper refuses imports of input)",
-                index.saturating_add(1)
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn join(at: &str, field: &str) -> String {
