@@ -88,7 +88,7 @@ bench: build
 	$(CARGO) bench --locked --workspace --bench pod_security --bench proxy_filter
 
 ## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted,
-## then rate-limit's admission home (buckets in memory and in redis-server)
+## then rate-limit's admission home (buckets in memory and in redis-server), then rego's (library templates)
 bench-webhook: build
 	@bash tests/benches/webhook.sh $(PALISADE) $(POD_SECURITY)
 

@@ -8,7 +8,10 @@
 # policy's admission home on the same review (a limit that takes a token on every request and
 # never refuses), its buckets in the server's memory and in a local redis-server (when
 # installed): the cost of a limit decision, as CPU per request above the anchor (with Redis, the
-# server's and redis-server's CPU both count).
+# server's and redis-server's CPU both count). Then the rego policy (Gatekeeper ConstraintTemplates
+# on regorus) with library templates and Constraints read from their files (settingsFrom), each
+# Constraint matching the review so that its template's Rego runs on every request: the cost of
+# a Gatekeeper decision, as CPU per request above the anchor.
 #
 # wrk runs on the same cores as the server. By default it uses one thread: one wrk thread keeps
 # up with the server (it drives as many requests per second as two do), and a second one only
@@ -18,6 +21,8 @@ set -euo pipefail
 palisade=$(realpath "$1")
 policy=$(realpath "$2")
 rate_limit=$(dirname "$policy")/rate_limit.wasm
+rego=$(dirname "$policy")/rego.wasm
+library=$(realpath "$(dirname "$0")/../../policies/rego/library")
 anchor=$(dirname "$palisade")/examples/https_anchor
 review=$(realpath "$(dirname "$0")/pod-create-review.json")
 seconds=${BENCH_SECONDS:-10}
@@ -162,4 +167,81 @@ if [[ -f $rate_limit ]]; then
   else
     echo "redis-server is not installed: the Redis row is skipped"
   fi
+fi
+
+# The rego policy: one library template with one Constraint (its files read by settingsFrom),
+# checked first on the review (the expected answer, a denial naming the Constraint) and on a
+# variant of it (a sed script; empty when the review itself is denied) that the Constraint must
+# deny, so the Constraint matches the review and its Rego runs; then loaded.
+rego_rows() {
+  local label=$1 expected=$2 template=$3 constraint=$4 variant=$5 answer name
+  cat >"$work/rego.yaml" <<YAML
+listen: 127.0.0.1:$port
+tls: {cert: tls/tls.crt, key: tls/tls.key}
+policies:
+  - id: rego
+    module: $rego
+    settingsFrom:
+      template: $template
+      constraints: [$constraint]
+YAML
+  PALISADE_LOG=info PALISADE_CACHE_DIR="$work/cache" "$palisade" serve --config "$work/rego.yaml" >"$work/rego.log" 2>&1 &
+  server=$!
+  wait_ready rego
+  name=$(awk '$1 == "name:" {print $2; exit}' "$constraint")
+  answer=$(curl -sk -X POST -H 'Content-Type: application/json' --data-binary "@$review" "https://127.0.0.1:$port/validate/rego")
+  grep -q "\"allowed\":$expected" <<<"$answer" || { echo "unexpected answer ($label): $answer"; exit 1; }
+  [[ $expected == true ]] || grep -q "\\[$name\\]" <<<"$answer" || { echo "unexpected denial ($label): $answer"; exit 1; }
+  answer=$(sed "$variant" "$review" | curl -sk -X POST -H 'Content-Type: application/json' --data-binary @- "https://127.0.0.1:$port/validate/rego")
+  grep -q '"allowed":false' <<<"$answer" && grep -q "\\[$name\\]" <<<"$answer" || { echo "the constraint $name does not review the pod ($label): $answer"; exit 1; }
+  load "palisade serve, rego $label" 16 rego
+  rego_logs=$(grep -c '"level":"INFO"' "$work/rego.log" || true)
+  kill "$server"; wait "$server" 2>/dev/null || true
+}
+if [[ -f $rego ]]; then
+  # The samples' matches adapted to the review (a Pod in namespace shop): no-privileged reviews
+  # only prod-* and staging, owner-label only Namespaces.
+  sed '/^    namespaces:/d' "$library/privileged-containers/samples/no-privileged/constraint.yaml" >"$work/no-privileged.yaml"
+  sed 's/kinds: \["Namespace"\]/kinds: ["Pod"]/; s/All namespaces/All pods/' "$library/required-labels/samples/owner-label/constraint.yaml" >"$work/owner-label.yaml"
+  cat >"$work/team-label.yaml" <<'YAML'
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: RequiredLabels
+metadata:
+  name: pods-must-have-team
+spec:
+  match:
+    kinds:
+      - apiGroups: [""]
+        kinds: ["Pod"]
+    excludedNamespaces: ["kube-*"]
+  parameters:
+    labels:
+      - key: team
+        allowedRegex: "^[a-z][a-z0-9-]*$"
+YAML
+  echo
+  echo "rego (Gatekeeper templates on regorus, admission home) on the same review: one library template, one Constraint reviewing the pod"
+  echo
+  echo "| server | connections | req/s | p50 | p99 | server CPU per request |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  rego_rows "allowed-repos, repo-must-be-internal: allowed" true \
+    "$library/allowed-repos/template.yaml" "$library/allowed-repos/samples/repo-must-be-internal/constraint.yaml" \
+    's#registry.example.com/shop/web#docker.io/shop/web#'
+  repos=$per_request
+  rego_rows "privileged-containers, no-privileged in every namespace: allowed" true \
+    "$library/privileged-containers/template.yaml" "$work/no-privileged.yaml" \
+    's#"add":\["NET_BIND_SERVICE"\]}#"add":["NET_BIND_SERVICE"]},"privileged":true#'
+  privileged=$per_request
+  rego_rows "required-labels, team label matching a regexp: allowed" true \
+    "$library/required-labels/template.yaml" "$work/team-label.yaml" \
+    's#"team":"checkout"#"team":"Checkout!"#'
+  team=$per_request
+  rego_rows "required-labels, owner-label on Pods: denied" false \
+    "$library/required-labels/template.yaml" "$work/owner-label.yaml" \
+    ''
+  owner=$per_request
+  echo
+  awk -v a="$anchor_read" -v ps="$serve_16" -v r="$repos" -v v="$privileged" -v t="$team" -v o="$owner" 'BEGIN {
+    printf "rego at 16 connections, CPU per request above the read-only anchor (%.1f us): allowed-repos %.1f us (%.2fx the anchor), privileged-containers %.1f us (%.2fx), required-labels allowed %.1f us (%.2fx), denied %.1f us (%.2fx); pod-security restricted: %.1f us (%.2fx)\n", a, r - a, r / a, v - a, v / a, t - a, t / a, o - a, o / a, ps - a, ps / a }'
+  echo "server log lines at info during the denied row: $rego_logs (one per denial)"
 fi

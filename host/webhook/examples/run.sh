@@ -9,7 +9,7 @@ root=$(cd "$here/../../.." && pwd)
 bash "$root/policies/pod-security/examples/demo.sh" "$palisade" "$policy" || true
 
 # The proxy side: every proxy filter through the Envoy-faithful proxy-wasm host.
-for filter in request-guard zero-trust rate-limit; do
+for filter in request-guard zero-trust rate-limit rego; do
   module="$root/target/policies/proxy-wasm/${filter//-/_}.wasm"
   [[ -f $module ]] || continue
   echo

@@ -3,14 +3,13 @@
 //! objects (`settingsFrom`). Denials carry Gatekeeper's `[constraint] message`; editing a
 //! Constraint file reloads the policy with it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use palisade_runtime::{Engine, EngineConfig};
-use palisade_webhook::{ServeOptions, Server};
 use serde_json::{Value, json};
+
+use crate::serving::{post_review, serve};
 
 const TEMPLATE: &str = r#"apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
@@ -45,7 +44,7 @@ fn write(path: &Path, text: &str) {
 }
 
 fn review(address: SocketAddr, uid: &str, namespace: &str) -> Value {
-    let body = json!({
+    let review = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
             "uid": uid,
@@ -55,24 +54,8 @@ fn review(address: SocketAddr, uid: &str, namespace: &str) -> Value {
             "userInfo": {"username": "alice"},
             "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": uid, "namespace": namespace}},
         }
-    })
-    .to_string();
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "POST /validate/required-labels HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let json = &body[body.find('{').expect("json")..=body.rfind('}').expect("json")];
-    serde_json::from_str::<Value>(json).expect("an AdmissionReview")["response"].clone()
+    });
+    post_review(address, "required-labels", &review)
 }
 
 #[test]
@@ -96,27 +79,8 @@ fn a_gatekeeper_library_served_from_its_files_denies_and_reloads_when_a_constrai
             e2e::artefact_for("rego", "admission-component").display()
         ),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = runtime.block_on(async {
-        let options = ServeOptions {
-            config,
-            insecure_http: true,
-            strict_ready: true,
-            watch_interval: Duration::from_millis(100),
-        };
-        Server::bind(
-            options,
-            Engine::new(EngineConfig::default()).expect("engine"),
-        )
-        .await
-        .expect("binds")
-    });
-    let address = server.local_addr().expect("address");
-    runtime.spawn(server.run_until(std::future::pending::<()>()));
+    let server = serve(config);
+    let address = server.address;
 
     let denied = review(address, "a", "shop");
     assert_eq!(denied["allowed"], json!(false), "{denied}");

@@ -7,3 +7,4 @@ mod gatekeeper;
 mod hostile;
 mod rate_limits;
 mod rego_library;
+mod serving;

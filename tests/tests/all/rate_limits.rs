@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use palisade_runtime::{Engine, EngineConfig};
-use palisade_webhook::{ServeOptions, Server};
 use serde_json::{Value, json};
+
+use crate::serving::{post_review, serve};
 
 /// A burst of 10, refilled at 10 an hour: in a test that lasts seconds, at most 10 pass.
 const CAPACITY: usize = 10;
@@ -35,39 +35,9 @@ fn config(dir: &Path, redis: Option<&str>, on_error: &str) -> PathBuf {
     path
 }
 
-/// A server on its own runtime thread; stopped when the runtime is dropped.
-struct Running {
-    address: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn serve(config: PathBuf) -> Running {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = runtime.block_on(async {
-        let options = ServeOptions {
-            config,
-            insecure_http: true,
-            strict_ready: true,
-            watch_interval: Duration::from_millis(100),
-        };
-        let engine = Engine::new(EngineConfig::default()).expect("engine");
-        Server::bind(options, engine).await.expect("binds")
-    });
-    let address = server.local_addr().expect("address");
-    runtime.spawn(server.run_until(std::future::pending::<()>()));
-    Running {
-        address,
-        _runtime: runtime,
-    }
-}
-
 /// One AdmissionReview over plain HTTP/1.1; the review's `response`.
 fn review(address: SocketAddr, uid: &str, namespace: &str) -> Value {
-    let body = json!({
+    let review = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
@@ -80,26 +50,8 @@ fn review(address: SocketAddr, uid: &str, namespace: &str) -> Value {
             "object": {"apiVersion": "v1", "kind": "Pod",
                        "metadata": {"name": uid, "namespace": namespace}},
         }
-    })
-    .to_string();
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "POST /validate/pod-creations HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    // The server may answer in chunks: the JSON is the part between the first `{` and last `}`.
-    let json = &body[body.find('{').expect("json")..=body.rfind('}').expect("json")];
-    let review: Value = serde_json::from_str(json).expect("an AdmissionReview");
-    review["response"].clone()
+    });
+    post_review(address, "pod-creations", &review)
 }
 
 /// Sends `per_server` reviews to each server from as many threads at once; returns the

@@ -123,6 +123,10 @@ impl Action {
     }
 }
 
+/// An action and the enforcement point it applies at: `None` = every point (`deny`, `warn`,
+/// `dryrun`), `*` too.
+type Scope = (Option<String>, Action);
+
 /// A Constraint, checked against its template and compiled.
 #[derive(Debug, Clone)]
 pub struct Constraint {
@@ -130,8 +134,8 @@ pub struct Constraint {
     kind: String,
     matching: Option<Compiled>,
     parameters: regorus::Value,
-    /// The actions per enforcement point: `None` = every point (`deny`, `warn`, `dryrun`).
-    actions: Vec<(Option<String>, Action)>,
+    /// The actions per enforcement point.
+    actions: Vec<Scope>,
 }
 
 #[derive(Debug, Clone)]
@@ -271,10 +275,7 @@ impl Constraint {
     }
 }
 
-fn actions(
-    action: Option<&str>,
-    scoped: &[Scoped],
-) -> Result<Vec<(Option<String>, Action)>, (String, String)> {
+fn actions(action: Option<&str>, scoped: &[Scoped]) -> Result<Vec<Scope>, (String, String)> {
     let action = action.unwrap_or("deny");
     if action.eq_ignore_ascii_case("scoped") {
         if scoped.is_empty() {
