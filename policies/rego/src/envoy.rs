@@ -186,10 +186,9 @@ pub fn input(request: &HttpRequest) -> regorus::Value {
     if let Some(size) = request
         .header("content-length")
         .and_then(|v| v.trim().parse::<i64>().ok())
+        && let Some(http) = http.as_object_mut()
     {
-        if let Some(http) = http.as_object_mut() {
-            http.insert("size".to_owned(), size.into());
-        }
+        http.insert("size".to_owned(), size.into());
     }
     let connection = &request.connection;
     let mut source = serde_json::Map::new();
@@ -232,10 +231,9 @@ pub fn input(request: &HttpRequest) -> regorus::Value {
         .peer_principal
         .as_deref()
         .filter(|p| !p.is_empty())
+        && let Some(input) = input.as_object_mut()
     {
-        if let Some(input) = input.as_object_mut() {
-            input.insert("source_principal".to_owned(), principal.into());
-        }
+        input.insert("source_principal".to_owned(), principal.into());
     }
     regorus::Value::from(input)
 }

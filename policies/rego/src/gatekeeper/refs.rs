@@ -190,6 +190,7 @@ fn dotted(tokens: &[(usize, Token<'_>)], mut index: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::check;
 
     #[test]
