@@ -294,6 +294,17 @@ pub fn evaluate(request: &AdmissionRequest, prepared: &Prepared) -> Result<Verdi
             operations.join(", ")
         )));
     }
+    // Most requests match no Constraint: learn that before converting the objects for Rego.
+    let probe = Review::for_matching(request, prepared.inventory())?;
+    let applies = prepared.constraints().iter().any(|c| {
+        !c.actions_at(constraint::WEBHOOK).is_empty() && c.matches(&probe).unwrap_or(true)
+    });
+    if !applies {
+        return Ok(Verdict::not_applicable(format!(
+            "no {} Constraint applies to this request",
+            prepared.template().kind()
+        )));
+    }
     let review = Review::from_request(request, prepared.inventory())?;
     let violations = prepared.review(&review, constraint::WEBHOOK);
     let line = |v: &Violation| format!("[{}] {}", v.constraint, v.msg);

@@ -111,6 +111,27 @@ impl Review {
         request: &AdmissionRequest,
         inventory: &Inventory,
     ) -> Result<Self, PolicyError> {
+        Self::of_request(request, inventory, true)
+    }
+
+    /// What matching reads of a request (its objects' kinds, names, namespaces and labels),
+    /// without `input.review` (whose value is then null): enough to learn that no Constraint
+    /// applies without converting the objects for Rego.
+    ///
+    /// # Errors
+    /// As [`Review::from_request`].
+    pub fn for_matching(
+        request: &AdmissionRequest,
+        inventory: &Inventory,
+    ) -> Result<Self, PolicyError> {
+        Self::of_request(request, inventory, false)
+    }
+
+    fn of_request(
+        request: &AdmissionRequest,
+        inventory: &Inventory,
+        with_value: bool,
+    ) -> Result<Self, PolicyError> {
         let object = if request.operation == Operation::Delete {
             if request.old_object.is_none() {
                 return Err(PolicyError::InvalidRequest(
@@ -131,6 +152,9 @@ impl Review {
                 PolicyError::InvalidRequest(format!("{field} is not a Kubernetes object: {e}"))
             })?;
             subjects.push(subject(head));
+            if !with_value {
+                return Ok(regorus::Value::Null);
+            }
             rego::from_json_text(raw.get()).map_err(|e| {
                 PolicyError::InvalidRequest(format!("{field} is not a Kubernetes object: {e}"))
             })
@@ -142,6 +166,13 @@ impl Review {
             .as_deref()
             .filter(|n| !n.is_empty())
             .map(|name| namespace(name, inventory));
+        if !with_value {
+            return Ok(Self {
+                value: regorus::Value::Null,
+                subjects,
+                namespace,
+            });
+        }
         let namespace_object = namespace_object(namespace.as_ref(), inventory);
 
         let mut review = BTreeMap::new();
