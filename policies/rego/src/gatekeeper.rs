@@ -305,7 +305,7 @@ pub fn evaluate(request: &AdmissionRequest, prepared: &Prepared) -> Result<Verdi
             prepared.template().kind()
         )));
     }
-    let review = Review::from_request(request, prepared.inventory())?;
+    let review = probe.with_value(request, prepared.inventory())?;
     let violations = prepared.review(&review, constraint::WEBHOOK);
     let line = |v: &Violation| format!("[{}] {}", v.constraint, v.msg);
     let with = |action: Action| {

@@ -162,7 +162,13 @@ impl Constraint {
         template: &Template,
         at: &str,
     ) -> Result<Self, SettingsError> {
-        let field = |f: &str| format!("{at}.{f}");
+        let field = |f: &str| {
+            if at.is_empty() {
+                f.to_owned()
+            } else {
+                format!("{at}.{f}")
+            }
+        };
         let document: Document = serde_path_to_error::deserialize(value)
             .map_err(|e| SettingsError::new(field(&e.path().to_string()), e.inner().to_string()))?;
         let group = document.api_version.split_once('/').map_or("", |(g, _)| g);

@@ -111,12 +111,12 @@ impl Review {
         request: &AdmissionRequest,
         inventory: &Inventory,
     ) -> Result<Self, PolicyError> {
-        Self::of_request(request, inventory, true)
+        Self::for_matching(request, inventory)?.with_value(request, inventory)
     }
 
     /// What matching reads of a request (its objects' kinds, names, namespaces and labels),
-    /// without `input.review` (whose value is then null): enough to learn that no Constraint
-    /// applies without converting the objects for Rego.
+    /// without `input.review` (null until [`Review::with_value`]): enough to learn that no
+    /// Constraint applies without converting the objects for Rego.
     ///
     /// # Errors
     /// As [`Review::from_request`].
@@ -124,57 +124,54 @@ impl Review {
         request: &AdmissionRequest,
         inventory: &Inventory,
     ) -> Result<Self, PolicyError> {
-        Self::of_request(request, inventory, false)
-    }
-
-    fn of_request(
-        request: &AdmissionRequest,
-        inventory: &Inventory,
-        with_value: bool,
-    ) -> Result<Self, PolicyError> {
-        let object = if request.operation == Operation::Delete {
-            if request.old_object.is_none() {
-                return Err(PolicyError::InvalidRequest(
-                    "a DELETE request must carry oldObject (Gatekeeper reviews the deleted object)"
-                        .to_owned(),
-                ));
-            }
-            &request.old_object
-        } else {
-            &request.object
-        };
         let mut subjects = Vec::new();
-        let mut value_of = |raw: &Option<palisade_sdk::wire::RawJson>, field: &str| {
-            let Some(raw) = raw else {
-                return Ok(regorus::Value::Null);
-            };
-            let head: Head<'_> = raw.read().map_err(|e| {
-                PolicyError::InvalidRequest(format!("{field} is not a Kubernetes object: {e}"))
-            })?;
-            subjects.push(subject(head));
-            if !with_value {
-                return Ok(regorus::Value::Null);
+        for (raw, field) in [
+            (reviewed_object(request)?, "object"),
+            (&request.old_object, "oldObject"),
+        ] {
+            if let Some(raw) = raw {
+                let head: Head<'_> = raw.read().map_err(|e| {
+                    PolicyError::InvalidRequest(format!("{field} is not a Kubernetes object: {e}"))
+                })?;
+                subjects.push(subject(head));
             }
-            rego::from_json_text(raw.get()).map_err(|e| {
-                PolicyError::InvalidRequest(format!("{field} is not a Kubernetes object: {e}"))
-            })
-        };
-        let object_value = value_of(object, "object")?;
-        let old_value = value_of(&request.old_object, "oldObject")?;
+        }
         let namespace = request
             .namespace
             .as_deref()
             .filter(|n| !n.is_empty())
             .map(|name| namespace(name, inventory));
-        if !with_value {
-            return Ok(Self {
-                value: regorus::Value::Null,
-                subjects,
-                namespace,
-            });
-        }
-        let namespace_object = namespace_object(namespace.as_ref(), inventory);
+        Ok(Self {
+            value: regorus::Value::Null,
+            subjects,
+            namespace,
+        })
+    }
 
+    /// The review made by [`Review::for_matching`], completed with `input.review`: the
+    /// request's objects converted for Rego (their kinds and labels are not read again).
+    ///
+    /// # Errors
+    /// As [`Review::from_request`].
+    pub fn with_value(
+        self,
+        request: &AdmissionRequest,
+        inventory: &Inventory,
+    ) -> Result<Self, PolicyError> {
+        let convert = |raw: &Option<palisade_sdk::wire::RawJson>, field: &str| match raw {
+            None => Ok(regorus::Value::Null),
+            Some(raw) => rego::from_json_text(raw.get()).map_err(|e| {
+                PolicyError::InvalidRequest(format!("{field} is not a Kubernetes object: {e}"))
+            }),
+        };
+        let object_value = convert(reviewed_object(request)?, "object")?;
+        let old_value = convert(&request.old_object, "oldObject")?;
+        let Self {
+            subjects,
+            namespace,
+            ..
+        } = self;
+        let namespace_object = namespace_object(namespace.as_ref(), inventory);
         let mut review = BTreeMap::new();
         let mut put = |k: &str, v: regorus::Value| {
             review.insert(regorus::Value::from(k), v);
@@ -310,6 +307,22 @@ impl Review {
     pub fn namespace(&self) -> Option<&Namespace> {
         self.namespace.as_ref()
     }
+}
+
+/// The object a request reviews: a DELETE's old object (gatekeeper `util.SetObjectOnDelete`).
+fn reviewed_object(
+    request: &AdmissionRequest,
+) -> Result<&Option<palisade_sdk::wire::RawJson>, PolicyError> {
+    if request.operation != Operation::Delete {
+        return Ok(&request.object);
+    }
+    if request.old_object.is_none() {
+        return Err(PolicyError::InvalidRequest(
+            "a DELETE request must carry oldObject (Gatekeeper reviews the deleted object)"
+                .to_owned(),
+        ));
+    }
+    Ok(&request.old_object)
 }
 
 fn namespace(name: &str, inventory: &Inventory) -> Namespace {
