@@ -2,6 +2,7 @@
 //! (one link of the host instead of one per file).
 
 mod cli;
+mod gator;
 mod istio;
 mod oci;
 mod proxy;
