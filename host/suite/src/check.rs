@@ -136,6 +136,14 @@ pub(crate) fn proxy(expect: &Expect, report: &Report) -> Result<(), String> {
                 problems.push(format!("{label}: expected the request to lose {name}"));
             }
         }
+        if let Some(body) = &wanted.upstream_body
+            && upstream.map(|u| u.body.as_str()) != Some(body.as_str())
+        {
+            problems.push(format!(
+                "{label}: expected the upstream to get the body {body:?}, got {}",
+                upstream.map_or("no request".to_owned(), |u| format!("{:?}", u.body))
+            ));
+        }
     }
     joined(&problems)
 }

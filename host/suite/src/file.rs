@@ -129,4 +129,7 @@ pub struct ExpectRequest {
     /// A substring of the body the client got.
     #[serde(default)]
     pub body: Option<String>,
+    /// The whole body the upstream got (the request's, as the filter let it through).
+    #[serde(default)]
+    pub upstream_body: Option<String>,
 }

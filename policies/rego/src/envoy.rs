@@ -6,9 +6,12 @@
 //! `data.envoy.authz.allow`) is a boolean or an object, applied as `envoyauth/response.go` and
 //! Envoy's ext_authz filter apply it.
 
+mod body;
+
 use std::collections::BTreeMap;
 
-use palisade_sdk::wire::{HeaderChange, HttpRequest, HttpVerdict};
+pub use body::WithRequestBody;
+use palisade_sdk::wire::{BodyLimit, HeaderChange, HttpRequest, HttpVerdict};
 use palisade_sdk::{Host, HttpPolicy, PolicyError, PolicySettings, SettingsError};
 use serde::Deserialize;
 
@@ -41,6 +44,10 @@ pub struct Settings {
     /// `v1` (OPA 1.x, the plugin's default) or `v0` (`--v0-compatible`).
     #[serde(default)]
     pub rego_version: Option<String>,
+    /// Envoy ext_authz's `with_request_body`: decide on the request body too (the input's
+    /// `body`/`raw_body`, `parsed_body`, `truncated_body`). Off by default, as in ext_authz.
+    #[serde(default)]
+    pub with_request_body: Option<WithRequestBody>,
 }
 
 impl PolicySettings for Settings {
@@ -55,6 +62,18 @@ impl PolicySettings for Settings {
             return Err(SettingsError::new(
                 "query",
                 "both path and query are set; use path (query is deprecated)",
+            ));
+        }
+        if let Some(with) = &self.with_request_body
+            && !(1..=body::MAX_REQUEST_BYTES).contains(&with.max_request_bytes)
+        {
+            return Err(SettingsError::new(
+                "withRequestBody.maxRequestBytes",
+                format!(
+                    "{} is not between 1 and {} bytes",
+                    with.max_request_bytes,
+                    body::MAX_REQUEST_BYTES
+                ),
             ));
         }
         match self.rego_version.as_deref() {
@@ -73,6 +92,7 @@ pub struct Prepared {
     engine: regorus::Engine,
     rule: String,
     dry_run: bool,
+    with_request_body: Option<WithRequestBody>,
 }
 
 /// Compiles the configuration.
@@ -113,6 +133,7 @@ pub fn compile(settings: &Settings) -> Result<Prepared, SettingsError> {
         engine,
         rule,
         dry_run: settings.dry_run,
+        with_request_body: settings.with_request_body,
     })
 }
 
@@ -131,6 +152,13 @@ impl HttpPolicy for OpaEnvoy {
     ) -> Result<HttpVerdict, PolicyError> {
         evaluate(request, prepared)
     }
+
+    fn reads_body(prepared: &Prepared, _request: &HttpRequest) -> Option<BodyLimit> {
+        prepared.with_request_body.map(|with| BodyLimit {
+            max_bytes: usize::try_from(with.max_request_bytes).unwrap_or(usize::MAX),
+            allow_partial: with.allow_partial_message,
+        })
+    }
 }
 
 /// The decision on one request.
@@ -141,7 +169,7 @@ impl HttpPolicy for OpaEnvoy {
 /// and Envoy denies (its `failure_mode_allow` is false by default); so does the adapter.
 pub fn evaluate(request: &HttpRequest, prepared: &Prepared) -> Result<HttpVerdict, PolicyError> {
     let mut engine = prepared.engine.clone();
-    engine.set_input(input(request));
+    engine.set_input(input(request, prepared.with_request_body).map_err(PolicyError::Internal)?);
     let decision = engine
         .eval_rule(prepared.rule.clone())
         .map_err(|e| PolicyError::Internal(rego::error(&e)))?;
@@ -152,9 +180,15 @@ pub fn evaluate(request: &HttpRequest, prepared: &Prepared) -> Result<HttpVerdic
     Ok(verdict)
 }
 
-/// `input` as the plugin builds it from the CheckRequest Envoy would send.
-#[must_use]
-pub fn input(request: &HttpRequest) -> regorus::Value {
+/// `input` as the plugin builds it from the CheckRequest Envoy would send; with
+/// `with_request_body`, the body the filter held.
+///
+/// # Errors
+/// What the plugin answers as an error: a body of a parsed content type that does not parse.
+pub fn input(
+    request: &HttpRequest,
+    with_request_body: Option<WithRequestBody>,
+) -> Result<regorus::Value, String> {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in [
         (":authority", request.authority.as_str()),
@@ -176,6 +210,16 @@ pub fn input(request: &HttpRequest) -> regorus::Value {
             })
             .or_insert_with(|| value.to_owned());
     }
+    if with_request_body.is_some() && !request.body.is_empty() {
+        headers.insert(
+            body::PARTIAL_BODY_HEADER.to_owned(),
+            request.body_partial.to_string(),
+        );
+    }
+    let (parsed_body, truncated_body) = match with_request_body {
+        Some(_) => body::parse(&headers, &request.body)?,
+        None => (serde_json::Value::Null, false),
+    };
     let mut http = serde_json::json!({
         "method": request.method,
         "headers": headers,
@@ -189,6 +233,11 @@ pub fn input(request: &HttpRequest) -> regorus::Value {
         && let Some(http) = http.as_object_mut()
     {
         http.insert("size".to_owned(), size.into());
+    }
+    if let Some(with) = with_request_body
+        && let Some(http) = http.as_object_mut()
+    {
+        body::attach(http, &request.body, with.pack_as_bytes);
     }
     let connection = &request.connection;
     let mut source = serde_json::Map::new();
@@ -222,9 +271,8 @@ pub fn input(request: &HttpRequest) -> regorus::Value {
         },
         "parsed_path": parsed_path(path),
         "parsed_query": parsed_query(query),
-        // The filter decides on the request headers: there is no buffered body.
-        "parsed_body": null,
-        "truncated_body": false,
+        "parsed_body": parsed_body,
+        "truncated_body": truncated_body,
         "version": {"ext_authz": "v3", "encoding": "protojson"},
     });
     if let Some(principal) = connection
@@ -235,7 +283,7 @@ pub fn input(request: &HttpRequest) -> regorus::Value {
     {
         input.insert("source_principal".to_owned(), principal.into());
     }
-    regorus::Value::from(input)
+    Ok(regorus::Value::from(input))
 }
 
 /// `ip:port` (IPv6 as `[::1]:port`) as Envoy's `SocketAddress` in protobuf JSON names.

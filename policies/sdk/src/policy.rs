@@ -1,6 +1,6 @@
 //! The contract between a policy's logic and the ABI adapters that export it.
 
-use crate::wire::{AdmissionRequest, HttpRequest, HttpVerdict, PolicyMetadata, Verdict};
+use crate::wire::{AdmissionRequest, BodyLimit, HttpRequest, HttpVerdict, PolicyMetadata, Verdict};
 use crate::{Fetch, Host, PolicySettings, SettingsError};
 
 /// An admission policy: a function from a request, its prepared settings and what the host
@@ -73,6 +73,16 @@ pub trait HttpPolicy {
     /// hostcall). Asked for every request; false by default.
     fn reads_route(_prepared: &Self::Prepared) -> bool {
         false
+    }
+
+    /// Whether the policy decides on this request's body too, and how much of it it reads
+    /// (see [`BodyLimit`]); asked at the request headers, for requests that have a body. The
+    /// adapter then lets the headers go on (a proxy-wasm filter that pauses its headers gets no
+    /// body), holds the body, and decides when it is complete or at the limit, with
+    /// [`HttpRequest::body`] set. Request header changes of a verdict made on the body cannot
+    /// be applied any more: the adapter fails closed on them. `None` by default.
+    fn reads_body(_prepared: &Self::Prepared, _request: &HttpRequest) -> Option<BodyLimit> {
+        None
     }
 
     /// The documents the prepared settings need kept fresh in the background (see

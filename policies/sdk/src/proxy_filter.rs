@@ -16,7 +16,8 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 use crate::compare;
 use crate::host::{Entry, Host, HostError, Level};
 use crate::wire::{
-    Answer, Callout, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS, Nonce, Route,
+    Answer, BodyLimit, BodyProgress, Callout, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS,
+    Nonce, Route,
 };
 use crate::{Fetch, HttpPolicy, PolicyError, parse_settings};
 
@@ -225,6 +226,8 @@ impl<P: HttpPolicy + 'static> RootContext for Root<P> {
             connection: None,
             pending: None,
             response_headers: Vec::new(),
+            body: None,
+            on_body: false,
             policy: PhantomData,
         }))
     }
@@ -248,6 +251,10 @@ struct Stream<P: HttpPolicy> {
     pending: Option<(u32, String)>,
     /// The verdict's response header changes, kept for `on_http_response_headers`.
     response_headers: Vec<HeaderChange>,
+    /// While the policy waits for the request body: how much it reads.
+    body: Option<BodyLimit>,
+    /// Whether the decision is made on the body (the headers went upstream already).
+    on_body: bool,
     policy: PhantomData<P>,
 }
 
@@ -297,18 +304,58 @@ impl<P: HttpPolicy> Context for Stream<P> {
 const GRPC_RESOURCE_EXHAUSTED: u32 = 8;
 
 impl<P: HttpPolicy> HttpContext for Stream<P> {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         match read_request() {
             Ok((mut request, connection)) => {
-                request.route = match self.settings.as_deref() {
+                let prepared = self.settings.as_deref();
+                request.route = match prepared {
                     Some(prepared) if P::reads_route(prepared) => read_route(),
                     _ => Route::default(),
                 };
+                self.body = prepared
+                    .filter(|_| !end_of_stream)
+                    .and_then(|prepared| P::reads_body(prepared, &request));
                 self.request = Some(request);
                 self.connection = connection;
+                if self.body.is_some() {
+                    // Pausing here would hold the body too (Envoy turns a headers pause into
+                    // StopAllIteration): the headers go on, the body is held.
+                    return Action::Continue;
+                }
                 self.carry_out()
             }
             Err(e) => fail_closed(&e),
+        }
+    }
+
+    /// Holds the body of a request the policy decides on with its body (StopIterationAndBuffer:
+    /// every call sees all of it so far) until it is complete or at the policy's limit.
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(limit) = self.body else {
+            return Action::Continue;
+        };
+        match limit.progress(body_size, end_of_stream) {
+            BodyProgress::Wait => {
+                self.read_body(limit, body_size);
+                Action::Pause
+            }
+            BodyProgress::Decide => {
+                self.read_body(limit, body_size);
+                self.decide_on_body(limit)
+            }
+            BodyProgress::TooLarge => {
+                self.body = None;
+                self.release();
+                carry_out_deny(HttpVerdict::payload_too_large(limit))
+            }
+        }
+    }
+
+    /// Trailers end the body: a policy still waiting for it decides on what came.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        match self.body {
+            Some(limit) => self.decide_on_body(limit),
+            None => Action::Continue,
         }
     }
 
@@ -329,6 +376,33 @@ impl<P: HttpPolicy> Drop for Stream<P> {
 }
 
 impl<P: HttpPolicy> Stream<P> {
+    /// Appends to the held request's body what arrived since the last call, up to the limit
+    /// (the proxy's buffer holds the whole body so far, so only the new bytes are read).
+    fn read_body(&mut self, limit: BodyLimit, body_size: usize) {
+        let Some(request) = self.request.as_mut() else {
+            return;
+        };
+        let have = request.body.len();
+        let want = body_size.min(limit.max_bytes.saturating_add(1));
+        if want > have
+            && let Ok(Some(bytes)) =
+                hostcalls::get_buffer(BufferType::HttpRequestBody, have, want.saturating_sub(have))
+        {
+            request.body.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Decides on the request with the body held so far (cut to the limit).
+    fn decide_on_body(&mut self, limit: BodyLimit) -> Action {
+        self.body = None;
+        self.on_body = true;
+        if let Some(request) = self.request.as_mut() {
+            let received = std::mem::take(&mut request.body);
+            request.set_body(limit, &received);
+        }
+        self.carry_out()
+    }
+
     /// Hands an answer to the policy with the request, and carries out the new verdict (the
     /// stream resumes when it lets the request through).
     fn answered(&mut self, answer: Answer) {
@@ -371,16 +445,9 @@ impl<P: HttpPolicy> Stream<P> {
                     self.response_headers = response_headers;
                     return Action::Continue;
                 }
-                Ok(HttpVerdict::Deny {
-                    status,
-                    reason,
-                    message,
-                    body,
-                    headers,
-                }) => {
+                Ok(deny @ HttpVerdict::Deny { .. }) => {
                     self.release();
-                    log::debug!("denied with {status} ({reason}): {message}");
-                    return reply(status, &headers, &body);
+                    return carry_out_deny(deny);
                 }
                 Ok(HttpVerdict::Call { callout }) => match dispatch(&callout) {
                     Ok(token) => {
@@ -417,7 +484,10 @@ impl<P: HttpPolicy> Stream<P> {
             .request
             .as_ref()
             .ok_or_else(|| PolicyError::Internal("no request is being decided".into()))?;
-        let verdict = P::evaluate(request, settings, &ProxyHost)?;
+        let mut verdict = P::evaluate(request, settings, &ProxyHost)?;
+        if self.on_body {
+            verdict = verdict.after_body().map_err(PolicyError::Internal)?;
+        }
         if matches!(verdict, HttpVerdict::Call { .. }) && request.answers.len() >= MAX_CALLS {
             return Err(PolicyError::Internal(format!(
                 "the policy asked for more than {MAX_CALLS} calls on one request"
@@ -425,6 +495,22 @@ impl<P: HttpPolicy> Stream<P> {
         }
         Ok(verdict)
     }
+}
+
+/// A denial's local reply, logged at debug level with its reason.
+fn carry_out_deny(verdict: HttpVerdict) -> Action {
+    let HttpVerdict::Deny {
+        status,
+        reason,
+        message,
+        body,
+        headers,
+    } = verdict
+    else {
+        return Action::Continue;
+    };
+    log::debug!("denied with {status} ({reason}): {message}");
+    reply(status, &headers, &body)
 }
 
 /// The local reply when the policy could not decide (fail closed); the error goes to the log.

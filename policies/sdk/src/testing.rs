@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::host::{Entry, Host, HostError, Level};
-use crate::wire::{AdmissionRequest, Answer, HttpRequest, HttpVerdict, MAX_CALLS, Verdict};
+use crate::wire::{
+    AdmissionRequest, Answer, BodyProgress, HttpRequest, HttpVerdict, MAX_CALLS, Verdict,
+};
 use crate::{AdmissionPolicy, HttpPolicy, PolicyError, PolicySettings, parse_settings};
 
 /// A request type fixtures carry, built from the `request` mapping of a `<case>.yaml`.
@@ -596,8 +598,25 @@ pub fn evaluate_http_natively<P: HttpPolicy>(
     let answered: RefCell<BTreeMap<&str, usize>> = RefCell::new(BTreeMap::new());
     let evaluate = |prepared: &P::Prepared, host: &dyn Host| {
         let mut request = fixture.request.clone();
+        // The body as the adapter holds it for a policy that reads bodies: none at the headers,
+        // then cut to the limit (or refused with 413).
+        let body = std::mem::take(&mut request.body);
+        let limit = if body.is_empty() {
+            None
+        } else {
+            P::reads_body(prepared, &request)
+        };
+        if let Some(limit) = limit {
+            if limit.progress(body.len(), true) == BodyProgress::TooLarge {
+                return Ok(HttpVerdict::payload_too_large(limit));
+            }
+            request.set_body(limit, &body);
+        }
         loop {
-            let verdict = P::evaluate(&request, prepared, host)?;
+            let mut verdict = P::evaluate(&request, prepared, host)?;
+            if limit.is_some() {
+                verdict = verdict.after_body().map_err(PolicyError::Internal)?;
+            }
             let HttpVerdict::Call { callout } = verdict else {
                 return Ok(verdict);
             };

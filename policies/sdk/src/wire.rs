@@ -16,8 +16,8 @@ pub use admission::{
 };
 pub use headers::{HeaderMapError, Headers, Iter as HeaderIter};
 pub use http::{
-    Answer, Callout, Connection, GrpcCall, HeaderChange, HttpRequest, HttpVerdict, MAX_CALLS,
-    Nonce, NonceError, Route,
+    Answer, BodyLimit, BodyProgress, Callout, Connection, GrpcCall, HeaderChange, HttpRequest,
+    HttpVerdict, MAX_CALLS, Nonce, NonceError, Route,
 };
 pub use metadata::{PolicyMetadata, Rule};
 pub use text::Text;

@@ -209,6 +209,16 @@ fn scenario(fixture: &Fixture<HttpRequest>) -> Result<Scenario, String> {
         "method": r.method, "path": r.path, "authority": r.authority, "scheme": r.scheme,
         "headers": r.headers,
     }});
+    if !r.body.is_empty() {
+        // In two chunks, so that a filter holding the body sees it grow as in Envoy.
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        let mut half = text.len() / 2;
+        while !text.is_char_boundary(half) {
+            half += 1;
+        }
+        let (first, second) = text.split_at(half);
+        request["request"]["body"] = serde_json::json!([first, second]);
+    }
     if !r.route.is_empty() {
         request["request"]["route"] = serde_json::json!({
             "name": r.route.name.clone().unwrap_or_default(),

@@ -19,6 +19,38 @@ fn example(name: &str) -> String {
         .into_owned()
 }
 
+/// `palisade test <suite>`, which must pass with the closing line `<count> passed, 0 failed`.
+fn suite_passes(cache: &tempfile::TempDir, suite: &std::path::Path, count: usize) {
+    let output = palisade(cache)
+        .arg("test")
+        .arg(suite)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{count} passed, 0 failed")),
+        "{stdout}"
+    );
+}
+
+/// `palisade run --policy <module> --http <scenario>`: its JSON report.
+fn run_http(
+    cache: &tempfile::TempDir,
+    module: &std::path::Path,
+    scenario: &std::path::Path,
+) -> Value {
+    let output = palisade(cache)
+        .args(["run", "--policy"])
+        .arg(module)
+        .arg("--http")
+        .arg(scenario)
+        .output()
+        .expect("runs");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)))
+}
+
 #[test]
 fn run_http_reports_each_request_as_envoy_would_handle_it() {
     let cache = tempfile::tempdir().expect("dir");
@@ -124,13 +156,7 @@ fn trace_prints_every_hostcall_with_its_status() {
 #[test]
 fn proxy_suite_passes_and_a_broken_expectation_fails() {
     let cache = tempfile::tempdir().expect("dir");
-    let output = palisade(&cache)
-        .args(["test", &example("suite.yaml")])
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+    suite_passes(&cache, example("suite.yaml").as_ref(), 3);
 
     let dir = tempfile::tempdir().expect("dir");
     let suite = dir.path().join("suite.yaml");
@@ -182,24 +208,10 @@ fn a_scenario_with_a_typo_is_an_error_naming_the_field() {
 fn rate_limit_examples_pass_and_package() {
     let cache = tempfile::tempdir().expect("dir");
     let examples = root().join("policies/rate-limit/examples");
-    let output = palisade(&cache)
-        .arg("test")
-        .arg(examples.join("suite.yaml"))
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+    suite_passes(&cache, &examples.join("suite.yaml"), 4);
 
     let module = built("proxy-wasm", "rate_limit.wasm");
-    let output = palisade(&cache)
-        .args(["run", "--policy"])
-        .arg(&module)
-        .arg("--http")
-        .arg(examples.join("scenario.yaml"))
-        .output()
-        .expect("runs");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let report = run_http(&cache, &module, &examples.join("scenario.yaml"));
     let metric = |name: &str| {
         report["metrics"][format!("http_local_rate_limiter.http_local_rate_limit.{name}")]["value"]
             .as_u64()
@@ -228,14 +240,7 @@ fn rate_limit_examples_pass_and_package() {
     // The admission home: its suite passes, and each example settings file configures the
     // component (a request `palisade run` answers, with the rate-limit capability granted).
     let admission = examples.join("admission");
-    let output = palisade(&cache)
-        .arg("test")
-        .arg(admission.join("suite.yaml"))
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+    suite_passes(&cache, &admission.join("suite.yaml"), 5);
     for (settings, request) in [
         ("event-rate-limit.yaml", "event.yaml"),
         ("pod-creations.yaml", "pod-by-deployer.yaml"),
@@ -271,14 +276,7 @@ fn rate_limit_examples_pass_and_package() {
 fn zero_trust_examples_pass_and_package() {
     let cache = tempfile::tempdir().expect("dir");
     let examples = root().join("policies/zero-trust/examples");
-    let output = palisade(&cache)
-        .arg("test")
-        .arg(examples.join("suite.yaml"))
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
+    suite_passes(&cache, &examples.join("suite.yaml"), 9);
 
     let module = built("proxy-wasm", "zero_trust.wasm");
     let plugin = istio_plugin(
@@ -306,14 +304,7 @@ fn zero_trust_examples_pass_and_package() {
     );
 
     // The JWT scenario's Envoy counters: per result and per deciding rule.
-    let output = palisade(&cache)
-        .args(["run", "--policy"])
-        .arg(&module)
-        .arg("--http")
-        .arg(examples.join("jwt/shop.yaml"))
-        .output()
-        .expect("runs");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let report = run_http(&cache, &module, &examples.join("jwt/shop.yaml"));
     let metric = |name: &str| report["metrics"][name]["value"].as_u64();
     assert_eq!(metric("zero_trust.allowed"), Some(4));
     assert_eq!(metric("zero_trust.denied"), Some(7));
@@ -355,17 +346,7 @@ steps:
     )
     .expect("write");
     let module = built("proxy-wasm", "grpc_probe.wasm");
-    let run = |scenario: &std::path::Path| -> Value {
-        let output = palisade(&cache)
-            .args(["run", "--policy"])
-            .arg(&module)
-            .arg("--http")
-            .arg(scenario)
-            .output()
-            .expect("runs");
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)))
-    };
+    let run = |scenario: &std::path::Path| run_http(&cache, &module, scenario);
     let report = run(&scenario);
     let requests = report["requests"].as_array().expect("requests");
     let added = &requests[0]["upstream"]["headersAdded"];
@@ -409,5 +390,52 @@ steps:
     assert_eq!(
         report["requests"][0]["response"]["status"], 502,
         "{report:#}"
+    );
+}
+
+/// rego's OPA-Envoy examples as its README shows them: the suite passes, including the
+/// decisions on request bodies (held across chunks and until the trailers, 413 over the limit,
+/// partial bodies), and `palisade run --http` shows the upstream getting the held body whole.
+#[test]
+fn rego_envoy_examples_pass_with_request_bodies() {
+    let cache = tempfile::tempdir().expect("dir");
+    let examples = root().join("policies/rego/examples");
+    suite_passes(&cache, &examples.join("suite.yaml"), 5);
+
+    let report = run_http(
+        &cache,
+        &built("proxy-wasm", "rego.wasm"),
+        &examples.join("body.yaml"),
+    );
+    let stdout = report.to_string();
+    let requests = report["requests"].as_array().expect("requests");
+    let outcomes: Vec<(&str, u64)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap_or_default(),
+                r["response"]["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("upstream", 200),
+            ("local-reply", 403),
+            ("upstream", 200),
+            ("local-reply", 413),
+            ("upstream", 200)
+        ],
+        "{stdout}"
+    );
+    // The trailers reach the upstream after the held body.
+    assert_eq!(
+        requests[2]["upstream"]["body"],
+        r#"{"amount": 10, "currency": "EUR"}"#
+    );
+    assert_eq!(
+        requests[2]["upstream"]["trailers"],
+        serde_json::json!([["x-checksum", "abc"]])
     );
 }

@@ -415,9 +415,11 @@ impl Proxy<'_> {
                     stream.progress.buffering = false;
                 } else {
                     // StopIterationAndBuffer: Envoy keeps the data and shows it again, with the
-                    // next chunk, in the next call; at the end of the stream it waits for continue.
+                    // next chunk, in the next call; at the end of the stream it waits for
+                    // continue. Trailers still reach the filter (only StopAll stops them), and
+                    // continuing from them lets the held body go.
                     stream.progress.buffering = true;
-                    if last {
+                    if eos {
                         stream.progress.paused = true;
                     }
                 }
@@ -489,7 +491,19 @@ impl Proxy<'_> {
             }
             return;
         }
+        let continued = matches!(result, Ok(None | Some(0)));
         self.step(key, result, next);
+        // Continuing from the trailers continues the body the filter held (Envoy's
+        // commonContinue sends the buffered data before the trailers).
+        if continued
+            && let Some(stream) = self.stream_mut(key)
+            && stream.progress.buffering
+            && stream.progress.stage == next
+            && !stream.progress.paused
+        {
+            stream.progress.buffering = false;
+            forward_buffer(stream);
+        }
     }
 
     /// The request reaches the upstream: record what it got, then take its response.

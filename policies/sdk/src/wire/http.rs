@@ -56,6 +56,18 @@ pub struct HttpRequest {
     /// from `host.callouts`), never read from a fixture's request.
     #[serde(skip)]
     pub answers: Vec<Answer>,
+    /// The request body, as far as the policy reads bodies ([`HttpPolicy::reads_body`]): at most
+    /// its [`BodyLimit::max_bytes`]; empty for a policy that does not read bodies and for a
+    /// request without one. Fixtures give it as text (the whole body as the client sends it; the
+    /// runners apply the limit as the adapter does).
+    ///
+    /// [`HttpPolicy::reads_body`]: crate::HttpPolicy::reads_body
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "body_text")]
+    pub body: Vec<u8>,
+    /// Whether [`body`](Self::body) is only the first part of a longer body (Envoy ext_authz's
+    /// `x-envoy-auth-partial-body: true`): set by the adapter, never read from a fixture.
+    #[serde(skip)]
+    pub body_partial: bool,
 }
 
 impl Default for HttpRequest {
@@ -70,6 +82,8 @@ impl Default for HttpRequest {
             route: Route::default(),
             nonce: Nonce::default(),
             answers: Vec::new(),
+            body: Vec::new(),
+            body_partial: false,
         }
     }
 }
@@ -135,6 +149,25 @@ impl HttpRequest {
             })
     }
 
+    /// Sets [`body`](Self::body) to what a policy reading bodies with `limit` sees of the bytes
+    /// `received`: at most `limit.max_bytes` of them, [`body_partial`](Self::body_partial) when
+    /// more came (Envoy ext_authz's `with_request_body`).
+    ///
+    /// ```
+    /// use palisade_sdk::wire::{BodyLimit, HttpRequest};
+    /// let mut request = HttpRequest::default();
+    /// request.set_body(BodyLimit { max_bytes: 4, allow_partial: true }, b"abcdef");
+    /// assert_eq!((request.body.as_slice(), request.body_partial), (&b"abcd"[..], true));
+    /// request.set_body(BodyLimit { max_bytes: 4, allow_partial: true }, b"abcd");
+    /// assert_eq!((request.body.as_slice(), request.body_partial), (&b"abcd"[..], false));
+    /// ```
+    pub fn set_body(&mut self, limit: BodyLimit, received: &[u8]) {
+        let kept = received.get(..limit.max_bytes).unwrap_or(received);
+        self.body.clear();
+        self.body.extend_from_slice(kept);
+        self.body_partial = kept.len() < received.len();
+    }
+
     /// Builds a request from a header map as proxy-wasm serializes it (see
     /// [`Headers::from_map`]), with the pseudo-headers a proxy hands over (HTTP/2 request
     /// pseudo-headers, RFC 9113 section 8.3.1): `:method`, `:path`, `:authority` and `:scheme`
@@ -165,6 +198,8 @@ impl HttpRequest {
             field.clear();
         }
         self.answers.clear();
+        self.body.clear();
+        self.body_partial = false;
         let (method, path, authority, scheme) = (
             &mut self.method,
             &mut self.path,
@@ -182,6 +217,72 @@ impl HttpRequest {
             field.clear();
             field.push_str(value);
         })
+    }
+}
+
+/// How much of a request's body a policy reads before it decides (what Envoy's ext_authz
+/// filter calls `with_request_body`): the adapter holds the body (not the headers: a proxy-wasm
+/// filter that pauses its headers sees no body, so they go upstream first) until it is complete,
+/// or until `max_bytes` arrived when partial bodies are allowed, and then decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// The most bytes held for the decision.
+    pub max_bytes: usize,
+    /// When the body is longer: decide on its first `max_bytes` (marked
+    /// [`HttpRequest::body_partial`]) if true, else refuse the request with 413 as Envoy does when
+    /// a buffering filter passes its buffer limit ([`HttpVerdict::payload_too_large`]).
+    pub allow_partial: bool,
+}
+
+/// Where a body a policy reads stands, given what has arrived ([`BodyLimit::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyProgress {
+    /// Hold the body and wait for more.
+    Wait,
+    /// Decide now, on what arrived (cut to the limit).
+    Decide,
+    /// The body is over the limit and partial bodies are not allowed: answer 413.
+    TooLarge,
+}
+
+impl BodyLimit {
+    /// What to do once `received` bytes of the body arrived, `end` telling whether that is all
+    /// of it (the end of the stream, or the trailers). As ext_authz: with partial bodies allowed
+    /// the decision is made as soon as `max_bytes` arrived; without, a body longer than
+    /// `max_bytes` is refused.
+    ///
+    /// ```
+    /// use palisade_sdk::wire::{BodyLimit, BodyProgress};
+    /// let strict = BodyLimit { max_bytes: 10, allow_partial: false };
+    /// assert_eq!(strict.progress(10, false), BodyProgress::Wait);
+    /// assert_eq!(strict.progress(10, true), BodyProgress::Decide);
+    /// assert_eq!(strict.progress(11, false), BodyProgress::TooLarge);
+    /// let partial = BodyLimit { max_bytes: 10, allow_partial: true };
+    /// assert_eq!(partial.progress(10, false), BodyProgress::Decide);
+    /// assert_eq!(partial.progress(4, true), BodyProgress::Decide);
+    /// ```
+    #[must_use]
+    pub fn progress(&self, received: usize, end: bool) -> BodyProgress {
+        if received > self.max_bytes && !self.allow_partial {
+            BodyProgress::TooLarge
+        } else if end || (self.allow_partial && received >= self.max_bytes) {
+            BodyProgress::Decide
+        } else {
+            BodyProgress::Wait
+        }
+    }
+}
+
+/// [`HttpRequest::body`] as text in fixtures (bytes that are not UTF-8 written with U+FFFD).
+mod body_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(body: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(body))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        String::deserialize(d).map(String::into_bytes)
     }
 }
 
@@ -549,6 +650,45 @@ impl HttpVerdict {
         }
     }
 
+    /// Envoy's answer when a filter holding a request body passes the buffer limit: 413 with
+    /// the body `Payload Too Large` and the details `request_payload_too_large`. The adapter
+    /// gives it for a body over a policy's [`BodyLimit`] when partial bodies are not allowed.
+    #[must_use]
+    pub fn payload_too_large(limit: BodyLimit) -> Self {
+        Self::Deny {
+            status: 413,
+            reason: "request_payload_too_large".to_owned(),
+            message: format!(
+                "the request body is over the {} bytes the policy reads",
+                limit.max_bytes
+            ),
+            body: "Payload Too Large".to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The verdict as an adapter can carry it out when it was made on the request body
+    /// ([`BodyLimit`]): the request headers went upstream before the body, so a verdict that
+    /// changes them cannot be carried out.
+    ///
+    /// # Errors
+    /// A message naming the headers when the verdict lets the request through with request
+    /// header changes; the adapter fails closed on it.
+    pub fn after_body(self) -> Result<Self, String> {
+        match &self {
+            Self::Continue {
+                request_headers, ..
+            } if !request_headers.is_empty() => Err(format!(
+                "the decision made on the request body changes the request headers {:?}, which went upstream before the body",
+                request_headers
+                    .iter()
+                    .map(HeaderChange::name)
+                    .collect::<Vec<_>>()
+            )),
+            _ => Ok(self),
+        }
+    }
+
     /// Whether the request goes on upstream (a call asked for is not a decision yet: false).
     #[must_use]
     pub fn is_allowed(&self) -> bool {
@@ -604,6 +744,14 @@ impl HeaderChange {
     #[must_use]
     pub fn remove(name: impl Into<String>) -> Self {
         Self::Remove { name: name.into() }
+    }
+
+    /// The header's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Set { name, .. } | Self::Add { name, .. } | Self::Remove { name } => name,
+        }
     }
 }
 
