@@ -160,7 +160,7 @@ impl Review {
     ) -> Result<Self, PolicyError> {
         let convert = |raw: &Option<palisade_sdk::wire::RawJson>, field: &str| match raw {
             None => Ok(regorus::Value::Null),
-            Some(raw) => rego::from_json_text(raw.get()).map_err(|e| {
+            Some(raw) => rego::from_raw_json(raw).map_err(|e| {
                 PolicyError::InvalidRequest(format!("{field} is not a Kubernetes object: {e}"))
             }),
         };
@@ -225,9 +225,7 @@ impl Review {
         put(
             "options",
             match &request.options {
-                Some(raw) => {
-                    rego::from_json_text(raw.get()).map_err(PolicyError::InvalidRequest)?
-                }
+                Some(raw) => rego::from_raw_json(raw).map_err(PolicyError::InvalidRequest)?,
                 None => regorus::Value::Null,
             },
         );
