@@ -143,9 +143,13 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
         mut map: A,
     ) -> Result<regorus::Value, A::Error> {
         let mut entries = std::collections::BTreeMap::new();
-        while let Some((key, Json(value))) = map.next_entry::<&str, Json>()? {
+        // Keys as any string: borrowed from the text, or unescaped (`"k:{\"uid\"..."` in
+        // managedFields) into a new one.
+        // Keys as any string: borrowed from the text, or unescaped (`"k:{\"uid\"..."` in
+        // managedFields) into a new one.
+        while let Some((Json(key), Json(value))) = map.next_entry::<Json, Json>()? {
             // A repeated key keeps its last value, as serde_json's maps do.
-            entries.insert(regorus::Value::from(key), value);
+            entries.insert(key, value);
         }
         Ok(regorus::Value::from(entries))
     }
@@ -183,6 +187,7 @@ mod tests {
     fn a_request_object_read_through_its_tape_is_the_value_the_text_gives() {
         for text in [
             r#"{"b": [1, -2, 3.5, 1e3, 18446744073709551615, -9223372036854775808, 0.1], "a": {"x": null, "y": true, "z": "s\u00e9\n"}, "a": {"k": []}, "e": {}}"#,
+            r#"{"f:metadata": {"f:labels": {"k:{\"uid\":\"0f1e\"}": {}, "\u00e9t\u00e9": 1}}}"#,
             "[]",
             r#""text""#,
             "-0",
