@@ -2,12 +2,20 @@
 //! make an expression undefined instead of aborting), and conversions between JSON and Rego
 //! values.
 
-/// A new engine for Rego v1 (`rego_v1`) or v0, with OPA's non-strict builtin errors.
+mod deprecated;
+
+/// A new engine for Rego v1 (`rego_v1`) or v0, with OPA's non-strict builtin errors; a v0
+/// engine also has OPA's deprecated builtins (`re_match`, `any`, `all`, `set_diff`, `cast_*`),
+/// which OPA keeps for v0 and legacy Gatekeeper templates use.
 #[must_use]
 pub fn engine(rego_v1: bool) -> regorus::Engine {
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(!rego_v1);
     engine.set_strict_builtin_errors(false);
+    if !rego_v1 {
+        // A fresh engine has no extensions yet: adding them cannot clash.
+        let _ = deprecated::add(&mut engine);
+    }
     engine
 }
 

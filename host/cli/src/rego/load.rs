@@ -31,8 +31,8 @@ pub(crate) enum Syntax {
 /// file at the root that is not an object, and two files that both set the same value (the
 /// error names both).
 pub(crate) fn engine(paths: &[PathBuf], syntax: Syntax) -> anyhow::Result<regorus::Engine> {
-    let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(syntax == Syntax::V0);
+    // The policies' engine: v0 with OPA's deprecated builtins (`re_match`, `any`, ...).
+    let engine = rego::rego::engine(syntax != Syntax::V0);
     let mut loader = Loader {
         engine,
         modules: BTreeSet::new(),
