@@ -83,9 +83,10 @@ run: build
 	@bash host/webhook/examples/run.sh $(PALISADE) $(POD_SECURITY)
 
 ## bench: criterion benchmarks: pod-security native vs wasm, load cold vs cached, `palisade run`
-## process; request-guard through the proxy-wasm host (plugin start, per request, hostcalls)
+## process; the proxy filters (request-guard, zero-trust, OPA-Envoy rego, rate-limit) through the
+## proxy-wasm host (plugin start, per request, hostcalls); rego's Gatekeeper templates native vs wasm
 bench: build
-	$(CARGO) bench --locked --workspace --bench pod_security --bench proxy_filter
+	$(CARGO) bench --locked --workspace --bench pod_security --bench proxy_filter --bench rego
 
 ## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted,
 ## then rate-limit's admission home (buckets in memory and in redis-server), then rego's (library templates)

@@ -306,6 +306,24 @@ fn proxy(c: &mut Criterion) {
         &[("RS256", &rs256), ("ES256", &token("ES256"))],
     );
 
+    // An OPA-Envoy policy as its users write them: readers by SPIFFE id GET under /cart, with a
+    // header check against data.
+    let opa = json!({
+        "data": {"readers": ["spiffe://cluster.local/ns/shop/sa/frontend"], "agents": ["curl", "bench"]},
+        "modules": {"policy.rego": "package envoy.authz\n\ndefault allow := false\n\nhttp := input.attributes.request.http\n\nallow if {\n  http.method == \"GET\"\n  input.parsed_path[0] == \"cart\"\n  input.attributes.source.principal in data.readers\n  not startswith(object.get(http.headers, \"user-agent\", \"\"), \"evil\")\n}\n"},
+    });
+    let prepared = rego::envoy::compile(
+        &parse_settings::<rego::envoy::Settings>(&opa.to_string()).expect("settings"),
+    )
+    .expect("prepared");
+    assert!(
+        rego::envoy::evaluate(&request, &prepared).is_ok_and(|v| v.is_allowed()),
+        "the OPA-Envoy policy lets the request through"
+    );
+    bench_filter(c, &engine, ("rego-opa-envoy", "rego"), &opa, None, &|| {
+        let _ = rego::envoy::evaluate(&request, &prepared);
+    });
+
     let limits = rate_limit_settings();
     let prepared = rate_limit::Prepared::new(
         &parse_settings::<rate_limit::Settings>(&limits.to_string()).expect("settings"),

@@ -15,11 +15,27 @@ use regorus::Value;
 /// regorus's error when an extension cannot be added (a name taken twice).
 pub(super) fn add(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     engine.add_extension("re_match".to_owned(), 2, Box::new(re_match))?;
-    engine.add_extension("any".to_owned(), 1, Box::new(|a: Vec<Value>| truth(&a, false)))?;
-    engine.add_extension("all".to_owned(), 1, Box::new(|a: Vec<Value>| truth(&a, true)))?;
+    engine.add_extension(
+        "any".to_owned(),
+        1,
+        Box::new(|a: Vec<Value>| truth(&a, false)),
+    )?;
+    engine.add_extension(
+        "all".to_owned(),
+        1,
+        Box::new(|a: Vec<Value>| truth(&a, true)),
+    )?;
     engine.add_extension("set_diff".to_owned(), 2, Box::new(set_diff))?;
-    engine.add_extension("cast_array".to_owned(), 1, Box::new(|a: Vec<Value>| cast_array(&a)))?;
-    engine.add_extension("cast_set".to_owned(), 1, Box::new(|a: Vec<Value>| cast_set(&a)))?;
+    engine.add_extension(
+        "cast_array".to_owned(),
+        1,
+        Box::new(|a: Vec<Value>| cast_array(&a)),
+    )?;
+    engine.add_extension(
+        "cast_set".to_owned(),
+        1,
+        Box::new(|a: Vec<Value>| cast_set(&a)),
+    )?;
     for (name, keeps) in [
         ("cast_string", is_string as fn(&Value) -> bool),
         ("cast_boolean", |v| matches!(v, Value::Bool(_))),
@@ -109,15 +125,21 @@ fn set_diff(args: Vec<Value>) -> anyhow::Result<Value> {
 }
 
 fn cast_array(args: &[Value]) -> anyhow::Result<Value> {
-    Ok(args.first().and_then(members).map_or(Value::Undefined, |items| {
-        Value::from(items.into_iter().cloned().collect::<Vec<Value>>())
-    }))
+    Ok(args
+        .first()
+        .and_then(members)
+        .map_or(Value::Undefined, |items| {
+            Value::from(items.into_iter().cloned().collect::<Vec<Value>>())
+        }))
 }
 
 fn cast_set(args: &[Value]) -> anyhow::Result<Value> {
-    Ok(args.first().and_then(members).map_or(Value::Undefined, |items| {
-        Value::from(items.into_iter().cloned().collect::<BTreeSet<Value>>())
-    }))
+    Ok(args
+        .first()
+        .and_then(members)
+        .map_or(Value::Undefined, |items| {
+            Value::from(items.into_iter().cloned().collect::<BTreeSet<Value>>())
+        }))
 }
 
 #[cfg(test)]
@@ -129,14 +151,20 @@ mod tests {
     fn eval(query: &str) -> Value {
         let mut engine = crate::rego::engine(false);
         engine
-            .add_policy("t.rego".into(), format!("package t\nx = v {{ v := {query} }}\n"))
+            .add_policy(
+                "t.rego".into(),
+                format!("package t\nx = v {{ v := {query} }}\n"),
+            )
             .unwrap();
         engine.eval_rule("data.t.x".into()).unwrap()
     }
 
     #[test]
     fn v0_engines_have_opas_deprecated_builtins() {
-        assert_eq!(eval(r#"re_match(`^\w+-\d+$`, "SHOP-12")"#), Value::Bool(true));
+        assert_eq!(
+            eval(r#"re_match(`^\w+-\d+$`, "SHOP-12")"#),
+            Value::Bool(true)
+        );
         assert_eq!(eval(r#"re_match("^a", "ba")"#), Value::Bool(false));
         assert_eq!(eval("any([false, true])"), Value::Bool(true));
         assert_eq!(eval("any(set())"), Value::Bool(false));
@@ -156,7 +184,10 @@ mod tests {
     fn v1_engines_do_not_have_them() {
         let mut engine = crate::rego::engine(true);
         engine
-            .add_policy("t.rego".into(), "package t\nx := re_match(\"a\", \"a\")\n".into())
+            .add_policy(
+                "t.rego".into(),
+                "package t\nx := re_match(\"a\", \"a\")\n".into(),
+            )
             .unwrap();
         assert!(engine.eval_rule("data.t.x".into()).is_err());
     }
