@@ -14,7 +14,11 @@ use regorus::Value;
 /// # Errors
 /// regorus's error when an extension cannot be added (a name taken twice).
 pub(super) fn add(engine: &mut regorus::Engine) -> anyhow::Result<()> {
-    engine.add_extension("re_match".to_owned(), 2, Box::new(re_match))?;
+    engine.add_extension(
+        "re_match".to_owned(),
+        2,
+        Box::new(|a: Vec<Value>| re_match(&a)),
+    )?;
     engine.add_extension(
         "any".to_owned(),
         1,
@@ -25,7 +29,11 @@ pub(super) fn add(engine: &mut regorus::Engine) -> anyhow::Result<()> {
         1,
         Box::new(|a: Vec<Value>| truth(&a, true)),
     )?;
-    engine.add_extension("set_diff".to_owned(), 2, Box::new(set_diff))?;
+    engine.add_extension(
+        "set_diff".to_owned(),
+        2,
+        Box::new(|a: Vec<Value>| set_diff(&a)),
+    )?;
     engine.add_extension(
         "cast_array".to_owned(),
         1,
@@ -69,7 +77,7 @@ thread_local! {
 }
 
 /// `re_match(pattern, value)`: `regex.match` under its old name.
-fn re_match(args: Vec<Value>) -> anyhow::Result<Value> {
+fn re_match(args: &[Value]) -> anyhow::Result<Value> {
     let (Some(Value::String(pattern)), Some(Value::String(value))) = (args.first(), args.get(1))
     else {
         return Ok(Value::Undefined);
@@ -112,7 +120,7 @@ fn truth(args: &[Value], every: bool) -> anyhow::Result<Value> {
     }))
 }
 
-fn set_diff(args: Vec<Value>) -> anyhow::Result<Value> {
+fn set_diff(args: &[Value]) -> anyhow::Result<Value> {
     let (Some(Value::Set(a)), Some(Value::Set(b))) = (args.first(), args.get(1)) else {
         return Ok(Value::Undefined);
     };
