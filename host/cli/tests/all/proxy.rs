@@ -1,7 +1,7 @@
 //! `palisade run --http` and `palisade test` with a proxy-wasm filter (request-guard and its
 //! example scenario and suite), as a user runs them.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{built, istio_plugin, palisade, root};
 
@@ -437,5 +437,71 @@ fn rego_envoy_examples_pass_with_request_bodies() {
     assert_eq!(
         requests[2]["upstream"]["trailers"],
         serde_json::json!([["x-checksum", "abc"]])
+    );
+
+    // The shop's configuration: the filter takes it and decides as its comments say (a read, an
+    // order within the buyer's limit, one over it with the policy's 402, a DELETE).
+    let config: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(examples.join("istio-plugin-config.yaml")).expect("read"),
+    )
+    .expect("yaml");
+    let order = |price: u32| {
+        json!({"request": {"method": "POST", "path": "/orders",
+            "headers": {"content-type": "application/json"},
+            "body": json!({"lines": [{"price": price, "quantity": 3}]}).to_string()}})
+    };
+    let scenario = json!({
+        "plugin": {"workers": 1, "configuration": config},
+        "connection": {"sourceAddress": "10.1.2.9:40123", "mtls": true,
+            "peerUriSans": ["spiffe://cluster.local/ns/shop/sa/frontend"]},
+        "steps": [{"request": {"method": "GET", "path": "/catalogue/items"}}, order(20), order(200),
+            {"request": {"method": "DELETE", "path": "/orders/1"}}],
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("shop.json");
+    std::fs::write(&path, scenario.to_string()).expect("write");
+    let report = run_http(&cache, &built("proxy-wasm", "rego.wasm"), &path);
+    let outcomes: Vec<(String, u64)> = report["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap_or_default().to_owned(),
+                r["response"]["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("upstream".to_owned(), 200),
+            ("upstream".to_owned(), 200),
+            ("local-reply".to_owned(), 402),
+            ("local-reply".to_owned(), 403)
+        ],
+        "{report}"
+    );
+
+    // The same configuration wrapped in a WasmPlugin.
+    let plugin = istio_plugin(
+        &cache,
+        &examples.join("istio-plugin-config.yaml"),
+        &[
+            "--url",
+            "https://artefacts.shop.example/rego.wasm",
+            "--namespace",
+            "shop",
+        ],
+        &built("proxy-wasm", "rego.wasm"),
+    );
+    assert_eq!(plugin["kind"], "WasmPlugin");
+    let config = &plugin["spec"]["pluginConfig"];
+    assert_eq!(config["withRequestBody"]["maxRequestBytes"], 8192);
+    assert!(
+        config["modules"]["orders.rego"]
+            .as_str()
+            .is_some_and(|m| m.contains("package envoy.authz")),
+        "{config}"
     );
 }
