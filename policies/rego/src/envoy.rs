@@ -321,6 +321,12 @@ fn parsed_query(query: &str) -> BTreeMap<String, Vec<String>> {
 
 /// Percent-decoding; invalid escapes stay as they are, invalid UTF-8 is replaced.
 fn percent_decode(text: &str, plus_is_space: bool) -> String {
+    decode(text, plus_is_space, false).unwrap_or_default()
+}
+
+/// Percent-decoding (`+` as a space when `plus_is_space`); invalid UTF-8 is replaced. A `%` not
+/// followed by two hex digits is kept as it is, or, when `strict` (Go's `ParseQuery`), `None`.
+fn decode(text: &str, plus_is_space: bool, strict: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -335,6 +341,7 @@ fn percent_decode(text: &str, plus_is_space: bool) -> String {
                     i = i.saturating_add(3);
                     continue;
                 }
+                _ if strict => return None,
                 _ => out.push(b),
             },
             b'+' if plus_is_space => out.push(b' '),
@@ -342,7 +349,7 @@ fn percent_decode(text: &str, plus_is_space: bool) -> String {
         }
         i = i.saturating_add(1);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Applies a decision as the plugin and Envoy's ext_authz filter do.

@@ -132,25 +132,7 @@ fn form(text: &str) -> Result<serde_json::Value, String> {
 
 /// Query unescaping (`+` is a space); `None` for a `%` not followed by two hex digits.
 fn unescape(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0usize;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = |at: usize| bytes.get(at).and_then(|c| char::from(*c).to_digit(16));
-                let high = hex(i.saturating_add(1))?;
-                let low = hex(i.saturating_add(2))?;
-                out.push(u8::try_from(high.saturating_mul(16).saturating_add(low)).ok()?);
-                i = i.saturating_add(3);
-                continue;
-            }
-            b'+' => out.push(b' '),
-            _ => out.push(b),
-        }
-        i = i.saturating_add(1);
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    super::decode(text, true, true)
 }
 
 /// The `boundary` parameter of a `multipart/form-data` content type (quoted or not).
