@@ -47,6 +47,8 @@ pub fn skip(reason: &str) {
 pub const ADMISSION_COMPONENT: &str = "admission-component";
 /// The home of a policy exported as a proxy-wasm filter.
 pub const PROXY_WASM: &str = "proxy-wasm";
+/// The home of a policy exported as a Kubewarden waPC module.
+pub const KUBEWARDEN: &str = "kubewarden";
 
 /// A crate of the workspace that declares `[package.metadata.policy]`: the homes it is built
 /// for, each with its target. Policies live under `policies/`; test guests under `tests/guests/`.

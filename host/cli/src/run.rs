@@ -265,7 +265,11 @@ fn run_http(args: &RunArgs, scenario: &Path, engine_args: &EngineArgs) -> anyhow
 /// The one-line human summary: decision, policy, reason and message.
 pub(crate) fn summary(policy: &str, verdict: &Verdict) -> String {
     let decision = if verdict.allowed { "allowed" } else { "denied" };
-    let mut line = format!("{decision} by {policy} ({})", verdict.reason);
+    let mut line = format!("{decision} by {policy}");
+    // Kubewarden policies give no reason.
+    if !verdict.reason.is_empty() {
+        line.push_str(&format!(" ({})", verdict.reason));
+    }
     if !verdict.message.is_empty() {
         line.push_str(": ");
         line.push_str(&verdict.message);

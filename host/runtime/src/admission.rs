@@ -27,6 +27,7 @@ use crate::cache::CacheStatus;
 use crate::capabilities::{Capabilities, Grants, Scope};
 use crate::component;
 use crate::engine::Ticker;
+use crate::kubewarden;
 use crate::{Abi, Engine, EvalError, Limits, LoadError};
 
 pub use answer::AnswerLimits;
@@ -46,6 +47,7 @@ pub struct Prepared {
 /// The ABI module behind a [`Prepared`] policy.
 enum Module {
     Component(component::Prepared),
+    Kubewarden(kubewarden::Prepared),
 }
 
 impl std::fmt::Debug for Prepared {
@@ -74,6 +76,9 @@ impl Prepared {
             Abi::Admission { version } => Module::Component(block_on(component::Prepared::new(
                 engine, bytes, version, limits,
             ))?),
+            Abi::Kubewarden => {
+                Module::Kubewarden(block_on(kubewarden::Prepared::new(engine, bytes, limits))?)
+            }
             found => {
                 return Err(LoadError::WrongAbi {
                     expected: component::expected_abi(),
@@ -101,6 +106,17 @@ impl Prepared {
     pub fn metadata(&self) -> &PolicyMetadata {
         match &self.module {
             Module::Component(c) => c.metadata(),
+            Module::Kubewarden(k) => k.metadata(),
+        }
+    }
+
+    /// The metadata Kubewarden's tools embedded in the module (a Kubewarden policy's execution
+    /// mode, context-aware resources, background audit, ...), if it has any.
+    #[must_use]
+    pub fn kubewarden(&self) -> Option<&kubewarden::Metadata> {
+        match &self.module {
+            Module::Component(_) => None,
+            Module::Kubewarden(k) => k.kubewarden(),
         }
     }
 
@@ -115,6 +131,7 @@ impl Prepared {
     pub fn cache_status(&self) -> CacheStatus {
         match &self.module {
             Module::Component(c) => c.cache_status(),
+            Module::Kubewarden(k) => k.cache_status(),
         }
     }
 
@@ -127,6 +144,7 @@ impl Prepared {
     pub fn validate_settings(&self, settings: &str) -> Result<(), LoadError> {
         let result = match &self.module {
             Module::Component(c) => block_on(c.validate_settings(settings, self.default_limits)),
+            Module::Kubewarden(k) => block_on(k.validate_settings(settings, self.default_limits)),
         };
         result.map_err(|e| match e {
             EvalError::Settings(s) => LoadError::Settings(s),
@@ -240,6 +258,7 @@ pub struct Policy {
 /// A live instance of any ABI, its settings already parsed.
 enum Instance {
     Component(component::Instance),
+    Kubewarden(kubewarden::Instance),
 }
 
 impl Instance {
@@ -251,6 +270,7 @@ impl Instance {
     ) -> (Result<Verdict, EvalError>, bool) {
         match self {
             Self::Component(i) => i.evaluate(limits, request).await,
+            Self::Kubewarden(i) => i.evaluate(limits, request).await,
         }
     }
 }
@@ -409,6 +429,10 @@ impl Policy {
                 .start(&self.settings, self.limits, &self.scope)
                 .await
                 .map(Instance::Component),
+            Module::Kubewarden(k) => k
+                .start(&self.settings, self.limits, &self.scope)
+                .await
+                .map(Instance::Kubewarden),
         }
     }
 

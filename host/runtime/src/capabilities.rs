@@ -9,6 +9,8 @@
 //! (in memory here; the webhook adds a Redis store shared by replicas), and read-only data
 //! tables.
 
+mod operations;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -17,6 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use operations::{OPERATIONS, OperationGrants};
 use palisade_sdk::host::rate::{self, Level};
 pub use palisade_sdk::host::rate::{Shape, Taken};
 
@@ -121,6 +124,9 @@ pub struct Grants {
     pub rate_limit: bool,
     /// The data tables it may read, by name; `*` grants every table.
     pub data: BTreeSet<String>,
+    /// The host operations it may call (registry, certificates, DNS, Kubernetes), as
+    /// Kubewarden's `hostCapabilities` patterns name them.
+    pub operations: OperationGrants,
 }
 
 impl Grants {
@@ -132,6 +138,7 @@ impl Grants {
             state: true,
             rate_limit: true,
             data: BTreeSet::from(["*".to_owned()]),
+            operations: OperationGrants::all(),
         }
     }
 

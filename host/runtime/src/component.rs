@@ -260,7 +260,7 @@ fn unknown_table(table: &str) -> CapabilityError {
 
 /// WASI's wall clock: the scope's clock when the policy has the `clock` capability, zero
 /// otherwise.
-struct WallClock(Option<Arc<dyn Clock>>);
+pub(crate) struct WallClock(pub(crate) Option<Arc<dyn Clock>>);
 
 impl HostWallClock for WallClock {
     fn resolution(&self) -> Duration {
@@ -274,7 +274,7 @@ impl HostWallClock for WallClock {
 
 /// WASI's monotonic clock: time since the instance started with the `clock` capability, zero
 /// otherwise.
-struct MonotonicClock(Option<Instant>);
+pub(crate) struct MonotonicClock(pub(crate) Option<Instant>);
 
 impl HostMonotonicClock for MonotonicClock {
     fn resolution(&self) -> u64 {
@@ -464,19 +464,37 @@ impl Prepared {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.cap);
-        store.epoch_deadline_callback(|store| {
-            Ok(if Instant::now() >= store.data().deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                // Tokio's own yield: the evaluation goes to the back of the run queue (a
-                // self-wake would put it in the worker's LIFO slot, where a spinning guest runs
-                // again before the requests waiting on that worker).
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-            })
-        });
+        guard(&mut store, |s: &State| s.deadline);
         arm(&mut store, limits);
         store
     }
+}
+
+/// At every epoch tick the guest yields to the executor, or traps with `Interrupt` once the
+/// store's deadline (`deadline` reads it) has passed. Every ABI's stores are guarded so.
+pub(crate) fn guard<T: 'static>(store: &mut Store<T>, deadline: fn(&T) -> Instant) {
+    store.epoch_deadline_callback(move |store| {
+        Ok(if Instant::now() >= deadline(store.data()) {
+            UpdateDeadline::Interrupt
+        } else {
+            // Tokio's own yield: the evaluation goes to the back of the run queue (a
+            // self-wake would put it in the worker's LIFO slot, where a spinning guest runs
+            // again before the requests waiting on that worker).
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        })
+    });
+}
+
+/// What a guest wrote to stderr before it died (a Rust panic message), on one line, without
+/// the hint about RUST_BACKTRACE.
+pub(crate) fn guest_output(stderr: &MemoryOutputPipe) -> String {
+    String::from_utf8_lossy(&stderr.contents())
+        .lines()
+        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_owned()
 }
 
 /// Starts the clock of one call: the deadline is `limits.timeout` from now, checked at the next
@@ -488,14 +506,7 @@ fn arm(store: &mut Store<State>, limits: Limits) {
 
 /// Names what stopped a call: the memory cap, the deadline, or a trap (with the guest's stderr).
 fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> EvalError {
-    // A Rust guest's panic message, without the hint about RUST_BACKTRACE.
-    let stderr = String::from_utf8_lossy(&store.data().stderr.contents())
-        .lines()
-        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim()
-        .to_owned();
+    let stderr = guest_output(&store.data().stderr);
     EvalError::classify(error, store.data().cap.refused, limits, &stderr)
 }
 

@@ -43,6 +43,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// The metadata embedded in the module cannot be used.
+    #[error("the policy's metadata")]
+    Metadata(#[source] crate::kubewarden::MetadataError),
     /// The policy's settings were rejected by the policy (`validate-settings`).
     #[error("invalid settings: {0}")]
     Settings(SettingsError),

@@ -11,6 +11,7 @@ mod component;
 pub mod documents;
 mod engine;
 mod error;
+pub mod kubewarden;
 mod limits;
 
 pub use abi::Abi;

@@ -43,6 +43,8 @@ pub struct Capabilities {
     pub rate_limit: bool,
     /// Data tables it may read; `["*"]` for all.
     pub data: BTreeSet<String>,
+    /// Host operations it may call, as Kubewarden's `hostCapabilities` patterns.
+    pub host: palisade_runtime::capabilities::OperationGrants,
 }
 
 /// The time and data the host gives.

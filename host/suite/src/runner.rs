@@ -240,6 +240,7 @@ impl SuiteHost {
                 state: suite.capabilities.state,
                 rate_limit: suite.capabilities.rate_limit,
                 data: suite.capabilities.data.clone(),
+                operations: suite.capabilities.host.clone(),
             },
         })
     }

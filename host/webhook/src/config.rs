@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::expression::Expression;
 pub use palisade_runtime::admission::{FailurePolicy, Mode};
-use palisade_runtime::capabilities::{DataTables, Grants, StateLimits};
+use palisade_runtime::capabilities::{DataTables, Grants, OperationGrants, StateLimits};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +145,9 @@ pub struct CapabilitiesConfig {
     pub rate_limit: bool,
     /// The data tables it may read (names of `data`), or `["*"]` for all.
     pub data: BTreeSet<String>,
+    /// The host operations it may call, as Kubewarden's `hostCapabilities` patterns: `*`,
+    /// `oci/*`, `kubernetes/get_resource`, ...
+    pub host: OperationGrants,
 }
 
 impl From<&CapabilitiesConfig> for Grants {
@@ -154,6 +157,7 @@ impl From<&CapabilitiesConfig> for Grants {
             state: c.state,
             rate_limit: c.rate_limit,
             data: c.data.clone(),
+            operations: c.host.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@ mod capabilities;
 mod deploy;
 mod gatekeeper;
 mod hostile;
+mod kubewarden;
 mod rate_limits;
 mod rego_library;
 mod serving;

@@ -1,0 +1,347 @@
+//! Kubewarden policies in Palisade's runtime: a waPC module written with kubewarden-policy-sdk
+//! from crates.io (`tests/guests/kubewarden-probe`) loads, checks its settings, validates,
+//! mutates (the patch policy-server computes), logs and calls host capabilities, and every way
+//! it misbehaves is contained as a component's would be. Hand-written waPC modules cover what
+//! the SDK never does (protocol breaches, another protocol version).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use palisade_runtime::admission::{Instances, Options, Policy, Prepared};
+use palisade_runtime::capabilities::{Grants, OperationGrants};
+use palisade_runtime::kubewarden::{ExecutionMode, Metadata};
+use palisade_runtime::{Abi, Engine, EngineConfig, EvalError, Limits, LoadError};
+use palisade_sdk::testing::complete_request;
+use palisade_sdk::wire::{AdmissionRequest, Operation, Verdict};
+use serde_json::json;
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
+}
+
+fn probe_bytes() -> Vec<u8> {
+    std::fs::read(e2e::artefact_for("kubewarden-probe", e2e::KUBEWARDEN))
+        .expect("the Kubewarden probe (make policies)")
+}
+
+fn probe() -> Arc<Prepared> {
+    static PREPARED: OnceLock<Arc<Prepared>> = OnceLock::new();
+    Arc::clone(PREPARED.get_or_init(|| {
+        Arc::new(Prepared::new(engine(), &probe_bytes()).expect("the probe loads"))
+    }))
+}
+
+fn limits() -> Limits {
+    Limits {
+        timeout: Duration::from_millis(300),
+        memory: 32 << 20,
+    }
+}
+
+fn configured(settings: &serde_json::Value, grants: Grants) -> Policy {
+    probe()
+        .configure(
+            &settings.to_string(),
+            Options {
+                limits: Some(limits()),
+                grants,
+                instances: Instances::Warm { max_idle: 1 },
+                ..Options::default()
+            },
+        )
+        .expect("valid settings")
+}
+
+fn pod(privileged: bool, labels: &serde_json::Value) -> AdmissionRequest {
+    let object = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": labels},
+        "spec": {"containers": [
+            {"name": "app", "image": "registry.example/app:1"},
+            {"name": "tools", "image": "registry.example/tools:1", "securityContext": {"privileged": privileged}},
+        ]},
+    });
+    complete_request(json!({"object": object}), "kubewarden").expect("request")
+}
+
+fn verdict(policy: &Policy, request: &AdmissionRequest) -> Verdict {
+    policy
+        .evaluate_blocking(request)
+        .result
+        .expect("the probe decides")
+}
+
+#[test]
+fn an_sdk_policy_is_recognised_and_named_by_its_metadata() {
+    assert_eq!(probe().abi(), &Abi::Kubewarden);
+    // Without metadata: Kubewarden's default, a waPC policy known by a generic name.
+    assert_eq!(probe().metadata().name, "kubewarden-policy");
+    assert!(probe().kubewarden().is_none());
+    let metadata: Metadata = serde_json::from_value(json!({
+        "protocolVersion": "v1",
+        "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["*"]}],
+        "annotations": {"io.kubewarden.policy.title": "probe", "io.kubewarden.policy.version": "0.1.0"},
+        "mutating": true,
+        "contextAwareResources": [{"apiVersion": "v1", "kind": "Namespace"}],
+    }))
+    .expect("metadata");
+    let annotated = metadata.embed(&probe_bytes()).expect("embedded");
+    let prepared = Prepared::new(engine(), &annotated).expect("loads");
+    assert_eq!(prepared.metadata().name, "probe");
+    assert_eq!(prepared.metadata().version, "0.1.0");
+    assert!(prepared.metadata().mutating);
+    assert_eq!(prepared.metadata().rules[0].operations.len(), 4);
+    assert_eq!(
+        prepared.metadata().rules[0].operations[0],
+        Operation::Create
+    );
+    let kubewarden = prepared.kubewarden().expect("kubewarden metadata");
+    assert_eq!(kubewarden.execution_mode, ExecutionMode::Wapc);
+    assert_eq!(kubewarden.context_aware_resources.len(), 1);
+}
+
+#[test]
+fn metadata_for_another_execution_mode_is_refused_at_load() {
+    let metadata: Metadata = serde_json::from_value(json!({
+        "protocolVersion": "Unknown", "rules": [], "mutating": false, "executionMode": "opa",
+    }))
+    .expect("metadata");
+    let error = Prepared::new(engine(), &metadata.embed(&probe_bytes()).expect("embedded"))
+        .expect_err("an opa policy is not a waPC one");
+    assert!(error.to_string().contains("executionMode opa"), "{error}");
+}
+
+#[test]
+fn a_privileged_pod_is_rejected_with_the_policys_message_and_code() {
+    let policy = configured(
+        &json!({"denyPrivileged": true, "code": 418}),
+        Grants::default(),
+    );
+    let denied = verdict(&policy, &pod(true, &json!({})));
+    assert!(!denied.allowed);
+    assert_eq!(
+        denied.message,
+        "privileged containers are not allowed: tools"
+    );
+    assert_eq!(denied.code, Some(418));
+    // policy-server gives no reason: the status has only message and code.
+    assert_eq!(denied.reason, "");
+    assert!(verdict(&policy, &pod(false, &json!({}))).allowed);
+}
+
+#[test]
+fn a_mutated_object_becomes_the_jsonpatch_policy_server_sends() {
+    let policy = configured(
+        &json!({"addLabel": {"key": "team", "value": "payments"}}),
+        Grants::default(),
+    );
+    let mutated = verdict(&policy, &pod(false, &json!({"app": "web"})));
+    assert!(mutated.allowed);
+    assert_eq!(
+        serde_json::to_value(&mutated.patch).expect("json"),
+        json!([{"op": "add", "path": "/metadata/labels/team", "value": "payments"}])
+    );
+    // Already labelled: accepted without a mutation, so no patch.
+    let unchanged = verdict(&policy, &pod(false, &json!({"team": "payments"})));
+    assert_eq!(unchanged.patch, None);
+}
+
+#[test]
+fn warnings_and_audit_annotations_come_through() {
+    let policy = configured(
+        &json!({"warning": "image tags are mutable", "auditAnnotation": ["checked-by", "probe"]}),
+        Grants::default(),
+    );
+    let allowed = verdict(&policy, &pod(false, &json!({})));
+    assert_eq!(allowed.warnings, ["image tags are mutable"]);
+    assert_eq!(allowed.audit_annotations["checked-by"], "probe");
+}
+
+#[test]
+fn settings_are_checked_by_the_policys_validate_settings() {
+    let rejected = probe()
+        .configure(
+            r#"{"addLabel": {"key": "", "value": "x"}}"#,
+            Options::default(),
+        )
+        .expect_err("an empty key is invalid");
+    assert!(
+        matches!(&rejected, LoadError::Settings(s) if s.message == "addLabel.key must not be empty"),
+        "{rejected}"
+    );
+    // Settings the SDK cannot even read are a settings error too (policy-server: valid false).
+    let unreadable = probe()
+        .configure(r#"{"denyPrivileged": "yes"}"#, Options::default())
+        .expect_err("not a boolean");
+    assert!(
+        matches!(&unreadable, LoadError::Settings(s) if s.message.contains("invalid type")),
+        "{unreadable}"
+    );
+    // No settings at all: the policy gets `{}`.
+    probe()
+        .validate_settings("")
+        .expect("the defaults are valid");
+}
+
+fn hostile(behaviour: &str) -> EvalError {
+    let policy = configured(&json!({"hostile": behaviour}), Grants::default());
+    policy
+        .evaluate_blocking(&pod(false, &json!({})))
+        .result
+        .expect_err("the probe misbehaves")
+}
+
+#[test]
+fn misbehaviour_is_contained_as_for_every_abi() {
+    assert!(matches!(hostile("loop"), EvalError::Timeout(_)));
+    assert!(matches!(hostile("memory"), EvalError::MemoryLimit { .. }));
+    assert!(matches!(hostile("trap"), EvalError::Trap { .. }));
+    let garbage = hostile("garbage");
+    assert!(
+        matches!(&garbage, EvalError::BadOutput(m) if m.contains("not a ValidationResponse")),
+        "{garbage}"
+    );
+    let error = hostile("error");
+    assert!(
+        matches!(&error, EvalError::Policy(e) if e.to_string().contains("the probe was told to fail")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_warm_instance_interrupted_at_its_deadline_is_not_reused() {
+    // policy-evaluator rebuilds its waPC stack after an interrupt: a guest stopped mid-call
+    // may hold locks. Here the instance is dropped and the next request starts a new one.
+    let looping = configured(&json!({"hostile": "loop"}), Grants::default());
+    for _ in 0..2 {
+        let evaluation = looping.evaluate_blocking(&pod(false, &json!({})));
+        assert!(matches!(evaluation.result, Err(EvalError::Timeout(_))));
+        assert!(evaluation.started);
+        assert_eq!(looping.instances().idle, 0);
+    }
+    let sound = configured(&json!({"denyPrivileged": true}), Grants::default());
+    assert!(sound.evaluate_blocking(&pod(true, &json!({}))).started);
+    assert!(!sound.evaluate_blocking(&pod(true, &json!({}))).started);
+}
+
+fn call(settings: &serde_json::Value, grants: Grants) -> Verdict {
+    verdict(&configured(settings, grants), &pod(false, &json!({})))
+}
+
+#[test]
+fn host_capabilities_are_refused_unless_granted_with_kubewardens_words() {
+    let refused = call(&json!({"call": "namespaceLabels"}), Grants::default());
+    assert!(!refused.allowed);
+    assert!(
+        refused.message.contains(
+            "Policy has not been granted access to the 'kubernetes/get_resource' host capability"
+        ),
+        "{}",
+        refused.message
+    );
+    let all = Grants {
+        operations: OperationGrants::all(),
+        ..Grants::default()
+    };
+    let binding = call(
+        &json!({"raw": {"binding": "other", "namespace": "oci", "operation": "v1/manifest_digest", "payload": "x"}}),
+        all.clone(),
+    );
+    assert!(
+        binding.message.contains("unknown binding: other"),
+        "{}",
+        binding.message
+    );
+    let namespace = call(
+        &json!({"raw": {"binding": "kubewarden", "namespace": "storage", "operation": "get", "payload": {}}}),
+        all.clone(),
+    );
+    assert!(
+        namespace.message.contains("unknown namespace: storage"),
+        "{}",
+        namespace.message
+    );
+    let operation = call(
+        &json!({"raw": {"binding": "kubewarden", "namespace": "tracing", "operation": "emit", "payload": {}}}),
+        all,
+    );
+    assert!(
+        operation.message.contains("unknown operation: emit"),
+        "{}",
+        operation.message
+    );
+}
+
+/// A hand-written waPC guest: `__guest_call` answers with `response` (a data segment at 1024)
+/// through `import` (`__guest_response` or `__guest_error`), at `ptr` with `len`.
+fn wapc_guest(import: &str, ptr: u32, len: usize, response: &str, result: i32) -> Vec<u8> {
+    let escaped: String = response.bytes().map(|b| format!("\\{b:02x}")).collect();
+    wat::parse_str(format!(
+        r#"(module
+            (import "wapc" "__guest_request" (func $request (param i32 i32)))
+            (import "wapc" "{import}" (func $answer (param i32 i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 1024) "{escaped}")
+            (func (export "__guest_call") (param i32 i32) (result i32)
+              (call $request (i32.const 0) (i32.const 512))
+              (call $answer (i32.const {ptr}) (i32.const {len}))
+              (i32.const {result})))"#
+    ))
+    .expect("wat")
+}
+
+#[test]
+fn a_guest_answering_another_protocol_version_is_refused() {
+    let error = Prepared::new(
+        engine(),
+        &wapc_guest("__guest_response", 1024, 4, r#""v2""#, 1),
+    )
+    .expect_err("v2 is not a protocol");
+    assert!(
+        matches!(&error, LoadError::AbiVersion { found, .. } if found.contains("\"v2\"")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_guest_pointing_outside_its_memory_breaks_the_protocol() {
+    let error = Prepared::new(
+        engine(),
+        &wapc_guest("__guest_response", 65_530, 64, r#""v1""#, 1),
+    )
+    .expect_err("out of bounds");
+    assert!(
+        error
+            .to_string()
+            .contains("calling the policy while loading it failed"),
+        "{error}"
+    );
+    assert!(
+        format!("{error:?}").contains("outside its memory"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_guest_error_while_loading_is_named() {
+    let error = Prepared::new(engine(), &wapc_guest("__guest_error", 1024, 6, "broken", 0))
+        .expect_err("protocol_version fails");
+    assert!(
+        format!("{error:?}").contains("protocol_version failed: broken"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_module_without_exported_memory_is_refused() {
+    let module = wat::parse_str(
+        r#"(module (memory 1) (func (export "__guest_call") (param i32 i32) (result i32) (i32.const 1)))"#,
+    )
+    .expect("wat");
+    let error = Prepared::new(engine(), &module).expect_err("no memory export");
+    assert!(
+        matches!(&error, LoadError::MissingExport(m) if m.contains("\"memory\"")),
+        "{error}"
+    );
+}
