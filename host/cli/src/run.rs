@@ -168,9 +168,10 @@ fn decide_policy(
         Prepared::new(engine, &module)
             .with_context(|| format!("loading policy {}", path.display()))?,
     );
-    let capabilities = args
-        .host
-        .capabilities(args.host.data()?, StateLimits::default())?;
+    let session = args.host.session()?;
+    let capabilities =
+        args.host
+            .capabilities(args.host.data()?, StateLimits::default(), session.clone())?;
     let options = Options {
         id: args.id.clone(),
         capabilities: Some(capabilities),
@@ -188,10 +189,9 @@ fn decide_policy(
     let policy = prepared
         .configure(&settings, options)
         .with_context(|| format!("configuring policy {}", path.display()))?;
-    Ok((
-        policy.id().to_owned(),
-        policy.decide_blocking(&review.request),
-    ))
+    let decision = policy.decide_blocking(&review.request);
+    args.host.finish(session.as_deref())?;
+    Ok((policy.id().to_owned(), decision))
 }
 
 /// A policy or group of a server configuration, loaded as the server loads it (its data
@@ -212,9 +212,10 @@ fn decide_configured(
     if args.host.grants()? != Grants::default() {
         bail!("--capability does not apply with --config: its policies have their own grants");
     }
-    let capabilities = args
-        .host
-        .capabilities(config.load_data()?, config.state.into())?;
+    let session = args.host.session()?;
+    let capabilities =
+        args.host
+            .capabilities(config.load_data()?, config.state.into(), session.clone())?;
     let set = PolicySet::load(&config, engine, &capabilities);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -224,6 +225,7 @@ fn decide_configured(
     let decision = runtime
         .block_on(set.decide(id, &review.request, true))
         .with_context(|| format!("{}: no policy or group has the id {id:?}", path.display()))?;
+    args.host.finish(session.as_deref())?;
     Ok((id.to_owned(), decision))
 }
 

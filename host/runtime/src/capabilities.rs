@@ -9,7 +9,11 @@
 //! (in memory here; the webhook adds a Redis store shared by replicas), and read-only data
 //! tables.
 
+pub mod certificates;
+pub mod cluster;
 mod operations;
+pub mod registry;
+pub mod session;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -29,6 +33,10 @@ pub struct Capabilities {
     state: Arc<dyn StateStore>,
     buckets: Arc<dyn Buckets>,
     data: RwLock<Arc<DataTables>>,
+    cluster: Option<Arc<dyn cluster::Cluster>>,
+    registry: Option<Arc<dyn registry::Registry>>,
+    dns: bool,
+    session: Option<Arc<session::Session>>,
 }
 
 impl std::fmt::Debug for Capabilities {
@@ -65,7 +73,65 @@ impl Capabilities {
             state,
             buckets,
             data: RwLock::new(Arc::new(data)),
+            cluster: None,
+            registry: None,
+            dns: false,
+            session: None,
         }
+    }
+
+    /// The same capabilities with Kubernetes objects read from `cluster`.
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: Arc<dyn cluster::Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// The same capabilities with image manifests read from `registry`.
+    #[must_use]
+    pub fn with_registry(mut self, registry: Arc<dyn registry::Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The same capabilities with DNS lookups answered (off unless set: a lookup leaves the
+    /// host, and its answer depends on the machine).
+    #[must_use]
+    pub fn with_dns(mut self, dns: bool) -> Self {
+        self.dns = dns;
+        self
+    }
+
+    /// The same capabilities with every host-operation exchange recorded in, or replayed
+    /// from, `session`.
+    #[must_use]
+    pub fn with_session(mut self, session: Arc<session::Session>) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Where Kubernetes objects come from, if anywhere.
+    #[must_use]
+    pub fn cluster(&self) -> Option<&Arc<dyn cluster::Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Where image manifests come from, if anywhere.
+    #[must_use]
+    pub fn registry(&self) -> Option<&Arc<dyn registry::Registry>> {
+        self.registry.as_ref()
+    }
+
+    /// Whether DNS lookups are answered.
+    #[must_use]
+    pub fn dns(&self) -> bool {
+        self.dns
+    }
+
+    /// The recording or replay session, if any.
+    #[must_use]
+    pub fn session(&self) -> Option<&Arc<session::Session>> {
+        self.session.as_ref()
     }
 
     /// The same capabilities with token buckets kept in `buckets`.
@@ -127,6 +193,32 @@ pub struct Grants {
     /// The host operations it may call (registry, certificates, DNS, Kubernetes), as
     /// Kubewarden's `hostCapabilities` patterns name them.
     pub operations: OperationGrants,
+    /// The Kubernetes kinds it may list and get (Kubewarden's `contextAwareResources`);
+    /// `*`/`*` grants every kind.
+    pub kubernetes: BTreeSet<ResourceKind>,
+}
+
+/// A Kubernetes kind: `apiVersion` and `kind`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceKind {
+    /// `v1`, `apps/v1`, ... or `*`.
+    pub api_version: String,
+    /// `Namespace`, `Deployment`, ... or `*`.
+    pub kind: String,
+}
+
+impl ResourceKind {
+    /// Every kind.
+    #[must_use]
+    pub fn any() -> Self {
+        Self {
+            api_version: "*".to_owned(),
+            kind: "*".to_owned(),
+        }
+    }
 }
 
 impl Grants {
@@ -139,7 +231,17 @@ impl Grants {
             rate_limit: true,
             data: BTreeSet::from(["*".to_owned()]),
             operations: OperationGrants::all(),
+            kubernetes: BTreeSet::from([ResourceKind::any()]),
         }
+    }
+
+    /// Whether objects of `api_version`/`kind` may be read.
+    #[must_use]
+    pub fn kubernetes_kind(&self, api_version: &str, kind: &str) -> bool {
+        self.kubernetes.iter().any(|k| {
+            (k.api_version == "*" || k.api_version == api_version)
+                && (k.kind == "*" || k.kind == kind)
+        })
     }
 
     /// Whether the table `name` may be read.

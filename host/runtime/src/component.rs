@@ -102,7 +102,10 @@ impl State {
 
 /// Waits for a host future, at most until the call's `deadline`; past it, the call ends as a
 /// timeout (a trap the classifier names so).
-async fn before<T>(deadline: Instant, future: impl Future<Output = T>) -> wasmtime::Result<T> {
+pub(crate) async fn before<T>(
+    deadline: Instant,
+    future: impl Future<Output = T>,
+) -> wasmtime::Result<T> {
     tokio::time::timeout_at(deadline.into(), future)
         .await
         .map_err(|_| wasmtime::Error::new(DeadlineExceeded))

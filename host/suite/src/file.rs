@@ -45,6 +45,8 @@ pub struct Capabilities {
     pub data: BTreeSet<String>,
     /// Host operations it may call, as Kubewarden's `hostCapabilities` patterns.
     pub host: palisade_runtime::capabilities::OperationGrants,
+    /// Kubernetes kinds it may list and get.
+    pub kubernetes: BTreeSet<palisade_runtime::capabilities::ResourceKind>,
 }
 
 /// The time and data the host gives.
@@ -55,6 +57,9 @@ pub struct HostConfig {
     pub now: Option<String>,
     /// Data tables: name, then key to value.
     pub data: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// A directory of Kubernetes manifests, relative to the suite, that the kubernetes/* host
+    /// operations answer from.
+    pub kubernetes: Option<PathBuf>,
 }
 
 /// One case.

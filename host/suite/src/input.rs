@@ -49,7 +49,11 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, SuiteError> {
     Ok(bytes)
 }
 
-fn read_text(path: &Path) -> Result<String, SuiteError> {
+/// Reads a whole UTF-8 text file, up to the input limit.
+///
+/// # Errors
+/// [`SuiteError::Read`], [`SuiteError::TooLarge`] or [`SuiteError::Parse`] (not UTF-8).
+pub fn read_text(path: &Path) -> Result<String, SuiteError> {
     String::from_utf8(read_bytes(path)?).map_err(|e| SuiteError::Parse {
         path: path.to_owned(),
         message: format!("not UTF-8 text: {e}"),

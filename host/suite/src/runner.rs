@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use palisade_proxy::{Filter, RunOptions, Scenario};
 use palisade_runtime::admission::{Options, Prepared};
+use palisade_runtime::capabilities::cluster::ManifestDirectory;
 use palisade_runtime::capabilities::{
     Capabilities, Clock, DataTables, FixedClock, Grants, MemoryStore, StateLimits, SystemClock,
 };
@@ -229,18 +230,28 @@ impl SuiteHost {
                 })?,
             )),
         };
+        let mut capabilities = Capabilities::new(
+            clock,
+            Arc::new(MemoryStore::new(StateLimits::default())),
+            DataTables::new(suite.host.data.clone()),
+        );
+        if let Some(dir) = &suite.host.kubernetes {
+            let dir = path.parent().unwrap_or(Path::new(".")).join(dir);
+            let cluster = ManifestDirectory::load(&dir).map_err(|e| SuiteError::Invalid {
+                path: path.to_owned(),
+                message: format!("host.kubernetes {}: {e}", dir.display()),
+            })?;
+            capabilities = capabilities.with_cluster(Arc::new(cluster));
+        }
         Ok(Self {
-            capabilities: Arc::new(Capabilities::new(
-                clock,
-                Arc::new(MemoryStore::new(StateLimits::default())),
-                DataTables::new(suite.host.data.clone()),
-            )),
+            capabilities: Arc::new(capabilities),
             grants: Grants {
                 clock: suite.capabilities.clock,
                 state: suite.capabilities.state,
                 rate_limit: suite.capabilities.rate_limit,
                 data: suite.capabilities.data.clone(),
                 operations: suite.capabilities.host.clone(),
+                kubernetes: suite.capabilities.kubernetes.clone(),
             },
         })
     }

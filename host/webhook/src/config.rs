@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use crate::expression::Expression;
 pub use palisade_runtime::admission::{FailurePolicy, Mode};
-use palisade_runtime::capabilities::{DataTables, Grants, OperationGrants, StateLimits};
+use palisade_runtime::capabilities::{
+    DataTables, Grants, OperationGrants, ResourceKind, StateLimits,
+};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +150,8 @@ pub struct CapabilitiesConfig {
     /// The host operations it may call, as Kubewarden's `hostCapabilities` patterns: `*`,
     /// `oci/*`, `kubernetes/get_resource`, ...
     pub host: OperationGrants,
+    /// The Kubernetes kinds it may list and get (`{apiVersion, kind}`; `*` for either).
+    pub kubernetes: BTreeSet<ResourceKind>,
 }
 
 impl From<&CapabilitiesConfig> for Grants {
@@ -158,6 +162,7 @@ impl From<&CapabilitiesConfig> for Grants {
             rate_limit: c.rate_limit,
             data: c.data.clone(),
             operations: c.host.clone(),
+            kubernetes: c.kubernetes.clone(),
         }
     }
 }
@@ -270,9 +275,21 @@ pub struct PolicyConfig {
     /// Bounds on the policy's answers (message, warnings, annotations, patch).
     #[serde(default, rename = "answerLimits")]
     pub answer: palisade_runtime::admission::AnswerLimits,
+    /// policy-server's `allowedToMutate`: when set, `/validate/<id>` answers as policy-server
+    /// does, with the policy's patch when true, and rejecting a patch when false (Palisade's
+    /// own `/validate` drops patches and `/mutate` keeps them).
+    #[serde(default)]
+    pub allowed_to_mutate: Option<bool>,
+    /// A message that replaces the policy's own in its rejections (policy-server's `message`).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The group this policy is a member of, when it came from a policies.yml group: then it
+    /// is not served on its own.
+    #[serde(skip)]
+    pub member_of: Option<String>,
 }
 
-fn default_policy_concurrency() -> usize {
+pub(crate) fn default_policy_concurrency() -> usize {
     4
 }
 
@@ -280,7 +297,7 @@ fn default_timeout() -> Duration {
     Duration::from_secs(1)
 }
 
-fn default_memory_mib() -> usize {
+pub(crate) fn default_memory_mib() -> usize {
     64
 }
 
@@ -299,6 +316,9 @@ pub struct GroupConfig {
     /// protect or monitor.
     #[serde(default)]
     pub mode: Mode,
+    /// Whether a member that mutates counts as rejecting (policy-server's groups).
+    #[serde(skip)]
+    pub members_may_not_mutate: bool,
 }
 
 /// A configuration that cannot be used, naming the item.
@@ -338,14 +358,90 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, the item and the problem.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, &crate::kubewarden::ServerFlags::default())
+    }
+
+    /// [`load`](Self::load) for a file that may also be Kubewarden policy-server's
+    /// `policies.yml` (told apart by its shape), whose listener, TLS and default timeout come
+    /// from `flags`, as policy-server's come from its command line.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn load_with(
+        path: &Path,
+        flags: &crate::kubewarden::ServerFlags,
+    ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: path.to_owned(),
             message,
-        })?;
+        };
+        palisade_runtime::documents::unique_keys(serde_yaml::Deserializer::from_str(&text))
+            .map_err(|e| parse_error(e.to_string()))?;
+        let document: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        let mut config = if crate::kubewarden::is_policies_yml(&document) {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let (policies, groups) =
+                crate::kubewarden::translate(document, base, flags).map_err(|message| {
+                    ConfigError::Invalid {
+                        path: path.to_owned(),
+                        message,
+                    }
+                })?;
+            Self::policy_server(policies, groups, flags)
+        } else {
+            if flags.listen.is_some() || flags.tls.is_some() {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: "the policy-server flags (--addr, --port, --cert-file, --key-file, --client-ca-file) apply to a policies.yml; a palisade.yaml sets listen and tls itself".to_owned(),
+                });
+            }
+            Self::parse(&text).map_err(parse_error)?
+        };
+        config.resolve(path)?;
+        Ok(config)
+    }
+
+    /// A configuration serving a policies.yml's policies and groups with policy-server's
+    /// listener and TLS flags; every limit Palisade's own, the request deadline long enough for
+    /// the slowest policy.
+    fn policy_server(
+        policies: Vec<PolicyConfig>,
+        groups: Vec<GroupConfig>,
+        flags: &crate::kubewarden::ServerFlags,
+    ) -> Self {
+        let mut limits = ServerLimits::default();
+        let slowest = policies.iter().map(|p| p.timeout).max().unwrap_or_default();
+        limits.request_timeout = limits
+            .request_timeout
+            .max(slowest.saturating_add(Duration::from_secs(2)));
+        limits.idle_timeout = limits.idle_timeout.max(
+            limits
+                .request_timeout
+                .saturating_add(Duration::from_secs(30)),
+        );
+        Self {
+            listen: flags
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 3000))),
+            tls: flags.tls.clone(),
+            limits,
+            policies,
+            groups,
+            data: BTreeMap::new(),
+            state: StateConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            probes: flags.readiness.map(|listen| ProbesConfig { listen }),
+        }
+    }
+
+    /// Makes paths relative to the file's directory, reads `settingsFrom`, validates.
+    fn resolve(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let config = self;
         let base = path.parent().unwrap_or(Path::new("."));
         for policy in &mut config.policies {
             policy.module = base.join(&policy.module);
@@ -372,8 +468,7 @@ impl Config {
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
-        })?;
-        Ok(config)
+        })
     }
 
     /// Parses configuration text (YAML or JSON) without touching the file system.

@@ -4,6 +4,7 @@
 pub mod buckets;
 pub mod config;
 mod expression;
+pub mod kubewarden;
 pub mod manifests;
 mod metrics;
 mod policy_set;

@@ -177,6 +177,7 @@ impl PolicySet {
         let mut out: Vec<(String, Vec<Rule>, bool)> = self
             .policies
             .iter()
+            .filter(|(_, p)| p.config.member_of.is_none())
             .filter_map(|(id, p)| {
                 p.state.as_ref().ok().map(|policy| {
                     let metadata = policy.prepared().metadata();
@@ -209,12 +210,16 @@ impl PolicySet {
         mutating: bool,
     ) -> Option<Decision> {
         if let Some(policy) = self.policies.get(id) {
+            if policy.config.member_of.is_some() {
+                return None;
+            }
             let decision = policy.decide(request).await;
-            return Some(if mutating {
-                decision
-            } else {
-                decision.without_patch()
-            });
+            let decision = match policy.config.allowed_to_mutate {
+                None if mutating => decision,
+                None => decision.without_patch(),
+                Some(allowed) => policy_server_answer(decision, allowed, &policy.config),
+            };
+            return Some(with_message(decision, &policy.config));
         }
         let group = self.groups.get(id)?;
         Some(self.decide_group(group, request).await)
@@ -261,11 +266,20 @@ impl PolicySet {
         let mut spent = Vec::new();
         // Members are independent: evaluated concurrently, so the group takes as long as its
         // slowest member, not their sum (each evaluation yields at every epoch tick).
+        let no_mutation = group.config.members_may_not_mutate;
         let evaluations = group.expression.members().into_iter().filter_map(|id| {
             let policy = self.policies.get(&id)?;
             // A member's own failurePolicy decides what its failure counts as; its mode
             // does not matter inside a group: the group's mode does.
-            Some(async move { (id, policy.decide_enforced(request).await) })
+            Some(async move {
+                let decision = policy.decide_enforced(request).await;
+                let decision = if no_mutation {
+                    policy_server_answer(decision, false, &policy.config)
+                } else {
+                    decision
+                };
+                (id, decision)
+            })
         });
         for (id, decision) in futures_util::future::join_all(evaluations).await {
             errors.extend(decision.errors.iter().copied());
@@ -315,6 +329,39 @@ impl PolicySet {
         };
         decision.in_mode(&group.config.id, group.config.mode)
     }
+}
+
+/// What policy-server makes of a policy's decision on `/validate` (its
+/// `admission_response_handler.rs`): in monitor mode no patch; in protect mode a patch from a
+/// policy not allowed to mutate is a rejection, in its words.
+fn policy_server_answer(mut decision: Decision, allowed: bool, config: &PolicyConfig) -> Decision {
+    if decision.mode == crate::config::Mode::Monitor {
+        return decision.without_patch();
+    }
+    if !allowed && decision.verdict.allowed && decision.verdict.patch.is_some() {
+        decision.verdict = Verdict::deny(
+            "",
+            format!(
+                "Request rejected by policy {}. The policy attempted to mutate the request, but it is currently configured to not allow mutations.",
+                config.id
+            ),
+        );
+        decision.outcome = Outcome::Denied;
+    }
+    decision
+}
+
+/// A rejection with the policy's configured message instead of its own (policy-server's
+/// `message`; it keeps the policy's own as a status cause, which a verdict has no room for:
+/// it is logged instead).
+fn with_message(mut decision: Decision, config: &PolicyConfig) -> Decision {
+    if let Some(message) = &config.message
+        && !decision.verdict.allowed
+    {
+        let original = std::mem::replace(&mut decision.verdict.message, message.clone());
+        tracing::info!(policy = %config.id, original = %original, "rejection answered with the configured message");
+    }
+    decision
 }
 
 impl LoadedPolicy {

@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub strict_ready: bool,
     /// How often files are checked for changes.
     pub watch_interval: Duration,
+    /// policy-server's flags, for a configuration that is its policies.yml.
+    pub flags: crate::kubewarden::ServerFlags,
 }
 
 /// Runs the webhook until SIGTERM or Ctrl-C.
@@ -73,7 +75,7 @@ impl Server {
         // File times are taken before each file is read, so a change made while the server
         // starts is seen as a change, never taken as the baseline.
         let config_seen = modified(&options.config);
-        let config = Config::load(&options.config)?;
+        let config = Config::load_with(&options.config, &options.flags)?;
         let mut watcher = Watcher::new(&options.config, &config);
         watcher.seen.insert(options.config.clone(), config_seen);
         let tls = match (&config.tls, options.insecure_http) {
@@ -766,7 +768,7 @@ async fn reload(
     capabilities: &Arc<Capabilities>,
 ) -> anyhow::Result<Reloaded> {
     let path = &options.config;
-    let config = Config::load(path)?;
+    let config = Config::load_with(path, &options.flags)?;
     let restart = |field: &str| {
         anyhow::anyhow!(
             "{}: {field} changed, which takes effect only on restart; nothing was applied",

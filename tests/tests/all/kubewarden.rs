@@ -4,11 +4,17 @@
 //! it misbehaves is contained as a component's would be. Hand-written waPC modules cover what
 //! the SDK never does (protocol breaches, another protocol version).
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use palisade_runtime::admission::{Instances, Options, Policy, Prepared};
-use palisade_runtime::capabilities::{Grants, OperationGrants};
+use palisade_runtime::capabilities::cluster::ManifestDirectory;
+use palisade_runtime::capabilities::session::Session;
+use palisade_runtime::capabilities::{
+    Capabilities, DataTables, FixedClock, Grants, MemoryStore, OperationGrants, ResourceKind,
+    StateLimits,
+};
 use palisade_runtime::kubewarden::{ExecutionMode, Metadata};
 use palisade_runtime::{Abi, Engine, EngineConfig, EvalError, Limits, LoadError};
 use palisade_sdk::testing::complete_request;
@@ -344,4 +350,390 @@ fn a_module_without_exported_memory_is_refused() {
         matches!(&error, LoadError::MissingExport(m) if m.contains("\"memory\"")),
         "{error}"
     );
+}
+
+/// Capabilities whose Kubernetes objects come from `kubewarden-cluster/`, at a fixed time.
+fn cluster_capabilities() -> Capabilities {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/all/kubewarden-cluster");
+    Capabilities::new(
+        Arc::new(FixedClock(Duration::from_secs(1_767_225_600))),
+        Arc::new(MemoryStore::new(StateLimits::default())),
+        DataTables::default(),
+    )
+    .with_cluster(Arc::new(
+        ManifestDirectory::load(&dir).expect("the test cluster"),
+    ))
+}
+
+/// Every host operation, and the kinds `kinds` (`apiVersion/Kind`).
+fn granted(kinds: &[&str]) -> Grants {
+    Grants {
+        operations: OperationGrants::all(),
+        kubernetes: kinds
+            .iter()
+            .map(|k| {
+                let (api_version, kind) = k.rsplit_once('/').expect("apiVersion/Kind");
+                ResourceKind {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                }
+            })
+            .collect(),
+        ..Grants::default()
+    }
+}
+
+/// The probe's answer to `settings` for a Pod in `shop` created by alice of `shop-operators`.
+fn answer_with(
+    capabilities: Capabilities,
+    settings: &serde_json::Value,
+    grants: Grants,
+) -> Verdict {
+    let policy = probe()
+        .configure(
+            &settings.to_string(),
+            Options {
+                capabilities: Some(Arc::new(capabilities)),
+                grants,
+                limits: Some(limits()),
+                ..Options::default()
+            },
+        )
+        .expect("valid settings");
+    let object = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/web:2"}]},
+    });
+    let request = complete_request(
+        json!({"object": object, "userInfo": {"username": "alice", "groups": ["shop-operators"]}}),
+        "kubewarden",
+    )
+    .expect("request");
+    verdict(&policy, &request)
+}
+
+fn answered(verdict: &Verdict) -> serde_json::Value {
+    assert!(verdict.allowed, "the host refused: {}", verdict.message);
+    serde_json::from_str(&verdict.message).expect("the probe answers with the host's JSON")
+}
+
+#[test]
+fn kubernetes_objects_are_read_through_the_sdks_typed_clients() {
+    let labels = answer_with(
+        cluster_capabilities(),
+        &json!({"call": "namespaceLabels"}),
+        granted(&["v1/Namespace"]),
+    );
+    assert_eq!(
+        answered(&labels),
+        json!({"environment": "prod", "team": "payments"})
+    );
+    let pods = answer_with(
+        cluster_capabilities(),
+        &json!({"call": {"podsInNamespace": {"labelSelector": "app in (web, api)"}}}),
+        granted(&["v1/Pod"]),
+    );
+    assert_eq!(
+        answered(&pods),
+        json!([{"name": "web", "images": ["registry.example/web:2"]}])
+    );
+    let running = answer_with(
+        cluster_capabilities(),
+        &json!({"call": {"podsInNamespace": {"fieldSelector": "status.phase!=Running", "fieldMasks": ["metadata.name", "apiVersion", "kind", "spec.containers.name"]}}}),
+        granted(&["v1/Pod"]),
+    );
+    assert_eq!(
+        answered(&running),
+        json!([{"name": "worker", "images": [null]}])
+    );
+    let namespaces = answer_with(
+        cluster_capabilities(),
+        &json!({"call": "allNamespaces"}),
+        granted(&["v1/Namespace"]),
+    );
+    assert_eq!(answered(&namespaces), json!(["dev", "shop"]));
+}
+
+#[test]
+fn can_i_answers_from_the_clusters_rbac() {
+    let delete = answer_with(
+        cluster_capabilities(),
+        &json!({"call": {"canI": {"verb": "delete", "resource": "pods"}}}),
+        granted(&[]),
+    );
+    let status = answered(&delete);
+    assert_eq!(status["allowed"], true);
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("operators-delete-pods")),
+        "{status}"
+    );
+    let create = answer_with(
+        cluster_capabilities(),
+        &json!({"call": {"canI": {"verb": "create", "resource": "deployments"}}}),
+        granted(&[]),
+    );
+    assert_eq!(answered(&create)["allowed"], false);
+}
+
+#[test]
+fn kubernetes_refusals_name_the_kind_or_the_missing_cluster() {
+    let kind = answer_with(
+        cluster_capabilities(),
+        &json!({"call": "namespaceLabels"}),
+        granted(&["v1/Pod"]),
+    );
+    assert!(
+        kind.message
+            .contains("Policy has not been granted access to Kubernetes v1/Namespace resources"),
+        "{}",
+        kind.message
+    );
+    let nowhere = answer_with(
+        Capabilities::default(),
+        &json!({"call": "namespaceLabels"}),
+        granted(&["v1/Namespace"]),
+    );
+    assert!(
+        nowhere
+            .message
+            .contains("this host serves no Kubernetes resources"),
+        "{}",
+        nowhere.message
+    );
+    let missing = answer_with(
+        cluster_capabilities(),
+        &json!({"raw": {"binding": "kubewarden", "namespace": "kubernetes", "operation": "get_resource",
+                "payload": {"api_version": "v1", "kind": "Namespace", "name": "staging", "disable_cache": false}}}),
+        granted(&["v1/Namespace"]),
+    );
+    assert!(
+        missing.message.contains("Namespace staging (v1) not found"),
+        "{}",
+        missing.message
+    );
+}
+
+#[test]
+fn dns_lookups_are_off_unless_the_host_turns_them_on() {
+    let off = answer_with(
+        Capabilities::default(),
+        &json!({"call": {"lookup": {"host": "localhost"}}}),
+        granted(&[]),
+    );
+    assert!(
+        off.message.contains("DNS lookups are turned off"),
+        "{}",
+        off.message
+    );
+    let on = answer_with(
+        Capabilities::default().with_dns(true),
+        &json!({"call": {"lookup": {"host": "localhost"}}}),
+        granted(&[]),
+    );
+    let ips = answered(&on);
+    assert!(
+        ips.as_array()
+            .is_some_and(|ips| ips.iter().any(|ip| ip == "127.0.0.1" || ip == "::1")),
+        "{ips}"
+    );
+}
+
+#[test]
+fn a_certificate_is_trusted_when_it_chains_to_the_given_root() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dated = |mut params: CertificateParams| {
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2027, 1, 1);
+        params
+    };
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = dated(CertificateParams::new(Vec::new()).expect("params"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).expect("ca").pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = dated(CertificateParams::new(vec!["web.example".to_owned()]).expect("params"))
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf")
+        .pem();
+    let trusted = answer_with(
+        Capabilities::default(),
+        &json!({"call": {"certificateTrusted": {"pem": leaf, "chain": [ca_pem]}}}),
+        granted(&[]),
+    );
+    assert_eq!(trusted.message, "trusted");
+    let expired = answer_with(
+        Capabilities::default(),
+        &json!({"call": {"certificateTrusted": {"pem": leaf, "chain": [ca_pem], "notAfter": "2028-01-01T00:00:00Z"}}}),
+        granted(&[]),
+    );
+    assert_eq!(
+        expired.message,
+        "Certificate not trusted: Certificate is being used after its expiration date"
+    );
+}
+
+#[test]
+fn registry_and_sigstore_operations_say_what_is_missing() {
+    let digest = answer_with(
+        Capabilities::default(),
+        &json!({"call": "imageDigests"}),
+        granted(&[]),
+    );
+    assert!(
+        digest.message.contains("this host reads no OCI registry"),
+        "{}",
+        digest.message
+    );
+    let verify = answer_with(
+        Capabilities::default(),
+        &json!({"call": {"verifyPubKeys": {"keys": ["-----BEGIN PUBLIC KEY-----"]}}}),
+        granted(&[]),
+    );
+    assert!(
+        verify.message.contains(
+            "sigstore verification (oci/v1/verify, oci/v2/verify) is not supported by this host yet"
+        ),
+        "{}",
+        verify.message
+    );
+}
+
+#[test]
+fn a_recorded_session_replays_without_the_cluster() {
+    let settings = json!({"call": "namespaceLabels"});
+    let recording = Arc::new(Session::record());
+    let live = answer_with(
+        cluster_capabilities().with_session(Arc::clone(&recording)),
+        &settings,
+        granted(&["v1/Namespace"]),
+    );
+    let recorded = recording.recorded();
+    assert!(recorded.contains("!KubernetesGetResource"), "{recorded}");
+    let replay = Arc::new(Session::replay(&recorded).expect("a session"));
+    let replayed = answer_with(
+        Capabilities::default().with_session(Arc::clone(&replay)),
+        &settings,
+        granted(&["v1/Namespace"]),
+    );
+    assert_eq!(replayed.message, live.message);
+    assert_eq!(replay.left_over(), 0);
+    // A different question than the recorded one is an error, not an answer.
+    let replay = Arc::new(Session::replay(&recorded).expect("a session"));
+    let other = answer_with(
+        Capabilities::default().with_session(replay),
+        &json!({"call": "allNamespaces"}),
+        granted(&["v1/Namespace"]),
+    );
+    assert!(
+        other.message.contains("Replay error: unexpected request"),
+        "{}",
+        other.message
+    );
+}
+
+/// A policy-server policies.yml serving the probe in every shape policy-server knows.
+fn policies_yml(dir: &Path) -> std::path::PathBuf {
+    let module = e2e::artefact_for("kubewarden-probe", e2e::KUBEWARDEN);
+    let module = format!("file://{}", module.display());
+    let text = format!(
+        r#"
+privileged:
+  module: {module}
+  settings: {{denyPrivileged: true}}
+  namespacedName: {{namespace: "", name: privileged}}
+labels:
+  module: {module}
+  allowedToMutate: true
+  settings: {{addLabel: {{key: team, value: payments}}}}
+labels-not-allowed:
+  module: {module}
+  settings: {{addLabel: {{key: team, value: payments}}}}
+labels-watched:
+  module: {module}
+  policyMode: monitor
+  allowedToMutate: true
+  settings: {{denyPrivileged: true, addLabel: {{key: team, value: payments}}}}
+worded:
+  module: {module}
+  message: privileged pods are not allowed in this cluster
+  settings: {{denyPrivileged: true}}
+namespaces:
+  module: {module}
+  settings: {{call: namespaceLabels}}
+  hostCapabilities: ["kubernetes/get_resource"]
+  contextAwareResources: [{{apiVersion: v1, kind: Namespace}}]
+either:
+  expression: "strict() || labelled()"
+  message: the pod is neither unprivileged nor labelled
+  policies:
+    strict: {{module: {module}, settings: {{denyPrivileged: true}}}}
+    labelled: {{module: {module}, settings: {{addLabel: {{key: team, value: x}}}}}}
+"#
+    );
+    let path = dir.join("policies.yml");
+    std::fs::write(&path, text).expect("policies.yml");
+    path
+}
+
+#[test]
+fn policy_servers_policies_yml_is_served_with_its_semantics() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = crate::serving::serve(policies_yml(dir.path()));
+    let review = |privileged: bool| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": pod(privileged, &json!({"app": "web"})),
+        })
+    };
+    let post = |id: &str, privileged: bool| {
+        crate::serving::post_review(server.address, id, &review(privileged))
+    };
+    let rejected = post("privileged", true);
+    assert_eq!(rejected["allowed"], false);
+    assert_eq!(
+        rejected["status"],
+        json!({"code": 403, "message": "privileged containers are not allowed: tools"})
+    );
+    assert_eq!(post("privileged", false)["allowed"], true);
+    // allowedToMutate: the patch comes back on /validate, as policy-server sends it.
+    let mutated = post("labels", false);
+    assert_eq!(mutated["patchType"], "JSONPatch");
+    // Not allowed to mutate: a mutation is a rejection, in policy-server's words.
+    let refused = post("labels-not-allowed", false);
+    assert_eq!(refused["allowed"], false);
+    assert_eq!(
+        refused["status"]["message"],
+        "Request rejected by policy labels-not-allowed. The policy attempted to mutate the request, but it is currently configured to not allow mutations."
+    );
+    // Monitor mode: accepted, and without the patch.
+    let watched = post("labels-watched", true);
+    assert_eq!(watched["allowed"], true);
+    assert!(watched.get("patch").is_none(), "{watched}");
+    let worded = post("worded", true);
+    assert_eq!(
+        worded["status"]["message"],
+        "privileged pods are not allowed in this cluster"
+    );
+    // Granted kubernetes/get_resource but served no cluster: the host says so.
+    let namespaces = post("namespaces", false);
+    assert!(
+        namespaces["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("this host serves no Kubernetes resources")),
+        "{namespaces}"
+    );
+    // The group: strict() || labelled(); a member that mutates counts as rejecting.
+    let group = post("either", true);
+    assert_eq!(group["allowed"], false);
+    assert!(
+        group["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("the pod is neither unprivileged nor labelled")),
+        "{group}"
+    );
+    assert_eq!(post("either", false)["allowed"], true);
 }

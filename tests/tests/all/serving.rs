@@ -28,6 +28,7 @@ pub(crate) fn serve(config: PathBuf) -> Running {
             insecure_http: true,
             strict_ready: true,
             watch_interval: Duration::from_millis(100),
+            flags: Default::default(),
         };
         let engine = Engine::new(EngineConfig::default()).expect("engine");
         Server::bind(options, engine).await.expect("binds")

@@ -29,6 +29,7 @@ async fn serve(dir: &Path, config: &str) -> (u16, tokio::sync::oneshot::Sender<(
         insecure_http: true,
         strict_ready: false,
         watch_interval: Duration::from_millis(100),
+        flags: Default::default(),
     };
     let engine = Engine::new(EngineConfig::default()).expect("engine");
     let server = Server::bind(options, engine).await.expect("binds");

@@ -80,6 +80,7 @@ async fn start(
         insecure_http: false,
         strict_ready: false,
         watch_interval: Duration::from_millis(100),
+        flags: Default::default(),
     };
     let engine = Engine::new(EngineConfig::default()).expect("engine");
     let server = Server::bind(options, engine).await.expect("binds");
@@ -458,6 +459,7 @@ async fn plain_http_needs_the_explicit_flag() {
         insecure_http: false,
         strict_ready: false,
         watch_interval: Duration::from_millis(100),
+        flags: Default::default(),
     };
     let engine = Engine::new(EngineConfig::default()).expect("engine");
     let err = Server::bind(options, engine)
@@ -553,6 +555,7 @@ async fn probes_answer_without_a_client_certificate_on_their_own_listener() {
         insecure_http: false,
         strict_ready: false,
         watch_interval: Duration::from_millis(100),
+        flags: Default::default(),
     };
     let engine = Engine::new(EngineConfig::default()).expect("engine");
     let server = Server::bind(options, engine).await.expect("binds");

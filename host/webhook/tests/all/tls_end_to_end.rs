@@ -135,6 +135,7 @@ async fn one_tls_server_answers_every_admission_path_and_counts_it() {
         insecure_http: false,
         strict_ready: true,
         watch_interval: Duration::from_secs(60),
+        flags: Default::default(),
     };
     let engine = Engine::new(EngineConfig::default()).expect("engine");
     let server = Server::bind(options, engine).await.expect("binds");

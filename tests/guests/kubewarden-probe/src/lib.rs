@@ -56,7 +56,11 @@ struct Label {
 
 /// A host capability called through the SDK's typed client.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 enum Call {
     /// The request's namespace (`get_resource` of a v1 Namespace): its labels.
     NamespaceLabels,
