@@ -34,6 +34,16 @@ for suite in "$root"/policies/*/examples/admission/suite.yaml; do
   "$palisade" test "$suite" || true
 done
 
+# Kubewarden's home of pod-security: the same request through its waPC build (what
+# Kubewarden's policy-server runs), in Palisade's waPC host.
+kubewarden="$root/target/policies/kubewarden/pod_security.wasm"
+if [[ -f $kubewarden ]]; then
+  echo
+  echo "\$ palisade run --policy target/policies/kubewarden/pod_security.wasm --request policies/pod-security/examples/privileged-pod.yaml --settings policies/pod-security/examples/baseline.yaml"
+  "$palisade" run --policy "$kubewarden" --request "$root/policies/pod-security/examples/privileged-pod.yaml" \
+    --settings "$root/policies/pod-security/examples/baseline.yaml" >/dev/null || true
+fi
+
 # Gatekeeper's suites (gator verify's format) for the rego policy's template library.
 echo
 echo "\$ palisade test policies/rego/library/..."

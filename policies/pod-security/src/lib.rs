@@ -217,6 +217,8 @@ fn required<'a>(object: Option<Pod<'a>>, field: &str) -> Result<Pod<'a>, PolicyE
 
 #[cfg(all(target_arch = "wasm32", feature = "admission-component"))]
 palisade_sdk::export_admission!(PodSecurity);
+#[cfg(all(target_arch = "wasm32", feature = "kubewarden"))]
+palisade_sdk::export_kubewarden!(PodSecurity, "kubewarden-metadata.json");
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,8 @@ pub mod admission_component;
 pub mod compare;
 pub mod fetch;
 pub mod host;
+#[cfg(all(feature = "kubewarden", target_arch = "wasm32"))]
+pub mod kubewarden;
 pub mod path;
 mod policy;
 #[cfg(any(test, all(feature = "proxy-wasm", target_arch = "wasm32")))]

@@ -737,3 +737,28 @@ fn policy_servers_policies_yml_is_served_with_its_semantics() {
     );
     assert_eq!(post("either", false)["allowed"], true);
 }
+
+#[test]
+fn pod_securitys_kubewarden_build_describes_itself_as_its_component_does() {
+    let component = Prepared::new(
+        engine(),
+        &e2e::read_artefact("pod-security").expect("component"),
+    )
+    .expect("the component loads");
+    let bytes = std::fs::read(e2e::artefact_for("pod-security", e2e::KUBEWARDEN))
+        .expect("the Kubewarden build (make policies)");
+    let kubewarden = Prepared::new(engine(), &bytes).expect("the waPC module loads");
+    assert_eq!(kubewarden.abi(), &Abi::Kubewarden);
+    assert_eq!(kubewarden.metadata(), component.metadata());
+    let embedded = kubewarden.kubewarden().expect("its metadata is embedded");
+    assert_eq!(embedded.execution_mode, ExecutionMode::Wapc);
+    assert!(embedded.mutating);
+    // Settings are checked by the same code in both homes, with the same words.
+    let error = |prepared: &Prepared| {
+        prepared
+            .validate_settings(r#"{"level": "strict"}"#)
+            .expect_err("no such level")
+            .to_string()
+    };
+    assert_eq!(error(&kubewarden), error(&component));
+}

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e::{ADMISSION_COMPONENT, PROXY_WASM, PolicyCrate, policy_crates};
+use e2e::{ADMISSION_COMPONENT, KUBEWARDEN, PROXY_WASM, PolicyCrate, policy_crates};
 use libtest_mimic::{Failed, Trial};
 use palisade_proxy::{Filter, RunOptions, Scenario, run};
 use palisade_runtime::admission::{Options, Prepared};
@@ -22,7 +22,9 @@ use palisade_runtime::{Engine, EngineConfig, EvalError, LoadError};
 use palisade_sdk::testing::{
     Expand, FIXTURE_EPOCH, Fixture, Outcome, check, fixture_paths, load_expanded_fixtures,
 };
-use palisade_sdk::wire::{AdmissionRequest, HeaderChange, HttpRequest, HttpVerdict};
+use palisade_sdk::wire::{
+    AdmissionRequest, HeaderChange, HttpRequest, HttpVerdict, PatchOperation, Verdict,
+};
 
 /// Every policy's trials: its completeness check and its fixtures per home; a discovery error
 /// is one failing trial naming it.
@@ -51,7 +53,9 @@ fn discover() -> anyhow::Result<Vec<Trial>> {
             }
             match home.as_str() {
                 PROXY_WASM => trials.extend(proxy_trials(&engine, &policy)?),
-                ADMISSION_COMPONENT => trials.extend(admission_trials(&engine, &policy)?),
+                ADMISSION_COMPONENT | KUBEWARDEN => {
+                    trials.extend(admission_trials(&engine, &policy, home)?);
+                }
                 other => anyhow::bail!("{}: no fixture runner for the home {other}", policy.name),
             }
         }
@@ -67,27 +71,76 @@ fn expander(policy: &str) -> Expand {
     }
 }
 
-fn admission_trials(engine: &Engine, policy: &PolicyCrate) -> anyhow::Result<Vec<Trial>> {
-    let prepared = match policy.artefact(ADMISSION_COMPONENT) {
+fn admission_trials(
+    engine: &Engine,
+    policy: &PolicyCrate,
+    home: &str,
+) -> anyhow::Result<Vec<Trial>> {
+    let prepared = match policy.artefact(home) {
         Ok(bytes) => Prepared::new(engine, &bytes)
             .map(Arc::new)
             .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
         Err(e) => Err(format!("{e:#}")),
     };
     let mut trials = Vec::new();
-    let dir = policy.fixtures(ADMISSION_COMPONENT);
+    let dir = policy.fixtures(home);
     for fixture in load_expanded_fixtures::<AdmissionRequest>(&dir, expander(&policy.name))? {
         let prepared = prepared.clone();
+        let home = home.to_owned();
         trials.push(Trial::test(
-            format!("{}::{ADMISSION_COMPONENT}::{}", policy.name, fixture.name),
+            format!("{}::{home}::{}", policy.name, fixture.name),
             move || {
                 let prepared = prepared.map_err(Failed::from)?;
-                let outcome = evaluate(&prepared, &fixture);
+                let mut outcome = evaluate(&prepared, &fixture);
+                if home == KUBEWARDEN {
+                    outcome = as_kubewarden_answers(&fixture, outcome)?;
+                }
                 check(&fixture, &outcome).map_err(|e| format!("{e:#}").into())
             },
         ));
     }
     Ok(trials)
+}
+
+/// What differs by construction through the Kubewarden home, and only that: a policy's own
+/// error crosses waPC as its message (the host cannot tell an invalid request from another
+/// failure), and a patch crosses as the patched object, which the host diffs back into a patch
+/// as policy-server does: the same change, possibly in other operations. When the fixture's
+/// expected patch makes the same object, the expected operations stand in for the diff's.
+fn as_kubewarden_answers(fixture: &Fixture, outcome: Outcome) -> Result<Outcome, Failed> {
+    Ok(match outcome {
+        Outcome::Error(message) => Outcome::Error(
+            message
+                .strip_prefix("internal policy error: ")
+                .map_or(message.clone(), str::to_owned),
+        ),
+        Outcome::Verdict(mut verdict) if verdict.patch.is_some() => {
+            let expected = std::fs::read_to_string(fixture.expected_path())
+                .map_err(|e| format!("{}: {e}", fixture.expected_path().display()))?;
+            if let Ok(Outcome::Verdict(Verdict {
+                patch: Some(expected),
+                ..
+            })) = serde_json::from_str::<Outcome>(&expected)
+                && let Some(object) = &fixture.request.object
+            {
+                let object: serde_json::Value = serde_json::from_str(object.get())
+                    .map_err(|e| format!("the fixture's object: {e}"))?;
+                let apply = |patch: &[PatchOperation]| -> Result<serde_json::Value, Failed> {
+                    let mut document = object.clone();
+                    let patch: json_patch::Patch =
+                        serde_json::from_value(serde_json::to_value(patch)?)?;
+                    json_patch::patch(&mut document, &patch)?;
+                    Ok(document)
+                };
+                let actual = verdict.patch.as_deref().unwrap_or_default();
+                if apply(actual)? == apply(&expected)? {
+                    verdict.patch = Some(expected);
+                }
+            }
+            Outcome::Verdict(verdict)
+        }
+        other => other,
+    })
 }
 
 /// The outcome as `palisade run` would see it, with the host the fixture describes: settings
