@@ -82,14 +82,14 @@ test: build tools
 run: build
 	@bash host/webhook/examples/run.sh $(PALISADE) $(POD_SECURITY)
 
-## bench: criterion benchmarks: pod-security native vs wasm, load cold vs cached, `palisade run`
+## bench: criterion benchmarks: pod-security native vs wasm (component and Kubewarden waPC build), load cold vs cached, `palisade run`
 ## process; the proxy filters (request-guard, zero-trust, OPA-Envoy rego, rate-limit) through the
 ## proxy-wasm host (plugin start, per request, hostcalls); rego's Gatekeeper templates native vs wasm
 bench: build
 	$(CARGO) bench --locked --workspace --bench pod_security --bench proxy_filter --bench rego
 
-## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted,
-## then rate-limit's admission home (buckets in memory and in redis-server), then rego's (library templates)
+## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted
+## (its component, its Kubewarden waPC build, and a kubewarden-policy-sdk policy), then rate-limit's admission home (buckets in memory and in redis-server), then rego's (library templates)
 bench-webhook: build
 	@bash tests/benches/webhook.sh $(PALISADE) $(POD_SECURITY)
 

@@ -67,6 +67,21 @@ fn evaluation(c: &mut Criterion) {
         "wasm and native disagree"
     );
 
+    // The same policy built for Kubewarden: a waPC module, settings sent with every request.
+    let kubewarden_bytes = std::fs::read(e2e::artefact_for("pod-security", e2e::KUBEWARDEN))
+        .expect("the Kubewarden build (make policies)");
+    let kubewarden = Arc::new(Prepared::new(&engine, &kubewarden_bytes).expect("load"))
+        .configure(SETTINGS, Options::default())
+        .expect("configure");
+    assert_eq!(
+        kubewarden
+            .evaluate_blocking(&request)
+            .result
+            .expect("waPC verdict"),
+        native,
+        "the Kubewarden build and native disagree"
+    );
+
     let mut group = c.benchmark_group("pod-security/evaluate");
     group.bench_function("native", |b| {
         b.iter(|| pod_security::evaluate(&request, &settings))
@@ -76,6 +91,9 @@ fn evaluation(c: &mut Criterion) {
     });
     group.bench_function("wasm-fresh-instance", |b| {
         b.iter(|| fresh.evaluate_blocking(&request))
+    });
+    group.bench_function("kubewarden-wapc-warm-instance", |b| {
+        b.iter(|| kubewarden.evaluate_blocking(&request))
     });
     group.finish();
 

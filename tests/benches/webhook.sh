@@ -22,6 +22,8 @@ palisade=$(realpath "$1")
 policy=$(realpath "$2")
 rate_limit=$(dirname "$policy")/rate_limit.wasm
 rego=$(dirname "$policy")/rego.wasm
+# The same policy built for Kubewarden (a waPC module), beside the component, when built.
+kubewarden=$(realpath -m "$(dirname "$policy")/../kubewarden/$(basename "$policy")")
 library=$(realpath "$(dirname "$0")/../../policies/rego/library")
 anchor=$(dirname "$palisade")/examples/https_anchor
 review=$(realpath "$(dirname "$0")/pod-create-review.json")
@@ -48,6 +50,23 @@ policies:
     module: $policy
     settings: {level: restricted, version: latest}
 YAML
+# A validating policy written with kubewarden-policy-sdk (the probe guest: privileged
+# containers denied, as Kubewarden's pod-privileged policy does).
+probe=$(dirname "$kubewarden")/kubewarden_probe.wasm
+if [[ -f $kubewarden ]]; then
+  cat >>"$work/palisade.yaml" <<YAML
+  - id: pod-security-kubewarden
+    module: $kubewarden
+    settings: {level: restricted, version: latest}
+YAML
+fi
+if [[ -f $probe ]]; then
+  cat >>"$work/palisade.yaml" <<YAML
+  - id: kubewarden-sdk
+    module: $probe
+    settings: {denyPrivileged: true}
+YAML
+fi
 cat >"$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -116,6 +135,17 @@ done
 echo
 awk -v s="$serve_16" -v a="$anchor_read" -v p="$anchor_parse" 'BEGIN {
   printf "at 16 connections: palisade serve %.1f us CPU per request = %.2fx the read-only anchor (%.1f us), %.2fx the parsing anchor (%.1f us); %.1f us above the read-only anchor\n", s, s / a, a, s / p, p, s - a }'
+if [[ -f $kubewarden ]]; then
+  echo
+  echo "| server | connections | req/s | p50 | p99 | server CPU per request |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  load "palisade serve, pod-security's Kubewarden waPC build" 16 pod-security-kubewarden
+  awk -v k="$per_request" -v s="$serve_16" -v a="$anchor_read" 'BEGIN {
+    printf "pod-security built for Kubewarden (waPC, settings sent with every request): %.1f us CPU per request = %.2fx the component (%.1f us), %.1f us above the read-only anchor\n", k, k / s, s, k - a }'
+fi
+if [[ -f $probe ]]; then
+  load "palisade serve, kubewarden-policy-sdk policy (privileged check)" 16 kubewarden-sdk
+fi
 denied_logs=$(grep -c '"level":"INFO"' "$work/server.log" || true)
 echo "server log lines at info during the run: $denied_logs"
 

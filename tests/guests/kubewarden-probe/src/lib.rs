@@ -10,7 +10,7 @@
 //! - `raw`: the same with any binding, namespace, operation and payload;
 //! - `hostile`: misbehave (`loop`, `memory`, `trap`, `garbage`, `error`, `huge-answer`).
 //!
-//! Every validation logs one line through the SDK's logger (the `tracing` capability).
+//! - `log`: log one line per validation through the SDK's logger (the `tracing` capability).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -44,6 +44,7 @@ struct Settings {
     call: Option<Call>,
     raw: Option<RawCall>,
     hostile: Option<String>,
+    log: bool,
 }
 
 /// A label to add.
@@ -145,11 +146,13 @@ pub extern "C" fn wapc_init() {
 fn validate(payload: &[u8]) -> CallResult {
     let request = ValidationRequest::<Settings>::new(payload)?;
     let settings = &request.settings;
-    let logger = Logger::root(
-        logging::KubewardenDrain::new().fuse(),
-        o!("policy" => "probe"),
-    );
-    info!(logger, "validating"; "uid" => request.request.uid.as_str(), "kind" => request.request.kind.kind.as_str());
+    if settings.log {
+        let logger = Logger::root(
+            logging::KubewardenDrain::new().fuse(),
+            o!("policy" => "probe"),
+        );
+        info!(logger, "validating"; "uid" => request.request.uid.as_str(), "kind" => request.request.kind.kind.as_str());
+    }
     if let Some(hostile) = &settings.hostile {
         return misbehave(hostile);
     }
