@@ -4,6 +4,7 @@
 mod cli;
 mod gator;
 mod istio;
+mod kubewarden;
 mod oci;
 mod proxy;
 mod rego;

@@ -1,0 +1,137 @@
+//! `palisade run` with a Kubewarden policy (the kubewarden-policy-sdk probe of tests/guests):
+//! host capabilities granted on the command line, Kubernetes objects from a directory of
+//! manifests, and a session recorded, then replayed without the directory (kwctl's format).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{built, palisade};
+
+/// A Pod CREATE in `shop`, a Namespace `shop` as a manifest, and the probe's settings.
+fn inputs(dir: &Path, settings: &str) {
+    let pod = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "kw-1", "operation": "CREATE", "namespace": "shop",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "userInfo": {"username": "alice"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+                       "spec": {"containers": [{"name": "app", "image": "registry.example/web:1"}]}},
+        },
+    });
+    std::fs::write(dir.join("review.json"), pod.to_string()).expect("review");
+    std::fs::create_dir_all(dir.join("cluster")).expect("dir");
+    std::fs::write(
+        dir.join("cluster/namespaces.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {team: payments}\n",
+    )
+    .expect("manifest");
+    std::fs::write(dir.join("settings.json"), settings).expect("settings");
+}
+
+fn run(dir: &Path, cache: &tempfile::TempDir, extra: &[&str]) -> (i32, Value, String) {
+    let probe = built("kubewarden", "kubewarden_probe.wasm");
+    let output = palisade(cache)
+        .current_dir(dir)
+        .args([
+            "run",
+            "--request",
+            "review.json",
+            "--settings",
+            "settings.json",
+            "--policy",
+        ])
+        .arg(probe)
+        .args(extra)
+        .output()
+        .expect("runs");
+    (
+        output.status.code().unwrap_or(-1),
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const GRANTS: [&str; 4] = [
+    "--capability",
+    "host:kubernetes/get_resource",
+    "--capability",
+    "kubernetes:v1/Namespace",
+];
+
+#[test]
+fn a_kubewarden_policy_reads_the_cluster_directory_and_replays_the_session() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("cache");
+    inputs(dir.path(), r#"{"call": "namespaceLabels"}"#);
+    let mut args = GRANTS.to_vec();
+    args.extend([
+        "--kubernetes-dir",
+        "cluster",
+        "--record-host-capabilities-interactions",
+        "session.yml",
+    ]);
+    let (code, review, stderr) = run(dir.path(), &cache, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        review["response"]["status"]["message"],
+        r#"{"team":"payments"}"#
+    );
+    let session = std::fs::read_to_string(dir.path().join("session.yml")).expect("recorded");
+    assert!(session.contains("!KubernetesGetResource"), "{session}");
+    // Replayed: the same answer with no cluster at all.
+    let mut replay = GRANTS.to_vec();
+    replay.extend(["--replay-host-capabilities-interactions", "session.yml"]);
+    let (code, again, stderr) = run(dir.path(), &cache, &replay);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(again["response"], review["response"]);
+    // Not granted the kind: Kubewarden's refusal reaches the policy, which rejects.
+    let (code, refused, _) = run(
+        dir.path(),
+        &cache,
+        &[
+            "--capability",
+            "host:kubernetes/*",
+            "--kubernetes-dir",
+            "cluster",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        refused["response"]["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(
+                "Policy has not been granted access to Kubernetes v1/Namespace resources"
+            )),
+        "{refused}"
+    );
+}
+
+#[test]
+fn capability_arguments_that_name_nothing_are_errors() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("cache");
+    inputs(dir.path(), "{}");
+    let (code, _, stderr) = run(dir.path(), &cache, &["--capability", "host:oci/v3/*"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("host capability pattern \"oci/v3/*\" matches no operation"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(dir.path(), &cache, &["--kubernetes-dir", "missing"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--kubernetes-dir missing"), "{stderr}");
+    std::fs::write(dir.path().join("session.yml"), "not: a session").expect("file");
+    let (code, _, stderr) = run(
+        dir.path(),
+        &cache,
+        &["--replay-host-capabilities-interactions", "session.yml"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("not a list of recorded host-capability exchanges"),
+        "{stderr}"
+    );
+}
