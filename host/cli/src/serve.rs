@@ -76,6 +76,14 @@ pub(crate) struct ServeArgs {
     /// seconds (--policy-timeout).
     #[arg(long, default_value_t = 2, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=30), help_heading = "policy-server flags (with a policies.yml)")]
     policy_timeout: u64,
+    /// With a policies.yml: a directory of Kubernetes manifests the kubernetes/* host
+    /// operations answer from (policy-server asks the API server).
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "policy-server flags (with a policies.yml)"
+    )]
+    kubernetes_dir: Option<PathBuf>,
     /// Serve plain HTTP instead of HTTPS; for local testing only.
     #[arg(long)]
     insecure_http: bool,
@@ -123,5 +131,10 @@ fn flags(args: &ServeArgs) -> ServerFlags {
             .readiness_probe_port
             .map(|port| SocketAddr::new(ip, port)),
         policy_timeout: Duration::from_secs(args.policy_timeout),
+        // Relative to where the command runs, not to the policies.yml.
+        kubernetes_directory: args
+            .kubernetes_dir
+            .as_ref()
+            .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
     }
 }

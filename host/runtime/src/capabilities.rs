@@ -33,7 +33,7 @@ pub struct Capabilities {
     state: Arc<dyn StateStore>,
     buckets: Arc<dyn Buckets>,
     data: RwLock<Arc<DataTables>>,
-    cluster: Option<Arc<dyn cluster::Cluster>>,
+    cluster: RwLock<Option<Arc<dyn cluster::Cluster>>>,
     registry: Option<Arc<dyn registry::Registry>>,
     dns: bool,
     session: Option<Arc<session::Session>>,
@@ -73,7 +73,7 @@ impl Capabilities {
             state,
             buckets,
             data: RwLock::new(Arc::new(data)),
-            cluster: None,
+            cluster: RwLock::new(None),
             registry: None,
             dns: false,
             session: None,
@@ -82,9 +82,18 @@ impl Capabilities {
 
     /// The same capabilities with Kubernetes objects read from `cluster`.
     #[must_use]
-    pub fn with_cluster(mut self, cluster: Arc<dyn cluster::Cluster>) -> Self {
-        self.cluster = Some(cluster);
+    pub fn with_cluster(self, cluster: Arc<dyn cluster::Cluster>) -> Self {
+        self.replace_cluster(Some(cluster));
         self
+    }
+
+    /// Replaces where Kubernetes objects come from (a configuration reload); evaluations in
+    /// progress keep the one they started with.
+    pub fn replace_cluster(&self, cluster: Option<Arc<dyn cluster::Cluster>>) {
+        match self.cluster.write() {
+            Ok(mut current) => *current = cluster,
+            Err(poisoned) => *poisoned.into_inner() = cluster,
+        }
     }
 
     /// The same capabilities with image manifests read from `registry`.
@@ -112,8 +121,10 @@ impl Capabilities {
 
     /// Where Kubernetes objects come from, if anywhere.
     #[must_use]
-    pub fn cluster(&self) -> Option<&Arc<dyn cluster::Cluster>> {
-        self.cluster.as_ref()
+    pub fn cluster(&self) -> Option<Arc<dyn cluster::Cluster>> {
+        self.cluster
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |c| c.clone())
     }
 
     /// Where image manifests come from, if anywhere.

@@ -48,6 +48,24 @@ pub struct Config {
     /// kubelet probes and scrapers need no client certificate when `tls.clientCa` is set.
     #[serde(default)]
     pub probes: Option<ProbesConfig>,
+    /// What the host operations policies are granted (`capabilities.host`) answer from.
+    #[serde(default)]
+    pub host_operations: HostOperationsConfig,
+}
+
+/// Where host operations are answered from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostOperationsConfig {
+    /// A directory of Kubernetes manifests (YAML or JSON, multi-document, Lists), relative to
+    /// the configuration file, that the kubernetes/* operations answer from as if it were the
+    /// cluster; re-read on reload. Without it they are refused.
+    #[serde(default)]
+    pub kubernetes_directory: Option<PathBuf>,
+    /// Whether net/v1/dns_lookup_host is answered with this machine's resolver (restart to
+    /// change).
+    #[serde(default)]
+    pub dns: bool,
 }
 
 /// The probes listener.
@@ -394,10 +412,14 @@ impl Config {
                 })?;
             Self::policy_server(policies, groups, flags)
         } else {
-            if flags.listen.is_some() || flags.tls.is_some() {
+            if flags.listen.is_some()
+                || flags.tls.is_some()
+                || flags.readiness.is_some()
+                || flags.kubernetes_directory.is_some()
+            {
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
-                    message: "the policy-server flags (--addr, --port, --cert-file, --key-file, --client-ca-file) apply to a policies.yml; a palisade.yaml sets listen and tls itself".to_owned(),
+                    message: "the policy-server flags (--addr, --port, --cert-file, --key-file, --client-ca-file, --readiness-probe-port, --kubernetes-dir) apply to a policies.yml; a palisade.yaml sets listen, tls, probes and hostOperations itself".to_owned(),
                 });
             }
             Self::parse(&text).map_err(parse_error)?
@@ -436,6 +458,10 @@ impl Config {
             state: StateConfig::default(),
             rate_limit: RateLimitConfig::default(),
             probes: flags.readiness.map(|listen| ProbesConfig { listen }),
+            host_operations: HostOperationsConfig {
+                kubernetes_directory: flags.kubernetes_directory.clone(),
+                dns: false,
+            },
         }
     }
 
@@ -458,6 +484,9 @@ impl Config {
         for file in config.data.values_mut() {
             *file = base.join(&*file);
         }
+        if let Some(dir) = &mut config.host_operations.kubernetes_directory {
+            *dir = base.join(&*dir);
+        }
         if let Some(tls) = &mut config.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
@@ -479,6 +508,30 @@ impl Config {
         palisade_runtime::documents::unique_keys(serde_yaml::Deserializer::from_str(text))
             .map_err(|e| e.to_string())?;
         serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Reads the Kubernetes manifests of `hostOperations.kubernetesDirectory`, if set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the file and object that cannot be used.
+    pub fn load_cluster(
+        &self,
+    ) -> Result<
+        Option<std::sync::Arc<dyn palisade_runtime::capabilities::cluster::Cluster>>,
+        ConfigError,
+    > {
+        let Some(dir) = &self.host_operations.kubernetes_directory else {
+            return Ok(None);
+        };
+        let cluster = palisade_runtime::capabilities::cluster::ManifestDirectory::load(dir)
+            .map_err(|e| ConfigError::Invalid {
+                path: dir.clone(),
+                message: format!(
+                    "hostOperations.kubernetesDirectory: {}",
+                    palisade_runtime::chain(&e)
+                ),
+            })?;
+        Ok(Some(std::sync::Arc::new(cluster)))
     }
 
     /// Reads the data tables: each file a mapping of keys to values, YAML or JSON.

@@ -35,6 +35,9 @@ pub struct ServerFlags {
     pub readiness: Option<std::net::SocketAddr>,
     /// `--policy-timeout`: the evaluation deadline of policies without `timeoutEvalSeconds`.
     pub policy_timeout: Duration,
+    /// The manifests the kubernetes/* operations answer from (`--kubernetes-dir`; policy-server
+    /// asks the API server instead).
+    pub kubernetes_directory: Option<PathBuf>,
 }
 
 impl Default for ServerFlags {
@@ -45,6 +48,7 @@ impl Default for ServerFlags {
             tls: None,
             readiness: None,
             policy_timeout: Duration::from_secs(2),
+            kubernetes_directory: None,
         }
     }
 }

@@ -93,8 +93,10 @@ impl Server {
                 Arc::new(MemoryStore::new(config.state.into())),
                 config.load_data()?,
             )
-            .with_buckets(crate::buckets::from_config(&config.rate_limit)),
+            .with_buckets(crate::buckets::from_config(&config.rate_limit))
+            .with_dns(config.host_operations.dns),
         );
+        capabilities.replace_cluster(config.load_cluster()?);
         let set = {
             let (config, engine, capabilities) = (
                 config.clone(),
@@ -648,6 +650,8 @@ impl Watcher {
                 .flat_map(|p| p.settings_files.iter().cloned()),
         );
         files.extend(config.data.values().cloned());
+        // Files added to or removed from the manifest directory change its time.
+        files.extend(config.host_operations.kubernetes_directory.clone());
         if let Some(tls) = &config.tls {
             files.extend([tls.cert.clone(), tls.key.clone()]);
             files.extend(tls.client_ca.clone());
@@ -730,6 +734,7 @@ async fn reload_loop(
                 }
                 state.replace_limits(reloaded.config.limits.clone());
                 state.capabilities.replace_data(reloaded.data);
+                state.capabilities.replace_cluster(reloaded.cluster);
                 state.replace(reloaded.set);
                 watcher.track(&reloaded.config);
                 config = reloaded.config;
@@ -751,6 +756,7 @@ struct Reloaded {
     config: Config,
     set: PolicySet,
     data: DataTables,
+    cluster: Option<Arc<dyn palisade_runtime::capabilities::cluster::Cluster>>,
     /// A new TLS configuration, when its files or their content changed.
     tls: Option<TlsGeneration>,
 }
@@ -798,6 +804,7 @@ async fn reload(
         }
     };
     let data = config.load_data()?;
+    let cluster = config.load_cluster()?;
     let set = {
         let (config, engine, capabilities) =
             (config.clone(), Arc::clone(engine), Arc::clone(capabilities));
@@ -815,6 +822,7 @@ async fn reload(
         config,
         set,
         data,
+        cluster,
         tls,
     })
 }

@@ -762,3 +762,41 @@ fn pod_securitys_kubewarden_build_describes_itself_as_its_component_does() {
     };
     assert_eq!(error(&kubewarden), error(&component));
 }
+
+#[test]
+fn the_webhook_answers_kubernetes_operations_from_its_manifest_directory() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cluster = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/all/kubewarden-cluster");
+    let module = e2e::artefact_for("kubewarden-probe", e2e::KUBEWARDEN);
+    let config = dir.path().join("palisade.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+listen: 127.0.0.1:0
+hostOperations: {{kubernetesDirectory: {cluster}}}
+policies:
+  - id: namespaces
+    module: {module}
+    settings: {{call: namespaceLabels}}
+    capabilities:
+      host: ["kubernetes/get_resource"]
+      kubernetes: [{{apiVersion: v1, kind: Namespace}}]
+"#,
+            cluster = cluster.display(),
+            module = module.display()
+        ),
+    )
+    .expect("config");
+    let server = crate::serving::serve(config);
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": pod(false, &json!({})),
+    });
+    let answer = crate::serving::post_review(server.address, "namespaces", &review);
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert_eq!(
+        answer["status"]["message"],
+        r#"{"environment":"prod","team":"payments"}"#
+    );
+}

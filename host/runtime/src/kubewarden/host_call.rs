@@ -465,9 +465,9 @@ fn registry(capabilities: &Capabilities) -> Result<&Arc<dyn Registry>, String> {
     })
 }
 
-fn cluster(capabilities: &Capabilities) -> Result<&Arc<dyn Cluster>, String> {
+fn cluster(capabilities: &Capabilities) -> Result<Arc<dyn Cluster>, String> {
     capabilities.cluster().ok_or_else(|| {
-        "this host serves no Kubernetes resources (give the CLI --kubernetes-dir, or the server a kubernetes directory)".to_owned()
+        "this host serves no Kubernetes resources (give the CLI --kubernetes-dir, or the server hostOperations.kubernetesDirectory)".to_owned()
     })
 }
 
