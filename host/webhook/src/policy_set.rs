@@ -77,6 +77,10 @@ pub struct Status {
     /// The group's expression.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+    /// The metadata Kubewarden's tools embedded in the module (execution mode, background
+    /// audit, context-aware resources, ...), for Kubewarden policies that have it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubewarden: Option<palisade_runtime::kubewarden::Metadata>,
 }
 
 impl PolicySet {
@@ -141,6 +145,7 @@ impl PolicySet {
             mode: g.config.mode.label(),
             failure_policy: None,
             expression: Some(g.config.expression.clone()),
+            kubewarden: None,
         });
         policies.chain(groups).collect()
     }
@@ -446,6 +451,11 @@ impl LoadedPolicy {
             }
             Err(e) => ("error", Some(e.clone()), None, None),
         };
+        let kubewarden = self
+            .state
+            .as_ref()
+            .ok()
+            .and_then(|p| p.prepared().kubewarden().cloned());
         Status {
             id: self.config.id.clone(),
             kind: "policy",
@@ -457,6 +467,7 @@ impl LoadedPolicy {
             mode: self.config.mode.label(),
             failure_policy: Some(self.config.failure_policy.label()),
             expression: None,
+            kubewarden,
         }
     }
 

@@ -739,6 +739,42 @@ fn policy_servers_policies_yml_is_served_with_its_semantics() {
 }
 
 #[test]
+fn policies_lists_the_kubewarden_metadata_of_a_module() {
+    let dir = tempfile::tempdir().expect("dir");
+    let module = e2e::artefact_for("pod-security", e2e::KUBEWARDEN);
+    let config = dir.path().join("palisade.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\npolicies:\n  - id: psa\n    module: {}\n",
+            module.display()
+        ),
+    )
+    .expect("config");
+    let server = crate::serving::serve(config);
+    let mut stream = std::net::TcpStream::connect(server.address).expect("connect");
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "GET /policies HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            server.address
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("read");
+    let body =
+        &response[response.find('[').expect("a list")..=response.rfind(']').expect("a list")];
+    let policies: serde_json::Value = serde_json::from_str(body).expect("json");
+    let psa = &policies[0];
+    assert_eq!(psa["policy"], "pod-security 0.1.0");
+    assert_eq!(psa["kubewarden"]["executionMode"], "kubewarden-wapc");
+    assert_eq!(psa["kubewarden"]["backgroundAudit"], true);
+    assert_eq!(psa["kubewarden"]["mutating"], true);
+}
+
+#[test]
 fn pod_securitys_kubewarden_build_describes_itself_as_its_component_does() {
     let component = Prepared::new(
         engine(),
