@@ -22,6 +22,9 @@ pub enum Abi {
     },
     /// A core module exporting waPC's `__guest_call` (Kubewarden policies).
     Kubewarden,
+    /// A core module exporting `_start` and no policy ABI: a WASI command, which is a policy
+    /// when its Kubewarden metadata says `executionMode: wasi`.
+    WasiCommand,
     /// A component of some other world.
     Component {
         /// Its top-level export names.
@@ -40,6 +43,7 @@ impl std::fmt::Display for Abi {
             ),
             Self::ProxyWasm { version } => write!(f, "proxy-wasm filter (ABI {version})"),
             Self::Kubewarden => f.write_str("Kubewarden waPC policy"),
+            Self::WasiCommand => f.write_str("WASI command (Kubewarden WASI-mode policy)"),
             Self::Component { exports } if exports.is_empty() => {
                 f.write_str("component with no exports")
             }
@@ -124,6 +128,9 @@ fn classify_module(exports: &[String]) -> Abi {
     if exports.iter().any(|n| n == "__guest_call") {
         return Abi::Kubewarden;
     }
+    if exports.iter().any(|n| n == "_start") {
+        return Abi::WasiCommand;
+    }
     Abi::Module
 }
 
@@ -152,6 +159,20 @@ mod tests {
         assert_eq!(
             detect(
                 r#"(module (func (export "__guest_call") (param i32 i32) (result i32) i32.const 0))"#
+            ),
+            Abi::Kubewarden
+        );
+    }
+
+    #[test]
+    fn tells_a_wasi_command_from_a_wapc_module_that_also_exports_start() {
+        assert_eq!(
+            detect(r#"(module (func (export "_start")))"#),
+            Abi::WasiCommand
+        );
+        assert_eq!(
+            detect(
+                r#"(module (func (export "_start")) (func (export "__guest_call") (param i32 i32) (result i32) i32.const 0))"#
             ),
             Abi::Kubewarden
         );

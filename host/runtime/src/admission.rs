@@ -70,21 +70,26 @@ impl Prepared {
     /// proxy-wasm filter), an unsupported version, a compile or link failure, or a policy that
     /// fails while describing itself.
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Self, LoadError> {
-        let abi = Abi::detect(bytes)?;
+        let detected = Abi::detect(bytes)?;
         let limits = engine.default_limits();
-        let module = match &abi {
+        let module = match &detected {
             Abi::Admission { version } => Module::Component(block_on(component::Prepared::new(
                 engine, bytes, version, limits,
             ))?),
-            Abi::Kubewarden => {
-                Module::Kubewarden(block_on(kubewarden::Prepared::new(engine, bytes, limits))?)
-            }
+            Abi::Kubewarden | Abi::WasiCommand => Module::Kubewarden(block_on(
+                kubewarden::Prepared::new(engine, bytes, &detected, limits),
+            )?),
             found => {
                 return Err(LoadError::WrongAbi {
                     expected: component::expected_abi(),
                     found: found.clone(),
                 });
             }
+        };
+        // A Kubewarden policy runs in the mode its metadata names, whatever it exports.
+        let abi = match &module {
+            Module::Kubewarden(k) => k.abi(),
+            Module::Component(_) => detected,
         };
         Ok(Self {
             abi,

@@ -26,7 +26,9 @@ use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use wasmtime::component::{HasSelf, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 use crate::abi::{ADMISSION_INTERFACE, Abi};
 use crate::cache::CacheStatus;
@@ -263,7 +265,7 @@ fn unknown_table(table: &str) -> CapabilityError {
 
 /// WASI's wall clock: the scope's clock when the policy has the `clock` capability, zero
 /// otherwise.
-pub(crate) struct WallClock(pub(crate) Option<Arc<dyn Clock>>);
+struct WallClock(Option<Arc<dyn Clock>>);
 
 impl HostWallClock for WallClock {
     fn resolution(&self) -> Duration {
@@ -277,7 +279,7 @@ impl HostWallClock for WallClock {
 
 /// WASI's monotonic clock: time since the instance started with the `clock` capability, zero
 /// otherwise.
-pub(crate) struct MonotonicClock(pub(crate) Option<Instant>);
+struct MonotonicClock(Option<Instant>);
 
 impl HostMonotonicClock for MonotonicClock {
     fn resolution(&self) -> u64 {
@@ -443,15 +445,7 @@ impl Prepared {
     /// to the executor, or traps with `Interrupt` once the deadline (wall clock, see [`arm`])
     /// has passed.
     fn store(&self, limits: Limits, scope: Option<Arc<Scope>>) -> Store<State> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let clock = scope
-            .as_ref()
-            .filter(|s| s.grants.clock)
-            .map(|s| Arc::clone(s.capabilities.clock()));
-        let mut wasi = WasiCtx::builder();
-        wasi.stderr(stderr.clone())
-            .monotonic_clock(MonotonicClock(clock.as_ref().map(|_| Instant::now())))
-            .wall_clock(WallClock(clock));
+        let (mut wasi, stderr) = sandbox(scope.as_ref());
         let state = State {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -471,6 +465,21 @@ impl Prepared {
         arm(&mut store, limits);
         store
     }
+}
+
+/// The WASI context every ABI's guests get: nothing granted (no files, environment, network or
+/// arguments), clocks that read zero unless the scope grants `clock`, and stderr kept (the
+/// returned pipe) to explain a trap.
+pub(crate) fn sandbox(scope: Option<&Arc<Scope>>) -> (WasiCtxBuilder, MemoryOutputPipe) {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let clock = scope
+        .filter(|s| s.grants.clock)
+        .map(|s| Arc::clone(s.capabilities.clock()));
+    let mut wasi = WasiCtx::builder();
+    wasi.stderr(stderr.clone())
+        .monotonic_clock(MonotonicClock(clock.as_ref().map(|_| Instant::now())))
+        .wall_clock(WallClock(clock));
+    (wasi, stderr)
 }
 
 /// At every epoch tick the guest yields to the executor, or traps with `Interrupt` once the

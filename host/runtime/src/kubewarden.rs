@@ -10,11 +10,16 @@
 //! WASI is linked with nothing granted, as for components: no files, environment or network,
 //! clocks that read zero without the `clock` capability; stderr is kept to explain a trap.
 //! Every call runs under the policy's deadline and memory cap, and yields at every epoch tick.
+//!
+//! WASI commands (`executionMode: wasi`) run as policy-evaluator's `wasi_cli` runtime runs
+//! them ([`wasi`]): a fresh instance per operation, the operation in argv, JSON on stdin and
+//! stdout. Their metadata must say so; nothing else tells a WASI policy from any WASI program.
 
 mod host_call;
 pub mod metadata;
 mod response;
 mod wapc;
+mod wasi;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,28 +27,29 @@ use std::time::Instant;
 use palisade_sdk::wire::{AdmissionRequest, PolicyMetadata, Verdict};
 use palisade_sdk::{PolicyError, SettingsError};
 use wasmtime::{InstancePre, Linker, Store, TypedFunc};
-use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::cache::CacheStatus;
 use crate::capabilities::Scope;
-use crate::component::{MonotonicClock, WallClock, guard, guest_output};
+use crate::component::{guard, guest_output, sandbox};
 use crate::limits::MemoryCap;
-use crate::{Engine, EvalError, Limits, LoadError};
+use crate::{Abi, Engine, EvalError, Limits, LoadError};
 
 pub use metadata::{ExecutionMode, Metadata, MetadataError};
 use wapc::{Breach, State};
 
-/// How much of a guest's stderr is kept to explain a trap.
-const STDERR_CAPACITY: usize = 16 << 10;
-
 /// The name a policy without a title annotation is known by.
 const DEFAULT_NAME: &str = "kubewarden-policy";
 
-/// A compiled, linked and pre-instantiated Kubewarden waPC module, with its metadata.
+/// The pre-instantiated module of either execution mode.
+enum Pre {
+    Wapc(InstancePre<State>),
+    Wasi(InstancePre<wasi::State>),
+}
+
+/// A compiled, linked and pre-instantiated Kubewarden module (waPC or WASI), with its metadata.
 pub(crate) struct Prepared {
     engine: wasmtime::Engine,
-    pre: InstancePre<State>,
+    pre: Pre,
     metadata: PolicyMetadata,
     kubewarden: Option<Metadata>,
     name: Arc<str>,
@@ -51,28 +57,56 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Reads the metadata, compiles (or loads from the cache), links and pre-instantiates the
-    /// module, then starts it once and asks its protocol version under `limits`.
+    /// Reads the metadata and prepares the module in the execution mode it names, as
+    /// policy-evaluator chooses its runtime by the metadata, not by the exports (a WASI policy
+    /// built with kubewarden-policy-sdk exports waPC's `__guest_call` too). Without metadata the
+    /// exports decide: `__guest_call` is waPC, a bare `_start` is refused.
     pub(crate) async fn new(
         engine: &Engine,
         bytes: &[u8],
+        abi: &Abi,
         limits: Limits,
     ) -> Result<Self, LoadError> {
         let kubewarden = Metadata::read(bytes).map_err(LoadError::Metadata)?;
-        if let Some(mode) = kubewarden
-            .as_ref()
-            .map(|m| m.execution_mode)
-            .filter(|m| *m != ExecutionMode::Wapc)
-        {
-            return Err(LoadError::AbiVersion {
+        match (kubewarden.as_ref().map(|m| m.execution_mode), abi) {
+            (Some(ExecutionMode::Wasi), _) => Self::wasi(engine, bytes, kubewarden),
+            (Some(ExecutionMode::Wapc), Abi::Kubewarden) | (None, Abi::Kubewarden) => {
+                Self::wapc(engine, bytes, kubewarden, limits).await
+            }
+            (None, _) => Err(LoadError::AbiVersion {
+                found: "a WASI command with no Kubewarden metadata".to_owned(),
+                supported: "WASI commands whose io.kubewarden.metadata says executionMode wasi \
+                            (kwctl annotate writes it)"
+                    .to_owned(),
+            }),
+            (Some(mode), _) => Err(LoadError::AbiVersion {
                 found: format!(
-                    "a waPC module whose metadata says executionMode {}",
+                    "a Kubewarden policy in executionMode {} ({abi})",
                     mode.label()
                 ),
-                supported: "executionMode kubewarden-wapc for modules exporting __guest_call"
+                supported: "executionMode kubewarden-wapc (modules exporting __guest_call) and \
+                            wasi (WASI commands)"
                     .to_owned(),
-            });
+            }),
         }
+    }
+
+    /// The ABI the module is run by: waPC or WASI.
+    pub(crate) fn abi(&self) -> Abi {
+        match self.pre {
+            Pre::Wapc(_) => Abi::Kubewarden,
+            Pre::Wasi(_) => Abi::WasiCommand,
+        }
+    }
+
+    /// Compiles (or loads from the cache), links and pre-instantiates a waPC module, then
+    /// starts it once and asks its protocol version under `limits`.
+    async fn wapc(
+        engine: &Engine,
+        bytes: &[u8],
+        kubewarden: Option<Metadata>,
+        limits: Limits,
+    ) -> Result<Self, LoadError> {
         let (module, cache) = engine.compile::<wasmtime::Module>(bytes)?;
         if !matches!(
             module.get_export("memory"),
@@ -87,26 +121,9 @@ impl Prepared {
             .map_err(LoadError::Link)?;
         wapc::add_to_linker(&mut linker).map_err(LoadError::Link)?;
         let pre = linker.instantiate_pre(&module).map_err(LoadError::Link)?;
-        let name: Arc<str> = Arc::from(kubewarden.as_ref().map_or_else(
-            || DEFAULT_NAME.to_owned(),
-            |m| m.describe(DEFAULT_NAME).name,
-        ));
-        let mut prepared = Self {
-            engine: engine.wasmtime().clone(),
-            pre,
-            metadata: kubewarden.as_ref().map_or_else(
-                || PolicyMetadata {
-                    name: DEFAULT_NAME.to_owned(),
-                    ..PolicyMetadata::default()
-                },
-                |m| m.describe(DEFAULT_NAME),
-            ),
-            kubewarden,
-            name,
-            cache,
-        };
+        let prepared = Self::with(engine, Pre::Wapc(pre), kubewarden, cache);
         let mut instance = prepared
-            .instantiate(limits, None)
+            .wapc_instance(limits, None)
             .await
             .map_err(LoadError::Eval)?;
         let answer = instance
@@ -127,8 +144,47 @@ impl Prepared {
                 supported: "Kubewarden waPC protocol \"v1\"".to_owned(),
             });
         }
-        prepared.metadata.name = prepared.name.to_string();
         Ok(prepared)
+    }
+
+    /// Compiles (or loads from the cache), links and pre-instantiates a WASI command. Nothing
+    /// runs at load: a WASI policy has no protocol version to ask.
+    fn wasi(
+        engine: &Engine,
+        bytes: &[u8],
+        kubewarden: Option<Metadata>,
+    ) -> Result<Self, LoadError> {
+        let (module, cache) = engine.compile::<wasmtime::Module>(bytes)?;
+        if !matches!(
+            module.get_export("_start"),
+            Some(wasmtime::ExternType::Func(_))
+        ) {
+            return Err(LoadError::MissingExport(
+                "_start (a WASI-mode policy is a WASI command)".to_owned(),
+            ));
+        }
+        let mut linker = Linker::<wasi::State>::new(engine.wasmtime());
+        wasi::add_to_linker(&mut linker).map_err(LoadError::Link)?;
+        let pre = linker.instantiate_pre(&module).map_err(LoadError::Link)?;
+        Ok(Self::with(engine, Pre::Wasi(pre), kubewarden, cache))
+    }
+
+    fn with(engine: &Engine, pre: Pre, kubewarden: Option<Metadata>, cache: CacheStatus) -> Self {
+        let metadata = kubewarden.as_ref().map_or_else(
+            || PolicyMetadata {
+                name: DEFAULT_NAME.to_owned(),
+                ..PolicyMetadata::default()
+            },
+            |m| m.describe(DEFAULT_NAME),
+        );
+        Self {
+            engine: engine.wasmtime().clone(),
+            pre,
+            name: Arc::from(metadata.name.as_str()),
+            metadata,
+            kubewarden,
+            cache,
+        }
     }
 
     /// The policy's self-description, from its metadata (its title annotation as the name).
@@ -154,15 +210,37 @@ impl Prepared {
         settings: &str,
         limits: Limits,
     ) -> Result<(), EvalError> {
-        let mut instance = self.instantiate(limits, None).await?;
-        let answer = instance
-            .call(
-                "validate_settings",
-                settings_object(settings).into_bytes(),
-                limits,
-            )
-            .await?
-            .map_err(|error| EvalError::Settings(SettingsError::new("", error)))?;
+        let payload = settings_object(settings).into_bytes();
+        let answer = match &self.pre {
+            Pre::Wapc(_) => {
+                let mut instance = self.wapc_instance(limits, None).await?;
+                instance
+                    .call("validate_settings", payload, limits)
+                    .await?
+                    .map_err(|error| EvalError::Settings(SettingsError::new("", error)))?
+            }
+            Pre::Wasi(pre) => {
+                let ended = wasi::run(
+                    &self.engine,
+                    pre,
+                    "validate-settings",
+                    payload,
+                    limits,
+                    Arc::clone(&self.name),
+                    None,
+                )
+                .await?;
+                match ended {
+                    wasi::Ended::Success(stdout) => stdout,
+                    wasi::Ended::Failure { code, stderr } => {
+                        return Err(EvalError::Settings(SettingsError::new(
+                            "",
+                            exit_failure(code, &stderr),
+                        )));
+                    }
+                }
+            }
+        };
         let answer = response::settings(&answer)?;
         if answer.valid {
             Ok(())
@@ -177,33 +255,41 @@ impl Prepared {
     }
 
     /// Starts an instance for any number of requests with `settings`; capability calls answer
-    /// from `scope`.
+    /// from `scope`. A WASI policy's "instance" only holds what each run needs: every request
+    /// runs in a fresh one, as policy-evaluator runs them.
     pub(crate) async fn start(
         &self,
         settings: &str,
         limits: Limits,
         scope: &Arc<Scope>,
     ) -> Result<Instance, EvalError> {
-        let mut instance = self.instantiate(limits, Some(Arc::clone(scope))).await?;
-        instance.settings = settings_object(settings);
-        Ok(instance)
+        Ok(match &self.pre {
+            Pre::Wapc(_) => {
+                let mut instance = self.wapc_instance(limits, Some(Arc::clone(scope))).await?;
+                instance.settings = settings_object(settings);
+                Instance::Wapc(instance)
+            }
+            Pre::Wasi(pre) => Instance::Wasi(WasiInstance {
+                engine: self.engine.clone(),
+                pre: pre.clone(),
+                settings: settings_object(settings),
+                scope: Arc::clone(scope),
+            }),
+        })
     }
 
-    /// A new instance, initialised (`_start`, then `wapc_init`) under `limits`.
-    async fn instantiate(
+    /// A new waPC instance, initialised (`_start`, then `wapc_init`) under `limits`.
+    async fn wapc_instance(
         &self,
         limits: Limits,
         scope: Option<Arc<Scope>>,
-    ) -> Result<Instance, EvalError> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let clock = scope
-            .as_ref()
-            .filter(|s| s.grants.clock)
-            .map(|s| Arc::clone(s.capabilities.clock()));
-        let mut wasi = WasiCtx::builder();
-        wasi.stderr(stderr.clone())
-            .monotonic_clock(MonotonicClock(clock.as_ref().map(|_| Instant::now())))
-            .wall_clock(WallClock(clock));
+    ) -> Result<WapcInstance, EvalError> {
+        let Pre::Wapc(pre) = &self.pre else {
+            return Err(EvalError::Unsupported(
+                "waPC calls on a WASI-mode policy".to_owned(),
+            ));
+        };
+        let (mut wasi, stderr) = sandbox(scope.as_ref());
         let policy = scope.as_ref().map_or_else(
             || Arc::clone(&self.name),
             |s| Arc::from(s.namespace.as_str()),
@@ -220,7 +306,7 @@ impl Prepared {
         guard(&mut store, |s: &State| s.deadline);
         arm(&mut store, limits);
         let init = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             if let Some(start) = instance.get_func(&mut store, "_start") {
                 let start = start.typed::<(), ()>(&store)?;
                 if let Err(error) = start.call_async(&mut store, ()).await {
@@ -239,7 +325,7 @@ impl Prepared {
             instance.get_typed_func::<(i32, i32), i32>(&mut store, "__guest_call")
         };
         match init.await {
-            Ok(guest_call) => Ok(Instance {
+            Ok(guest_call) => Ok(WapcInstance {
                 store,
                 guest_call,
                 settings: String::new(),
@@ -259,6 +345,27 @@ fn settings_object(settings: &str) -> String {
     }
 }
 
+/// What `validate` gets: `{"settings": .., "request": ..}`.
+fn validate_payload(settings: &str, request: &AdmissionRequest) -> Result<Vec<u8>, EvalError> {
+    let mut payload = Vec::with_capacity(settings.len().saturating_add(1024));
+    payload.extend_from_slice(b"{\"settings\":");
+    payload.extend_from_slice(settings.as_bytes());
+    payload.extend_from_slice(b",\"request\":");
+    serde_json::to_writer(&mut payload, request)
+        .map_err(|e| EvalError::BadOutput(format!("the request: {e}")))?;
+    payload.push(b'}');
+    Ok(payload)
+}
+
+/// Why a WASI policy that exited with `code` failed.
+fn exit_failure(code: i32, stderr: &str) -> String {
+    if stderr.is_empty() {
+        format!("the policy exited with code {code}")
+    } else {
+        format!("the policy exited with code {code}: {stderr}")
+    }
+}
+
 /// Starts the clock of one call.
 fn arm(store: &mut Store<State>, limits: Limits) {
     store.data_mut().deadline = Instant::now() + limits.timeout;
@@ -275,14 +382,36 @@ fn classify(error: wasmtime::Error, store: &Store<State>, limits: Limits) -> Eva
     EvalError::classify(error, store.data().cap.refused, limits, &stderr)
 }
 
-/// A live, initialised instance; its settings are sent with every request.
-pub(crate) struct Instance {
+/// A live policy of either mode, its settings sent with every request.
+pub(crate) enum Instance {
+    Wapc(WapcInstance),
+    Wasi(WasiInstance),
+}
+
+impl Instance {
+    /// Evaluates one request; also says whether the instance is still sound (a trap, a timeout
+    /// or an invalid answer leaves a waPC instance unusable; the policy's own error does not; a
+    /// WASI policy's runs leave nothing behind).
+    pub(crate) async fn evaluate(
+        &mut self,
+        limits: Limits,
+        request: &AdmissionRequest,
+    ) -> (Result<Verdict, EvalError>, bool) {
+        match self {
+            Self::Wapc(i) => i.evaluate(limits, request).await,
+            Self::Wasi(i) => (i.evaluate(limits, request).await, true),
+        }
+    }
+}
+
+/// A live, initialised waPC instance.
+pub(crate) struct WapcInstance {
     store: Store<State>,
     guest_call: TypedFunc<(i32, i32), i32>,
     settings: String,
 }
 
-impl Instance {
+impl WapcInstance {
     /// Calls `operation` with `payload`: the guest's response, or its error message.
     async fn call(
         &mut self,
@@ -315,21 +444,15 @@ impl Instance {
         }
     }
 
-    /// Evaluates one request; also says whether the instance is still sound (a trap, a timeout
-    /// or an invalid answer leaves it unusable; the policy's own error does not).
-    pub(crate) async fn evaluate(
+    async fn evaluate(
         &mut self,
         limits: Limits,
         request: &AdmissionRequest,
     ) -> (Result<Verdict, EvalError>, bool) {
-        let mut payload = Vec::with_capacity(self.settings.len().saturating_add(1024));
-        payload.extend_from_slice(b"{\"settings\":");
-        payload.extend_from_slice(self.settings.as_bytes());
-        payload.extend_from_slice(b",\"request\":");
-        if let Err(e) = serde_json::to_writer(&mut payload, request) {
-            return (Err(EvalError::BadOutput(format!("the request: {e}"))), true);
-        }
-        payload.push(b'}');
+        let payload = match validate_payload(&self.settings, request) {
+            Ok(payload) => payload,
+            Err(e) => return (Err(e), true),
+        };
         match self.call("validate", payload, limits).await {
             Ok(Ok(answer)) => {
                 let verdict = response::verdict(request, &answer);
@@ -338,6 +461,40 @@ impl Instance {
             }
             Ok(Err(error)) => (Err(EvalError::Policy(PolicyError::Internal(error))), true),
             Err(e) => (Err(e), false),
+        }
+    }
+}
+
+/// What each run of a WASI policy needs.
+pub(crate) struct WasiInstance {
+    engine: wasmtime::Engine,
+    pre: InstancePre<wasi::State>,
+    settings: String,
+    scope: Arc<Scope>,
+}
+
+impl WasiInstance {
+    async fn evaluate(
+        &self,
+        limits: Limits,
+        request: &AdmissionRequest,
+    ) -> Result<Verdict, EvalError> {
+        let payload = validate_payload(&self.settings, request)?;
+        let ended = wasi::run(
+            &self.engine,
+            &self.pre,
+            "validate",
+            payload,
+            limits,
+            Arc::from(self.scope.namespace.as_str()),
+            Some(Arc::clone(&self.scope)),
+        )
+        .await?;
+        match ended {
+            wasi::Ended::Success(stdout) => response::verdict(request, &stdout),
+            wasi::Ended::Failure { code, stderr } => Err(EvalError::Policy(PolicyError::Internal(
+                exit_failure(code, &stderr),
+            ))),
         }
     }
 }

@@ -21,7 +21,7 @@ use palisade_sdk::testing::complete_request;
 use palisade_sdk::wire::{AdmissionRequest, Operation, Verdict};
 use serde_json::json;
 
-fn engine() -> &'static Engine {
+pub(crate) fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
 }
@@ -38,7 +38,7 @@ fn probe() -> Arc<Prepared> {
     }))
 }
 
-fn limits() -> Limits {
+pub(crate) fn limits() -> Limits {
     Limits {
         timeout: Duration::from_millis(300),
         memory: 32 << 20,
@@ -59,7 +59,7 @@ fn configured(settings: &serde_json::Value, grants: Grants) -> Policy {
         .expect("valid settings")
 }
 
-fn pod(privileged: bool, labels: &serde_json::Value) -> AdmissionRequest {
+pub(crate) fn pod(privileged: bool, labels: &serde_json::Value) -> AdmissionRequest {
     let object = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "namespace": "shop", "labels": labels},
@@ -353,7 +353,7 @@ fn a_module_without_exported_memory_is_refused() {
 }
 
 /// Capabilities whose Kubernetes objects come from `kubewarden-cluster/`, at a fixed time.
-fn cluster_capabilities() -> Capabilities {
+pub(crate) fn cluster_capabilities() -> Capabilities {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/all/kubewarden-cluster");
     Capabilities::new(
         Arc::new(FixedClock(Duration::from_secs(1_767_225_600))),
@@ -366,7 +366,7 @@ fn cluster_capabilities() -> Capabilities {
 }
 
 /// Every host operation, and the kinds `kinds` (`apiVersion/Kind`).
-fn granted(kinds: &[&str]) -> Grants {
+pub(crate) fn granted(kinds: &[&str]) -> Grants {
     Grants {
         operations: OperationGrants::all(),
         kubernetes: kinds
@@ -639,6 +639,8 @@ fn a_recorded_session_replays_without_the_cluster() {
 fn policies_yml(dir: &Path) -> std::path::PathBuf {
     let module = e2e::artefact_for("kubewarden-probe", e2e::KUBEWARDEN);
     let module = format!("file://{}", module.display());
+    let wasi = e2e::artefact_for("kubewarden-wasi", e2e::KUBEWARDEN);
+    let wasi = format!("file://{}", wasi.display());
     let text = format!(
         r#"
 privileged:
@@ -666,6 +668,13 @@ namespaces:
   settings: {{call: namespaceLabels}}
   hostCapabilities: ["kubernetes/get_resource"]
   contextAwareResources: [{{apiVersion: v1, kind: Namespace}}]
+wasi-privileged:
+  module: {wasi}
+  settings: {{denyPrivileged: true, code: 422}}
+wasi-labels:
+  module: {wasi}
+  allowedToMutate: true
+  settings: {{addLabel: [team, payments]}}
 either:
   expression: "strict() || labelled()"
   message: the pod is neither unprivileged nor labelled
@@ -736,6 +745,13 @@ fn policy_servers_policies_yml_is_served_with_its_semantics() {
         "{group}"
     );
     assert_eq!(post("either", false)["allowed"], true);
+    // A WASI-mode policy, served from the same file.
+    assert_eq!(
+        post("wasi-privileged", true)["status"],
+        json!({"code": 422, "message": "privileged containers are not allowed: tools"})
+    );
+    assert_eq!(post("wasi-privileged", false)["allowed"], true);
+    assert_eq!(post("wasi-labels", false)["patchType"], "JSONPatch");
 }
 
 #[test]

@@ -83,7 +83,7 @@ impl State {
 #[error("waPC protocol: {0}")]
 pub(crate) struct Breach(pub(crate) String);
 
-fn memory(caller: &mut Caller<'_, State>) -> wasmtime::Result<Memory> {
+fn memory<T>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
     caller
         .get_export("memory")
         .and_then(Extern::into_memory)
@@ -99,8 +99,9 @@ fn unsigned(value: i32) -> usize {
     usize::try_from(value.cast_unsigned()).unwrap_or(usize::MAX)
 }
 
-fn read(
-    caller: &mut Caller<'_, State>,
+/// `len` bytes of the guest's memory at `ptr`, or a [`Breach`] naming `what` they were.
+fn read<T>(
+    caller: &mut Caller<'_, T>,
     ptr: i32,
     len: i32,
     what: &str,
@@ -118,8 +119,8 @@ fn read(
         })
 }
 
-fn write(
-    caller: &mut Caller<'_, State>,
+fn write<T>(
+    caller: &mut Caller<'_, T>,
     ptr: i32,
     bytes: &[u8],
     what: &str,
@@ -136,12 +137,60 @@ fn write(
         })
 }
 
+/// Bytes the guest sent as text (invalid UTF-8 replaced).
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn length(bytes: Option<&Vec<u8>>) -> i32 {
     bytes.map_or(0, |b| i32::try_from(b.len()).unwrap_or(i32::MAX))
+}
+
+/// The eight `i32`s of a host call (waPC's `__host_call`, WASI mode's `host.call`): pointer
+/// and length of the binding, the namespace, the operation and the payload.
+pub(super) type HostCallArgs = (i32, i32, i32, i32, i32, i32, i32, i32);
+
+/// What the host needs of a guest's state to answer its host calls.
+pub(super) trait Calls {
+    /// The id the host knows the policy by (logs).
+    fn policy(&self) -> &str;
+    /// What the policy may use; `None` while loading.
+    fn scope(&self) -> Option<&Arc<Scope>>;
+    /// When the call in progress must stop.
+    fn deadline(&self) -> Instant;
+}
+
+impl Calls for State {
+    fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    fn scope(&self) -> Option<&Arc<Scope>> {
+        self.scope.as_ref()
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+/// Reads a host call from the guest's memory and answers it from the policy's scope.
+pub(super) async fn host_call<T: Calls>(
+    caller: &mut Caller<'_, T>,
+    (bd_ptr, bd_len, ns_ptr, ns_len, op_ptr, op_len, ptr, len): HostCallArgs,
+) -> wasmtime::Result<host_call::Answer> {
+    let binding = text(read(caller, bd_ptr, bd_len, "the binding")?);
+    let namespace = text(read(caller, ns_ptr, ns_len, "the namespace")?);
+    let operation = text(read(caller, op_ptr, op_len, "the operation")?);
+    let payload = read(caller, ptr, len, "the payload")?;
+    let state = caller.data();
+    let call = host_call::Call {
+        binding: &binding,
+        namespace: &namespace,
+        operation: &operation,
+        payload: &payload,
+    };
+    host_call::answer(state.policy(), state.scope(), state.deadline(), call).await
 }
 
 /// Adds the nine `wapc` imports.
@@ -180,34 +229,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
     linker.func_wrap_async(
         MODULE,
         "__host_call",
-        |mut caller: Caller<'_, State>,
-         (bd_ptr, bd_len, ns_ptr, ns_len, op_ptr, op_len, ptr, len): (
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-        )| {
+        |mut caller: Caller<'_, State>, args: HostCallArgs| {
             Box::new(async move {
-                let binding = text(read(&mut caller, bd_ptr, bd_len, "the binding")?);
-                let namespace = text(read(&mut caller, ns_ptr, ns_len, "the namespace")?);
-                let operation = text(read(&mut caller, op_ptr, op_len, "the operation")?);
-                let payload = read(&mut caller, ptr, len, "the payload")?;
                 let state = caller.data_mut();
                 state.host_response = None;
                 state.host_error = None;
-                let call = host_call::Call {
-                    binding: &binding,
-                    namespace: &namespace,
-                    operation: &operation,
-                    payload: &payload,
-                };
-                let answer =
-                    host_call::answer(&state.policy, state.scope.as_ref(), state.deadline, call)
-                        .await?;
+                let answer = host_call(&mut caller, args).await?;
                 let state = caller.data_mut();
                 Ok(match answer {
                     Ok(bytes) => {
