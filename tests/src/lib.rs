@@ -1,6 +1,8 @@
 //! Helpers of the end-to-end tests: where the workspace's policies and their built artefacts
 //! are. Artefacts are built by `make policies` into `target/policies/<home>/`.
 
+pub mod registry;
+
 use anyhow::{Context, bail};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

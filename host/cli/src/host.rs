@@ -18,6 +18,7 @@ use palisade_runtime::capabilities::{
 };
 
 use palisade_suite::input;
+use palisade_webhook::registry::{RegistryConfig, StoreRegistry};
 
 /// Host capabilities on the command line.
 #[derive(Debug, Args)]
@@ -36,6 +37,16 @@ pub(crate) struct HostArgs {
     /// Answer net/v1/dns_lookup_host with this machine's resolver (off by default).
     #[arg(long)]
     allow_dns: bool,
+    /// Answer the oci/v1/* host operations from this OCI image layout directory instead of
+    /// registries (offline; images found by their `org.opencontainers.image.ref.name`).
+    #[arg(long, value_name = "DIR")]
+    oci_dir: Option<PathBuf>,
+    /// A Docker config file with registry credentials for the oci/v1/* host operations.
+    #[arg(long, value_name = "FILE")]
+    docker_config: Option<PathBuf>,
+    /// A registry (`host[:port]`) spoken to over plain HTTP (repeatable).
+    #[arg(long, value_name = "HOST")]
+    insecure_registry: Vec<String>,
     /// Write every host-operation exchange of the run to FILE (kwctl's session format).
     #[arg(
         long,
@@ -160,17 +171,32 @@ impl HostArgs {
         Ok(())
     }
 
-    /// Capabilities of the clock, `data`, the Kubernetes directory, DNS and the session, with
-    /// a fresh in-memory state store.
+    /// Capabilities of the clock, `data`, the Kubernetes directory, DNS, images and the
+    /// session, with a fresh in-memory state store.
     pub(crate) fn capabilities(
         &self,
         data: DataTables,
         state: StateLimits,
         session: Option<Arc<Session>>,
     ) -> anyhow::Result<Arc<Capabilities>> {
+        let images = RegistryConfig {
+            oci_directory: self.oci_dir.clone(),
+            docker_config: self.docker_config.clone(),
+            insecure_registries: self.insecure_registry.clone(),
+            ..RegistryConfig::default()
+        };
+        let store = images.store().map_err(|e| {
+            let flag = if self.oci_dir.is_some() {
+                "--oci-dir"
+            } else {
+                "--docker-config"
+            };
+            anyhow::anyhow!("{flag}: {e:#}")
+        })?;
         let mut capabilities =
             Capabilities::new(self.clock()?, Arc::new(MemoryStore::new(state)), data)
-                .with_dns(self.allow_dns);
+                .with_dns(self.allow_dns)
+                .with_registry(Arc::new(StoreRegistry(Arc::new(store))));
         if let Some(dir) = &self.kubernetes_dir {
             let cluster = ManifestDirectory::load(dir)
                 .with_context(|| format!("--kubernetes-dir {}", dir.display()))?;

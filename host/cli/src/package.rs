@@ -1,5 +1,6 @@
-//! `palisade package`: a proxy-wasm filter as OCI images (compat and/or wasm variant) in an OCI
-//! image layout directory, optionally also as a tar, with the digests a WasmPlugin needs.
+//! `palisade package`: a proxy-wasm filter as OCI images (compat and/or wasm variant), or a
+//! Kubewarden policy as the artefact Kubewarden pulls, in an OCI image layout directory,
+//! optionally also as a tar, with the digests a WasmPlugin or a policy needs.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,6 +49,36 @@ pub(crate) struct PackageArgs {
     /// Root context id the module registers (the wasm variant's runtime config lists them).
     #[arg(long = "root-id", value_name = "ID")]
     root_ids: Vec<String>,
+    /// Package a Kubewarden policy instead (waPC or WASI, its metadata embedded): the artefact
+    /// Kubewarden pulls (one wasm layer, config `{}`, the metadata's annotations), named
+    /// `kubewarden` in the layout.
+    #[arg(long, conflicts_with_all = ["variant", "root_ids"])]
+    kubewarden: bool,
+}
+
+/// The name of the Kubewarden artefact in a layout.
+pub(crate) const KUBEWARDEN: &str = "kubewarden";
+
+/// The Kubewarden artefact of a policy module, as `kwctl push` builds it: the metadata's
+/// single-line annotations on the manifest. A module without Kubewarden metadata is refused,
+/// as Kubewarden would not know how to run it.
+pub(crate) fn kubewarden_image(bytes: &[u8], path: &Path) -> anyhow::Result<Image> {
+    let metadata = palisade_runtime::kubewarden::Metadata::read(bytes)
+        .with_context(|| format!("the Kubewarden metadata of {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "{} has no Kubewarden metadata (io.kubewarden.metadata); Kubewarden needs it to run the module (kwctl annotate, or the SDK's export_kubewarden!)",
+                path.display()
+            )
+        })?;
+    let annotations = metadata
+        .annotations
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, value)| !value.contains('\n'))
+        .collect();
+    Image::kubewarden(bytes, annotations)
+        .with_context(|| format!("building the Kubewarden artefact of {}", path.display()))
 }
 
 /// Reads `path` and checks it is a proxy-wasm module.
@@ -65,11 +96,11 @@ pub(crate) fn build(bytes: &[u8], variant: Variant, root_ids: &[String]) -> anyh
 }
 
 /// What `package` prints for one image.
-fn describe(variant: Variant, image: &Image) -> Value {
+fn describe(name: &str, image: &Image) -> Value {
     let parsed = image.parsed();
     let blobs: u64 = image.blobs().map(|(_, b)| b.len() as u64).sum();
     json!({
-        "ref_name": variant.name(),
+        "ref_name": name,
         "media_type": image.media_type(),
         "digest": image.digest(),
         // The WasmPlugin `sha256` of an oci:// url is the manifest digest without its prefix.
@@ -84,6 +115,9 @@ fn describe(variant: Variant, image: &Image) -> Value {
 }
 
 pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
+    if args.kubewarden {
+        return package_kubewarden(args);
+    }
     let (bytes, module) = read_filter(&args.filter)?;
     let images = args
         .variant
@@ -95,15 +129,10 @@ pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(variant, image)| (variant.name(), image))
         .collect::<Vec<_>>();
-    layout::write_dir(&args.output, &named)
-        .with_context(|| format!("writing the layout {}", args.output.display()))?;
-    if let Some(tar) = &args.tar {
-        layout::write_tar(tar, &named)
-            .with_context(|| format!("writing the layout tar {}", tar.display()))?;
-    }
+    write(args, &named)?;
     let variants = images
         .iter()
-        .map(|(variant, image)| (variant.name().to_owned(), describe(*variant, image)))
+        .map(|(variant, image)| (variant.name().to_owned(), describe(variant.name(), image)))
         .collect::<serde_json::Map<_, _>>();
     let report = json!({
         "module": {
@@ -115,6 +144,36 @@ pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
         "layout": args.output,
         "tar": args.tar,
         "variants": variants,
+    });
+    crate::output::line(serde_json::to_string_pretty(&report)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `images` (name, image) as the layout (and tar) `args` asks for.
+fn write(args: &PackageArgs, images: &[(&str, &Image)]) -> anyhow::Result<()> {
+    layout::write_dir(&args.output, images)
+        .with_context(|| format!("writing the layout {}", args.output.display()))?;
+    if let Some(tar) = &args.tar {
+        layout::write_tar(tar, images)
+            .with_context(|| format!("writing the layout tar {}", tar.display()))?;
+    }
+    Ok(())
+}
+
+fn package_kubewarden(args: &PackageArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.filter)
+        .with_context(|| format!("reading {}", args.filter.display()))?;
+    let image = kubewarden_image(&bytes, &args.filter)?;
+    write(args, &[(KUBEWARDEN, &image)])?;
+    let report = json!({
+        "module": {
+            "path": args.filter,
+            "sha256": palisade_oci::sha256_hex(&bytes),
+            "size": bytes.len(),
+        },
+        "layout": args.output,
+        "tar": args.tar,
+        "kubewarden": describe(KUBEWARDEN, &image),
     });
     crate::output::line(serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)

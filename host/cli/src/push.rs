@@ -82,13 +82,17 @@ enum PushVariant {
     Compat,
     /// Wasm Artifact Image: runtime-config and raw module layers.
     Wasm,
+    /// A Kubewarden policy artefact (one wasm layer, its metadata's annotations).
+    Kubewarden,
 }
 
-impl From<PushVariant> for Variant {
-    fn from(v: PushVariant) -> Self {
-        match v {
-            PushVariant::Compat => Variant::Compat,
-            PushVariant::Wasm => Variant::Wasm,
+impl PushVariant {
+    /// The name of the image in a layout written by `palisade package`.
+    fn name(self) -> &'static str {
+        match self {
+            PushVariant::Compat => Variant::Compat.name(),
+            PushVariant::Wasm => Variant::Wasm.name(),
+            PushVariant::Kubewarden => crate::package::KUBEWARDEN,
         }
     }
 }
@@ -96,8 +100,9 @@ impl From<PushVariant> for Variant {
 /// Arguments of `palisade push`.
 #[derive(Debug, Args)]
 pub(crate) struct PushArgs {
-    /// A proxy-wasm module (.wasm), or a layout directory written by `palisade package`.
-    #[arg(value_name = "FILTER|LAYOUT")]
+    /// A proxy-wasm module (.wasm), a Kubewarden policy (with `--variant kubewarden`), or a
+    /// layout directory written by `palisade package`.
+    #[arg(value_name = "MODULE|LAYOUT")]
     source: PathBuf,
     /// Where to push: `registry/repository:tag`.
     #[arg(value_name = "REFERENCE")]
@@ -113,8 +118,17 @@ pub(crate) struct PushArgs {
 }
 
 fn image(args: &PushArgs) -> anyhow::Result<Image> {
-    let variant = Variant::from(args.variant);
+    let name = args.variant.name();
     if !args.source.is_dir() {
+        let variant = match args.variant {
+            PushVariant::Compat => Variant::Compat,
+            PushVariant::Wasm => Variant::Wasm,
+            PushVariant::Kubewarden => {
+                let bytes = std::fs::read(&args.source)
+                    .with_context(|| format!("reading {}", args.source.display()))?;
+                return crate::package::kubewarden_image(&bytes, &args.source);
+            }
+        };
         let (bytes, _) = read_filter(&args.source)?;
         return build(&bytes, variant, &args.root_ids);
     }
@@ -129,11 +143,11 @@ fn image(args: &PushArgs) -> anyhow::Result<Image> {
         .collect::<Vec<_>>();
     entries
         .into_iter()
-        .find(|e| e.name.as_deref() == Some(variant.name()))
+        .find(|e| e.name.as_deref() == Some(name))
         .map(|e| e.image)
         .with_context(|| {
             format!(
-                "the layout {} has no image named {variant} (it has: {})",
+                "the layout {} has no image named {name} (it has: {})",
                 args.source.display(),
                 names.join(", ")
             )
@@ -148,7 +162,7 @@ pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("pushing to {}", args.reference))?;
     let report = json!({
         "reference": pushed.reference,
-        "variant": Variant::from(args.variant).name(),
+        "variant": args.variant.name(),
         "digest": pushed.digest,
         "sha256": pushed.digest.trim_start_matches("sha256:"),
     });

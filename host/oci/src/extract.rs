@@ -1,6 +1,7 @@
-//! Finding the module in an image the way Istio's agent does (`pkg/wasm/imagefetcher.go`,
-//! proxy-wasm.md 2.3): a Docker manifest's last layer, else the compat variant's last layer,
-//! else the wasm variant's content layer.
+//! Finding the module in an image: a Kubewarden policy artefact's layer (policy-fetcher's
+//! pull), else the way Istio's agent does (`pkg/wasm/imagefetcher.go`, proxy-wasm.md 2.3): a
+//! Docker manifest's last layer, else the compat variant's last layer, else the wasm variant's
+//! content layer.
 
 use std::fmt;
 use std::io::Read as _;
@@ -13,9 +14,9 @@ use crate::media_type;
 use crate::module::WASM_MAGIC;
 
 /// Istio's cap on a module (`ISTIO_WASM_MAX_BINARY_SIZE_BYTES` default, 256 MiB).
-const MAX_MODULE_SIZE: u64 = 256 << 20;
+pub(crate) const MAX_MODULE_SIZE: u64 = 256 << 20;
 
-/// Which of the three layouts Istio accepts an image has.
+/// Which layout an image has: one of the three Istio accepts, or Kubewarden's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Docker manifest v2; the last layer is a Docker gzip'd tar with `plugin.wasm`.
@@ -24,6 +25,9 @@ pub enum Format {
     Compat,
     /// OCI manifest with exactly two layers, one the raw module (Wasm Artifact Image spec).
     Wasm,
+    /// Kubewarden policy artefact (`kwctl push`): config `application/vnd.wasm.config.v1+json`,
+    /// every layer the raw module's media type, the first one read (as policy-fetcher does).
+    Kubewarden,
 }
 
 impl fmt::Display for Format {
@@ -32,6 +36,7 @@ impl fmt::Display for Format {
             Format::Docker => "docker",
             Format::Compat => "compat",
             Format::Wasm => "wasm",
+            Format::Kubewarden => "kubewarden",
         })
     }
 }
@@ -62,6 +67,18 @@ pub enum ExtractError {
         found: String,
         /// The media type that layout needs.
         expected: &'static str,
+    },
+    /// A Kubewarden artefact has a layer of another media type (policy-fetcher's pull accepts
+    /// only the module's).
+    #[error(
+        "kubewarden: layer {index} has media type {found}, expected {}",
+        media_type::KUBEWARDEN_LAYER
+    )]
+    KubewardenLayer {
+        /// The layer's position in the manifest, from 0.
+        index: usize,
+        /// Its media type.
+        found: String,
     },
     /// The wasm variant needs exactly two layers.
     #[error("wasm: {0} layers, expected exactly 2")]
@@ -121,11 +138,44 @@ fn chain(error: &ExtractError) -> String {
     text
 }
 
-/// The layers to try, in Istio's order, each with the layout it would be read as or the reason
-/// it cannot be. A Docker manifest is only ever read as Docker (no fallback, as in Istio).
+/// Whether a manifest is a Kubewarden policy artefact: its config, or its only layer, has
+/// Kubewarden's media type.
+fn is_kubewarden(manifest: &OciImageManifest) -> bool {
+    let only_layer = match manifest.layers.as_slice() {
+        [only] => Some(only.media_type.as_str()),
+        _ => None,
+    };
+    manifest.config.media_type == media_type::KUBEWARDEN_CONFIG
+        || only_layer == Some(media_type::KUBEWARDEN_LAYER)
+}
+
+/// The layers to try, in order, each with the layout it would be read as or the reason it
+/// cannot be. A Kubewarden artefact is only ever read as Kubewarden; a Docker manifest only as
+/// Docker (no fallback, as in Istio); any other OCI manifest as compat, then wasm (Istio's order).
 pub(crate) fn candidates(
     manifest: &OciImageManifest,
 ) -> Vec<(Format, Result<OciDescriptor, ExtractError>)> {
+    if is_kubewarden(manifest) {
+        // oci-client's pull, which policy-fetcher calls with only the module's media type,
+        // refuses a manifest with any other layer type; policy-fetcher then reads the first layer.
+        let other = manifest
+            .layers
+            .iter()
+            .enumerate()
+            .find(|(_, layer)| layer.media_type != media_type::KUBEWARDEN_LAYER);
+        let layer = match other {
+            Some((index, layer)) => Err(ExtractError::KubewardenLayer {
+                index,
+                found: layer.media_type.clone(),
+            }),
+            None => manifest
+                .layers
+                .first()
+                .cloned()
+                .ok_or(ExtractError::NoLayers),
+        };
+        return vec![(Format::Kubewarden, layer)];
+    }
     let last = manifest.layers.last();
     let last_with = |format: Format, expected: &'static str| match last {
         None => Err(ExtractError::NoLayers),
@@ -164,7 +214,7 @@ pub(crate) fn candidates(
 /// The module in a layer blob read as `format`.
 pub(crate) fn decode(format: Format, blob: Vec<u8>) -> Result<Vec<u8>, ExtractError> {
     let module = match format {
-        Format::Wasm => blob,
+        Format::Wasm | Format::Kubewarden => blob,
         Format::Docker | Format::Compat => {
             let archive = |source| ExtractError::Archive { format, source };
             let mut tar = tar::Archive::new(GzDecoder::new(blob.as_slice()));

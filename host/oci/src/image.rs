@@ -1,6 +1,6 @@
 //! An image in memory: the exact manifest bytes and the blobs it references. Built from a module
-//! in one of the two variants of the solo-io Wasm image spec, reproducibly: the same module
-//! always gives the same bytes, hence the same manifest digest.
+//! in one of the two variants of the solo-io Wasm image spec, or as a Kubewarden policy artefact,
+//! reproducibly: the same module always gives the same bytes, hence the same manifest digest.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::extract::{self, ExtractError, Extracted};
 use crate::media_type;
-use crate::module::{ModuleError, ProxyWasmModule, sha256_hex};
+use crate::module::{ModuleError, ProxyWasmModule, WASM_MAGIC, sha256_hex};
 
 /// The file name the compat layer holds the module under (solo-io `spec-compat.md`, "Layer").
 pub(crate) const PLUGIN_FILE: &str = "plugin.wasm";
@@ -21,6 +21,12 @@ pub(crate) const PLUGIN_FILE: &str = "plugin.wasm";
 const VARIANT_ANNOTATION: &str = "module.wasm.image/variant";
 /// OCI pre-defined annotation for a blob's file name (image-spec `annotations.md`).
 const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+/// OCI pre-defined annotation for the URL of the image's source (image-spec `annotations.md`).
+const SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
+/// Kubewarden metadata annotation for the URL of the policy's source (kwctl `annotate`).
+const KUBEWARDEN_SOURCE_ANNOTATION: &str = "io.kubewarden.policy.source";
+/// The config blob of a Kubewarden policy artefact: always the empty JSON object.
+const KUBEWARDEN_CONFIG_BODY: &[u8] = b"{}";
 
 /// Which of the two image variants Istio's agent accepts to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -245,6 +251,41 @@ impl Image {
         Self::from_parts(to_json(&manifest)?, blobs)
     }
 
+    /// Packages a module as a Kubewarden policy artefact, as `kwctl push` does: an OCI manifest
+    /// with the config `{}` (media type [`media_type::KUBEWARDEN_CONFIG`]), the module as its one
+    /// layer ([`media_type::KUBEWARDEN_LAYER`]) and `annotations` on the manifest. As kwctl does,
+    /// `io.kubewarden.policy.source` is copied to `org.opencontainers.image.source` unless that
+    /// is already given. Leaving out multi-line annotations, as kwctl does, is the caller's job.
+    ///
+    /// # Errors
+    /// [`ImageError::Module`] with [`ModuleError::NotWasm`] if the bytes do not start with the
+    /// wasm magic.
+    pub fn kubewarden(
+        module: &[u8],
+        mut annotations: BTreeMap<String, String>,
+    ) -> Result<Self, ImageError> {
+        if !module.starts_with(WASM_MAGIC) {
+            return Err(ImageError::Module(ModuleError::NotWasm));
+        }
+        if let Some(source) = annotations.get(KUBEWARDEN_SOURCE_ANNOTATION).cloned() {
+            annotations
+                .entry(SOURCE_ANNOTATION.to_owned())
+                .or_insert(source);
+        }
+        let manifest = OciImageManifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.to_owned()),
+            config: descriptor(media_type::KUBEWARDEN_CONFIG, KUBEWARDEN_CONFIG_BODY, None),
+            layers: vec![descriptor(media_type::KUBEWARDEN_LAYER, module, None)],
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..OciImageManifest::default()
+        };
+        Self::from_parts(
+            to_json(&manifest)?,
+            [KUBEWARDEN_CONFIG_BODY.to_vec(), module.to_vec()],
+        )
+    }
+
     /// Assembles an image from manifest bytes and blobs (from a layout, a registry or a test),
     /// keeping the blobs the manifest references and checking their sizes.
     ///
@@ -327,10 +368,11 @@ impl Image {
         self.blobs.iter().map(|(d, b)| (d.as_str(), b.as_slice()))
     }
 
-    /// The module, found the way Istio's agent finds it (proxy-wasm.md 2.3).
+    /// The module: the layer of a Kubewarden artefact, else found the way Istio's agent finds it
+    /// (proxy-wasm.md 2.3).
     ///
     /// # Errors
-    /// [`ExtractError`] if no layout Istio accepts yields a wasm module.
+    /// [`ExtractError`] if no layout Istio accepts, nor Kubewarden's, yields a wasm module.
     pub fn module(&self) -> Result<Extracted, ExtractError> {
         extract::extract(&self.parsed, |desc| {
             self.blob(&desc.digest)

@@ -15,8 +15,8 @@ use crate::media_type;
 
 /// The annotation naming an image in `index.json` (image-spec `annotations.md`).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
-const LAYOUT_FILE: &str = "oci-layout";
-const INDEX_FILE: &str = "index.json";
+pub(crate) const LAYOUT_FILE: &str = "oci-layout";
+pub(crate) const INDEX_FILE: &str = "index.json";
 const BLOBS_DIR: &str = "blobs/sha256";
 
 /// Why a layout could not be written or read.
@@ -250,10 +250,29 @@ pub fn read_tar(bytes: &[u8]) -> Result<Vec<Entry>, LayoutError> {
     })
 }
 
-fn read_with(
+/// The path of the blob `digest` relative to the layout's root, `blobs/sha256/<hex>`.
+///
+/// # Errors
+/// [`LayoutError::Digest`] unless the digest is `sha256:` and 64 lower-case hex digits, so that
+/// no digest ever names a path outside `blobs/sha256`.
+pub(crate) fn blob_path(digest: &str) -> Result<String, LayoutError> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+        .ok_or_else(|| LayoutError::Digest {
+            digest: digest.to_owned(),
+        })?;
+    Ok(format!("{BLOBS_DIR}/{hex}"))
+}
+
+/// Checks the `oci-layout` marker and parses `index.json` of the layout at `root`, each read
+/// by `read` from its path relative to `root`.
+pub(crate) fn read_index(
     root: &Path,
     mut read: impl FnMut(&str) -> Result<Vec<u8>, LayoutError>,
-) -> Result<Vec<Entry>, LayoutError> {
+) -> Result<OciImageIndex, LayoutError> {
     let json = |relative: &str| {
         let path = root.join(relative);
         move |source| LayoutError::Json { path, source }
@@ -261,21 +280,20 @@ fn read_with(
     let marker = read(LAYOUT_FILE)?;
     serde_json::from_slice::<LayoutMarker>(&marker).map_err(json(LAYOUT_FILE))?;
     let index_bytes = read(INDEX_FILE)?;
-    let index: OciImageIndex = serde_json::from_slice(&index_bytes).map_err(json(INDEX_FILE))?;
+    serde_json::from_slice(&index_bytes).map_err(json(INDEX_FILE))
+}
+
+fn read_with(
+    root: &Path,
+    mut read: impl FnMut(&str) -> Result<Vec<u8>, LayoutError>,
+) -> Result<Vec<Entry>, LayoutError> {
+    let index = read_index(root, &mut read)?;
     let mut cache: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut blob = |digest: &str| -> Result<Vec<u8>, LayoutError> {
         if let Some(bytes) = cache.get(digest) {
             return Ok(bytes.clone());
         }
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|hex| {
-                hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            })
-            .ok_or_else(|| LayoutError::Digest {
-                digest: digest.to_owned(),
-            })?;
-        let bytes = read(&format!("{BLOBS_DIR}/{hex}"))?;
+        let bytes = read(&blob_path(digest)?)?;
         if digest_of(&bytes) != digest {
             return Err(LayoutError::Corrupt {
                 digest: digest.to_owned(),

@@ -144,17 +144,21 @@ fn api(
     }
 }
 
+/// oci-client is built without a TLS crypto provider of its own; ring is the one already in the
+/// tree. Installing fails harmlessly when the process has one.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        drop(rustls::crypto::ring::default_provider().install_default());
+    }
+}
+
 impl Registry {
     /// A client with `options`.
     ///
     /// # Errors
     /// [`RegistryError::Setup`] if the HTTP client cannot be built.
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
-        // oci-client is built without a TLS crypto provider of its own; ring is the one already in
-        // the tree. Installing fails harmlessly when the process has one.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            drop(rustls::crypto::ring::default_provider().install_default());
-        }
+        install_crypto_provider();
         let config = ClientConfig {
             protocol: if options.plain_http {
                 ClientProtocol::Http

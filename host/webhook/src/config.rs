@@ -66,6 +66,10 @@ pub struct HostOperationsConfig {
     /// change).
     #[serde(default)]
     pub dns: bool,
+    /// Where images come from: the oci/v1/* operations (restart to change) and modules given
+    /// as `registry://` or `https://` URLs (pulled at every load).
+    #[serde(default)]
+    pub registry: crate::registry::RegistryConfig,
 }
 
 /// The probes listener.
@@ -402,9 +406,8 @@ impl Config {
         let document: serde_yaml::Value =
             serde_yaml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
         let mut config = if crate::kubewarden::is_policies_yml(&document) {
-            let base = path.parent().unwrap_or(Path::new("."));
             let (policies, groups) =
-                crate::kubewarden::translate(document, base, flags).map_err(|message| {
+                crate::kubewarden::translate(document, flags).map_err(|message| {
                     ConfigError::Invalid {
                         path: path.to_owned(),
                         message,
@@ -412,14 +415,10 @@ impl Config {
                 })?;
             Self::policy_server(policies, groups, flags)
         } else {
-            if flags.listen.is_some()
-                || flags.tls.is_some()
-                || flags.readiness.is_some()
-                || flags.kubernetes_directory.is_some()
-            {
+            if flags.any_set() {
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
-                    message: "the policy-server flags (--addr, --port, --cert-file, --key-file, --client-ca-file, --readiness-probe-port, --kubernetes-dir) apply to a policies.yml; a palisade.yaml sets listen, tls, probes and hostOperations itself".to_owned(),
+                    message: "the policy-server flags (--addr, --port, --cert-file, --key-file, --client-ca-file, --readiness-probe-port, --kubernetes-dir, --docker-config-json-path, --sources-path) apply to a policies.yml; a palisade.yaml sets listen, tls, probes and hostOperations itself".to_owned(),
                 });
             }
             Self::parse(&text).map_err(parse_error)?
@@ -461,6 +460,7 @@ impl Config {
             host_operations: HostOperationsConfig {
                 kubernetes_directory: flags.kubernetes_directory.clone(),
                 dns: false,
+                registry: flags.registry.clone(),
             },
         }
     }
@@ -470,7 +470,9 @@ impl Config {
         let config = self;
         let base = path.parent().unwrap_or(Path::new("."));
         for policy in &mut config.policies {
-            policy.module = base.join(&policy.module);
+            if !crate::registry::is_remote(&policy.module.to_string_lossy()) {
+                policy.module = base.join(&policy.module);
+            }
             policy.settings_files = palisade_runtime::documents::add_settings_from(
                 &mut policy.settings,
                 &policy.settings_from,
@@ -484,8 +486,16 @@ impl Config {
         for file in config.data.values_mut() {
             *file = base.join(&*file);
         }
-        if let Some(dir) = &mut config.host_operations.kubernetes_directory {
-            *dir = base.join(&*dir);
+        let operations = &mut config.host_operations;
+        for path in [
+            &mut operations.kubernetes_directory,
+            &mut operations.registry.oci_directory,
+            &mut operations.registry.docker_config,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = base.join(&*path);
         }
         if let Some(tls) = &mut config.tls {
             tls.cert = base.join(&tls.cert);

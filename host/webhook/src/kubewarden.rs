@@ -13,7 +13,7 @@
 //! ignored, as policy-server ignores them (its controller adds some); a member's are errors.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use palisade_runtime::capabilities::{OperationGrants, ResourceKind};
@@ -38,6 +38,21 @@ pub struct ServerFlags {
     /// The manifests the kubernetes/* operations answer from (`--kubernetes-dir`; policy-server
     /// asks the API server instead).
     pub kubernetes_directory: Option<PathBuf>,
+    /// Where images come from (`--docker-config-json-path`, `--sources-path`).
+    pub registry: crate::registry::RegistryConfig,
+}
+
+impl ServerFlags {
+    /// Whether any flag that only a policies.yml takes is set (`--policy-timeout` has a
+    /// default and is not counted).
+    #[must_use]
+    pub fn any_set(&self) -> bool {
+        self.listen.is_some()
+            || self.tls.is_some()
+            || self.readiness.is_some()
+            || self.kubernetes_directory.is_some()
+            || self.registry != crate::registry::RegistryConfig::default()
+    }
 }
 
 impl Default for ServerFlags {
@@ -49,6 +64,7 @@ impl Default for ServerFlags {
             readiness: None,
             policy_timeout: Duration::from_secs(2),
             kubernetes_directory: None,
+            registry: crate::registry::RegistryConfig::default(),
         }
     }
 }
@@ -131,14 +147,13 @@ pub fn is_policies_yml(document: &serde_yaml::Value) -> bool {
         })
 }
 
-/// The policies and groups of a `policies.yml` (parsed as `document`), modules resolved
-/// against `base`.
+/// The policies and groups of a `policies.yml` (parsed as `document`); module paths are made
+/// relative to the file's directory when the configuration is resolved.
 ///
 /// # Errors
 /// A message naming the entry and what is wrong with it.
 pub fn translate(
     document: serde_yaml::Value,
-    base: &Path,
     flags: &ServerFlags,
 ) -> Result<(Vec<PolicyConfig>, Vec<GroupConfig>), String> {
     let entries: BTreeMap<String, serde_yaml::Value> =
@@ -167,7 +182,6 @@ pub fn translate(
                         host: member.host_capabilities,
                         kinds: member.context_aware_resources,
                     },
-                    base,
                     flags,
                 )
                 .map_err(|e| format!("group {id}, policy {name}: {e}"))?;
@@ -200,7 +214,6 @@ pub fn translate(
                     host: entry.host_capabilities,
                     kinds: entry.context_aware_resources,
                 },
-                base,
                 flags,
             )
             .map_err(|e| format!("policy {id}: {e}"))?;
@@ -221,15 +234,10 @@ struct Parts<'a> {
     kinds: BTreeSet<ResourceKind>,
 }
 
-fn policy(
-    id: &str,
-    parts: Parts<'_>,
-    base: &Path,
-    flags: &ServerFlags,
-) -> Result<PolicyConfig, String> {
+fn policy(id: &str, parts: Parts<'_>, flags: &ServerFlags) -> Result<PolicyConfig, String> {
     Ok(PolicyConfig {
         id: id.to_owned(),
-        module: module_path(parts.module, base)?,
+        module: module_path(parts.module)?,
         settings: parts.settings.unwrap_or_else(|| serde_json::json!({})),
         settings_from: BTreeMap::new(),
         settings_files: Vec::new(),
@@ -253,25 +261,26 @@ fn policy(
     })
 }
 
-/// policy-server's module URLs: `file:///path`; a path without a scheme (relative to the
-/// file, a Palisade extension). Registries and HTTPS are named as not supported yet.
-fn module_path(module: &str, base: &Path) -> Result<PathBuf, String> {
+/// policy-server's module URLs: `file:///path`, `registry://<reference>` and `https://...`
+/// (pulled when the configuration loads), a bare reference (policy-server takes it as
+/// `registry://`), or a path ending in `.wasm` without a scheme (relative to the file, a
+/// Palisade extension).
+fn module_path(module: &str) -> Result<PathBuf, String> {
     if let Some(path) = module.strip_prefix("file://") {
         return Ok(PathBuf::from(path));
     }
+    if crate::registry::is_remote(module) {
+        return Ok(PathBuf::from(module));
+    }
     if let Some((scheme, _)) = module.split_once("://") {
         return Err(format!(
-            "module {module:?}: {scheme}:// modules are not fetched by this server yet; pull the module and give it as file:///path"
+            "module {module:?}: {scheme}:// is not a module URL (file://, registry:// or https://)"
         ));
     }
     if module.ends_with(".wasm") {
-        // Made relative to the file's directory with every other path of the configuration.
-        let _ = base;
         return Ok(PathBuf::from(module));
     }
-    Err(format!(
-        "module {module:?}: a reference without a scheme is a registry reference for policy-server, which this server does not fetch yet; pull the module and give it as file:///path"
-    ))
+    Ok(PathBuf::from(format!("registry://{module}")))
 }
 
 /// A Rhai group expression over member calls (`a() && (b() || !c())`) as a Palisade
@@ -356,11 +365,7 @@ signed:
     fn parsed(text: &str) -> Result<(Vec<PolicyConfig>, Vec<GroupConfig>), String> {
         let document: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
         assert!(is_policies_yml(&document));
-        translate(
-            document,
-            Path::new("/etc/kubewarden"),
-            &ServerFlags::default(),
-        )
+        translate(document, &ServerFlags::default())
     }
 
     #[test]
@@ -400,15 +405,29 @@ signed:
     }
 
     #[test]
+    fn module_urls_are_kept_for_the_load_and_a_bare_reference_is_a_registry_one() {
+        let (policies, _) = parsed(
+            "a: {module: registry://ghcr.io/kubewarden/policies/x:v1}\nb: {module: ghcr.io/kubewarden/policies/x:v1}\nc: {module: https://example.com/x.wasm}\n",
+        )
+        .unwrap();
+        let module = |id: &str| {
+            policies
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.module.to_string_lossy().into_owned())
+                .unwrap()
+        };
+        assert_eq!(module("a"), "registry://ghcr.io/kubewarden/policies/x:v1");
+        assert_eq!(module("b"), "registry://ghcr.io/kubewarden/policies/x:v1");
+        assert_eq!(module("c"), "https://example.com/x.wasm");
+    }
+
+    #[test]
     fn what_cannot_be_served_is_named() {
         for (text, expected) in [
             (
-                "p: {module: registry://ghcr.io/kubewarden/policies/x:v1}",
-                "registry:// modules are not fetched",
-            ),
-            (
-                "p: {module: ghcr.io/kubewarden/policies/x:v1}",
-                "registry reference",
+                "p: {module: ftp://example.com/x.wasm}",
+                "policy p: module \"ftp://example.com/x.wasm\": ftp:// is not a module URL (file://, registry:// or https://)",
             ),
             (
                 "p: {module: a.wasm, hostCapabilities: [\"oci/v9/*\"]}",

@@ -8,6 +8,7 @@ pub mod kubewarden;
 pub mod manifests;
 mod metrics;
 mod policy_set;
+pub mod registry;
 mod router;
 mod serve;
 

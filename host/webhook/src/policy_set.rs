@@ -4,8 +4,10 @@
 //! failurePolicy. Groups combine their members' decisions.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
+use palisade_oci::ImageStore;
 use palisade_runtime::admission::{Decision, Failure, Options, Outcome, Policy, Prepared};
 use palisade_runtime::capabilities::{Capabilities, Grants};
 use palisade_runtime::{Engine, Limits};
@@ -14,6 +16,7 @@ use serde::Serialize;
 
 use crate::config::{Config, GroupConfig, PolicyConfig};
 use crate::expression::Expression;
+use crate::registry::{ModuleOrigin, RegistryConfig};
 
 /// Every policy and group of one configuration.
 pub struct PolicySet {
@@ -25,11 +28,62 @@ pub struct PolicySet {
 struct LoadedPolicy {
     config: PolicyConfig,
     state: Result<Policy, String>,
+    /// Where a module given by URL came from, and its pin.
+    origin: Option<ModuleOrigin>,
 }
 
-/// Modules prepared during one load, by their bytes.
-#[derive(Default)]
-struct Modules(std::collections::HashMap<Vec<u8>, Arc<Prepared>>);
+/// Modules prepared during one load, by their bytes, and modules pulled by URL (each URL once).
+struct Modules<'a> {
+    prepared: std::collections::HashMap<Vec<u8>, Arc<Prepared>>,
+    registry: &'a RegistryConfig,
+    /// Built on the first URL.
+    store: Option<ImageStore>,
+    pulled: std::collections::HashMap<String, Result<(Vec<u8>, ModuleOrigin), String>>,
+}
+
+impl<'a> Modules<'a> {
+    fn new(registry: &'a RegistryConfig) -> Self {
+        Self {
+            prepared: std::collections::HashMap::new(),
+            registry,
+            store: None,
+            pulled: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The bytes of `module`: read from its file, or pulled from its URL (once per load).
+    fn bytes(&mut self, module: &Path) -> anyhow::Result<(Vec<u8>, Option<ModuleOrigin>)> {
+        use anyhow::Context;
+        let text = module.to_string_lossy();
+        if !crate::registry::is_remote(&text) {
+            let bytes =
+                std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
+            return Ok((bytes, None));
+        }
+        let url = text.into_owned();
+        if !self.pulled.contains_key(&url) {
+            let pulled = self.pull(&url).map_err(|e| format!("{e:#}"));
+            self.pulled.insert(url.clone(), pulled);
+        }
+        match self.pulled.get(&url) {
+            Some(Ok((bytes, origin))) => Ok((bytes.clone(), Some(origin.clone()))),
+            Some(Err(e)) => Err(anyhow::anyhow!("{e}")),
+            None => Err(anyhow::anyhow!("{url} was not pulled")),
+        }
+    }
+
+    fn pull(&mut self, url: &str) -> anyhow::Result<(Vec<u8>, ModuleOrigin)> {
+        if self.store.is_none() {
+            self.store = Some(self.registry.store()?);
+        }
+        let Some(store) = &self.store else {
+            anyhow::bail!("no image store for {url}");
+        };
+        let pulled = crate::registry::fetch_module(url, self.registry, store)?;
+        tracing::info!(url, digest = %pulled.1.digest, "pulled a policy module");
+        Ok(pulled)
+    }
+}
 
 struct LoadedGroup {
     config: GroupConfig,
@@ -81,6 +135,9 @@ pub struct Status {
     /// audit, context-aware resources, ...), for Kubewarden policies that have it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubewarden: Option<palisade_runtime::kubewarden::Metadata>,
+    /// Where a module given by URL was pulled from, and the digest that pins it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<ModuleOrigin>,
 }
 
 impl PolicySet {
@@ -90,7 +147,7 @@ impl PolicySet {
     #[must_use]
     pub fn load(config: &Config, engine: &Engine, capabilities: &Arc<Capabilities>) -> Self {
         // Policies sharing a module (same bytes) share one compiled, pre-instantiated copy.
-        let mut modules = Modules::default();
+        let mut modules = Modules::new(&config.host_operations.registry);
         let policies = config
             .policies
             .iter()
@@ -146,6 +203,7 @@ impl PolicySet {
             failure_policy: None,
             expression: Some(g.config.expression.clone()),
             kubewarden: None,
+            origin: None,
         });
         policies.chain(groups).collect()
     }
@@ -374,9 +432,10 @@ impl LoadedPolicy {
         config: &PolicyConfig,
         engine: &Engine,
         capabilities: &Arc<Capabilities>,
-        modules: &mut Modules,
+        modules: &mut Modules<'_>,
     ) -> Self {
-        let state = Self::prepare(config, engine, capabilities, modules).map_err(|e| {
+        let mut origin = None;
+        let state = Self::prepare(config, engine, capabilities, modules, &mut origin).map_err(|e| {
             let message = format!("{e:#}");
             tracing::error!(policy = %config.id, module = %config.module.display(), error = %message, "policy failed to load");
             message
@@ -384,6 +443,7 @@ impl LoadedPolicy {
         Self {
             config: config.clone(),
             state,
+            origin,
         }
     }
 
@@ -391,19 +451,20 @@ impl LoadedPolicy {
         config: &PolicyConfig,
         engine: &Engine,
         capabilities: &Arc<Capabilities>,
-        modules: &mut Modules,
+        modules: &mut Modules<'_>,
+        origin: &mut Option<ModuleOrigin>,
     ) -> anyhow::Result<Policy> {
         use anyhow::Context;
-        let bytes = std::fs::read(&config.module)
-            .with_context(|| format!("reading {}", config.module.display()))?;
-        let prepared = match modules.0.get(&bytes) {
+        let (bytes, pulled_from) = modules.bytes(&config.module)?;
+        *origin = pulled_from;
+        let prepared = match modules.prepared.get(&bytes) {
             Some(prepared) => Arc::clone(prepared),
             None => {
                 let prepared = Arc::new(
                     Prepared::new(engine, &bytes)
                         .with_context(|| format!("loading {}", config.module.display()))?,
                 );
-                modules.0.insert(bytes, Arc::clone(&prepared));
+                modules.prepared.insert(bytes, Arc::clone(&prepared));
                 prepared
             }
         };
@@ -468,6 +529,7 @@ impl LoadedPolicy {
             failure_policy: Some(self.config.failure_policy.label()),
             expression: None,
             kubewarden,
+            origin: self.origin.clone(),
         }
     }
 

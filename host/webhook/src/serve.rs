@@ -94,7 +94,10 @@ impl Server {
                 config.load_data()?,
             )
             .with_buckets(crate::buckets::from_config(&config.rate_limit))
-            .with_dns(config.host_operations.dns),
+            .with_dns(config.host_operations.dns)
+            .with_registry(Arc::new(crate::registry::StoreRegistry(Arc::new(
+                config.host_operations.registry.store()?,
+            )))),
         );
         capabilities.replace_cluster(config.load_cluster()?);
         let set = {

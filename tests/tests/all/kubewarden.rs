@@ -26,7 +26,7 @@ pub(crate) fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
 }
 
-fn probe_bytes() -> Vec<u8> {
+pub(crate) fn probe_bytes() -> Vec<u8> {
     std::fs::read(e2e::artefact_for("kubewarden-probe", e2e::KUBEWARDEN))
         .expect("the Kubewarden probe (make policies)")
 }
@@ -584,7 +584,9 @@ fn registry_and_sigstore_operations_say_what_is_missing() {
         granted(&[]),
     );
     assert!(
-        digest.message.contains("this host reads no OCI registry"),
+        digest
+            .message
+            .contains("this host was given no image registry to read"),
         "{}",
         digest.message
     );
@@ -768,21 +770,7 @@ fn policies_lists_the_kubewarden_metadata_of_a_module() {
     )
     .expect("config");
     let server = crate::serving::serve(config);
-    let mut stream = std::net::TcpStream::connect(server.address).expect("connect");
-    std::io::Write::write_all(
-        &mut stream,
-        format!(
-            "GET /policies HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            server.address
-        )
-        .as_bytes(),
-    )
-    .expect("send");
-    let mut response = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut response).expect("read");
-    let body =
-        &response[response.find('[').expect("a list")..=response.rfind(']').expect("a list")];
-    let policies: serde_json::Value = serde_json::from_str(body).expect("json");
+    let policies = crate::serving::policies(server.address);
     let psa = &policies[0];
     assert_eq!(psa["policy"], "pod-security 0.1.0");
     assert_eq!(psa["kubewarden"]["executionMode"], "kubewarden-wapc");

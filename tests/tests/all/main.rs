@@ -6,6 +6,7 @@ mod deploy;
 mod gatekeeper;
 mod hostile;
 mod kubewarden;
+mod kubewarden_images;
 mod kubewarden_wasi;
 mod rate_limits;
 mod rego_library;

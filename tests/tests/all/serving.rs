@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use palisade_runtime::{Engine, EngineConfig};
+use palisade_webhook::kubewarden::ServerFlags;
 use palisade_webhook::{ServeOptions, Server};
 use serde_json::Value;
 
@@ -17,6 +18,11 @@ pub(crate) struct Running {
 }
 
 pub(crate) fn serve(config: PathBuf) -> Running {
+    serve_with(config, ServerFlags::default())
+}
+
+/// [`serve`] with policy-server's flags, for a policies.yml.
+pub(crate) fn serve_with(config: PathBuf, flags: ServerFlags) -> Running {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -28,7 +34,7 @@ pub(crate) fn serve(config: PathBuf) -> Running {
             insecure_http: true,
             strict_ready: true,
             watch_interval: Duration::from_millis(100),
-            flags: Default::default(),
+            flags,
         };
         let engine = Engine::new(EngineConfig::default()).expect("engine");
         Server::bind(options, engine).await.expect("binds")
@@ -62,4 +68,19 @@ pub(crate) fn post_review(address: SocketAddr, policy: &str, review: &Value) -> 
     let json = &body[body.find('{').expect("json")..=body.rfind('}').expect("json")];
     let review: Value = serde_json::from_str(json).expect("an AdmissionReview");
     review["response"].clone()
+}
+
+/// `GET /policies`: the status of every policy and group.
+pub(crate) fn policies(address: SocketAddr) -> Value {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET /policies HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let body =
+        &response[response.find('[').expect("a list")..=response.rfind(']').expect("a list")];
+    serde_json::from_str(body).expect("json")
 }

@@ -135,3 +135,76 @@ fn capability_arguments_that_name_nothing_are_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn package_kubewarden_writes_the_artefact_kubewarden_pulls_and_run_reads_it_offline() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("cache");
+    let pod_security = built("kubewarden", "pod_security.wasm");
+    let output = palisade(&cache)
+        .current_dir(dir.path())
+        .args(["package", "--kubewarden", "--output", "layout"])
+        .arg(&pod_security)
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a report");
+    let artefact = &report["kubewarden"];
+    assert_eq!(artefact["ref_name"], "kubewarden");
+    assert_eq!(
+        artefact["config"]["media_type"],
+        "application/vnd.wasm.config.v1+json"
+    );
+    assert_eq!(artefact["config"]["size"], 2);
+    assert_eq!(
+        artefact["layers"][0]["media_type"],
+        "application/vnd.wasm.content.layer.v1+wasm"
+    );
+    // The metadata's annotations are the manifest's, as kwctl push writes them.
+    let digest = artefact["digest"].as_str().expect("digest");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join("layout/blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .expect("the manifest blob"),
+    )
+    .expect("json");
+    assert_eq!(
+        manifest["annotations"]["io.kubewarden.policy.title"],
+        "pod-security"
+    );
+    // The probe reads the artefact's manifest through oci/v1/oci_manifest, from the layout.
+    inputs(
+        dir.path(),
+        r#"{"call": {"manifest": {"image": "kubewarden"}}}"#,
+    );
+    let (code, review, stderr) = run(
+        dir.path(),
+        &cache,
+        &[
+            "--capability",
+            "host:oci/v1/oci_manifest",
+            "--oci-dir",
+            "layout",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        review["response"]["status"]["message"],
+        "image manifest with 1 layers"
+    );
+    // A module without Kubewarden metadata is no Kubewarden policy: refused, saying so.
+    let probe = built("kubewarden", "kubewarden_probe.wasm");
+    let refused = palisade(&cache)
+        .current_dir(dir.path())
+        .args(["package", "--kubewarden", "--output", "other"])
+        .arg(&probe)
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("has no Kubewarden metadata"), "{stderr}");
+    assert!(!dir.path().join("other").exists(), "nothing written");
+}

@@ -2,11 +2,8 @@
 //! prints, then a round trip through a real registry (Debian's `docker-registry`, started here
 //! on 127.0.0.1 with a temp storage dir; skipped, and said so in `make test`'s summary, where it is missing).
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write as _;
+use std::path::Path;
 
 use assert_cmd::Command;
 use palisade_oci::{Format, Image, Registry, RegistryOptions, layout};
@@ -165,94 +162,6 @@ fn package_refuses_a_file_that_is_not_a_proxy_wasm_module() {
 
 // --- a real registry ----------------------------------------------------------------------------
 
-/// `docker-registry serve` on a free 127.0.0.1 port with its own storage; killed on drop.
-struct LocalRegistry {
-    child: Child,
-    address: String,
-    _storage: tempfile::TempDir,
-}
-
-impl Drop for LocalRegistry {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// `GET /v2/` answers 200: the registry is up (distribution spec, "end-1").
-fn answers_v2(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return false;
-    };
-    drop(stream.set_read_timeout(Some(Duration::from_secs(2))));
-    let request = format!("GET /v2/ HTTP/1.0\r\nHost: {address}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    drop(stream.read_to_string(&mut response));
-    response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
-}
-
-/// The registry, or why it cannot run here.
-fn start_registry() -> Result<LocalRegistry, String> {
-    let binary = find_binary("docker-registry").ok_or(
-        "docker-registry is not installed (Debian package docker-registry; `make registry`)",
-    )?;
-    let storage = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    // A free port: bind, read it back, release it for the registry.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let config = storage.path().join("config.yml");
-    let data = storage.path().join("data");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n",
-            data.display()
-        ),
-    )
-    .map_err(|e| format!("writing the registry config: {e}"))?;
-    let child = std::process::Command::new(&binary)
-        .arg("serve")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{} does not start: {e}", binary.display()))?;
-    let mut registry = LocalRegistry {
-        child,
-        address,
-        _storage: storage,
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = registry.child.try_wait() {
-            return Err(format!("{} exited at start ({status})", binary.display()));
-        }
-        if answers_v2(&registry.address) {
-            return Ok(registry);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(format!(
-        "{} did not answer /v2/ within 15 s",
-        binary.display()
-    ))
-}
-
 fn pull(reference: &str) -> palisade_oci::Pulled {
     let registry = Registry::new(RegistryOptions {
         plain_http: true,
@@ -308,7 +217,7 @@ fn docker_image() -> Image {
 
 #[test]
 fn pushes_both_variants_to_a_local_registry_and_pulls_the_same_module_back() {
-    let registry = match start_registry() {
+    let registry = match e2e::registry::LocalRegistry::start() {
         Ok(registry) => registry,
         Err(reason) => {
             e2e::skip(&reason);

@@ -511,3 +511,200 @@ fn refuses_a_wasm_layer_that_is_not_wasm() {
         "{wasm}"
     );
 }
+
+// --- Kubewarden policy artefacts ----------------------------------------------------------------
+
+/// A Kubewarden policy need not be a proxy-wasm module: any core module will do.
+fn policy() -> Vec<u8> {
+    wat::parse_str(r#"(module (func (export "__guest_call") (result i32) i32.const 1))"#).unwrap()
+}
+
+fn policy_annotations() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "io.kubewarden.policy.title".to_owned(),
+            "pod-security".to_owned(),
+        ),
+        (
+            "io.kubewarden.policy.source".to_owned(),
+            "https://github.com/example/pod-security".to_owned(),
+        ),
+    ])
+}
+
+#[test]
+fn kubewarden_manifest_has_the_empty_config_the_module_layer_and_the_annotations() {
+    let image = Image::kubewarden(&policy(), policy_annotations()).unwrap();
+    assert_eq!(
+        json_of(image.manifest()),
+        json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.wasm.config.v1+json",
+                "digest": digest_of(b"{}"),
+                "size": 2,
+            },
+            "layers": [{
+                "mediaType": "application/vnd.wasm.content.layer.v1+wasm",
+                "digest": digest_of(&policy()),
+                "size": policy().len(),
+            }],
+            "annotations": {
+                "io.kubewarden.policy.title": "pod-security",
+                "io.kubewarden.policy.source": "https://github.com/example/pod-security",
+                // kwctl's rule: the policy's source is also the image's.
+                "org.opencontainers.image.source": "https://github.com/example/pod-security",
+            },
+        })
+    );
+    assert_eq!(image.blob(&digest_of(b"{}")).unwrap(), b"{}");
+    assert_eq!(image.blob(&digest_of(&policy())).unwrap(), policy());
+    assert_eq!(image.media_type(), media_type::OCI_MANIFEST);
+}
+
+#[test]
+fn kubewarden_manifest_digest_depends_only_on_the_module_and_annotations() {
+    let a = Image::kubewarden(&policy(), policy_annotations()).unwrap();
+    let b = Image::kubewarden(&policy(), policy_annotations()).unwrap();
+    assert_eq!(a.manifest(), b.manifest());
+    assert_eq!(a.digest(), digest_of(a.manifest()));
+    let other_module = Image::kubewarden(&module(), policy_annotations()).unwrap();
+    assert_ne!(a.digest(), other_module.digest());
+    let no_annotations = Image::kubewarden(&policy(), BTreeMap::new()).unwrap();
+    assert_ne!(a.digest(), no_annotations.digest());
+    assert!(
+        json_of(no_annotations.manifest())
+            .get("annotations")
+            .is_none()
+    );
+}
+
+#[test]
+fn kubewarden_keeps_an_image_source_the_caller_gave() {
+    let mut annotations = policy_annotations();
+    annotations.insert(
+        "org.opencontainers.image.source".to_owned(),
+        "https://example.com/mirror".to_owned(),
+    );
+    let image = Image::kubewarden(&policy(), annotations).unwrap();
+    assert_eq!(
+        json_of(image.manifest())["annotations"]["org.opencontainers.image.source"],
+        "https://example.com/mirror"
+    );
+}
+
+#[test]
+fn kubewarden_refuses_bytes_without_the_wasm_magic() {
+    let err = Image::kubewarden(b"#!/bin/sh\n", BTreeMap::new()).unwrap_err();
+    assert!(
+        matches!(err, ImageError::Module(crate::ModuleError::NotWasm)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn finds_the_module_in_a_kubewarden_artefact() {
+    let image = Image::kubewarden(&policy(), policy_annotations()).unwrap();
+    let found = image.module().unwrap();
+    assert_eq!(found.format, Format::Kubewarden);
+    assert_eq!(found.format.to_string(), "kubewarden");
+    assert_eq!(found.layer_digest, digest_of(&policy()));
+    assert_eq!(found.module, policy());
+}
+
+#[test]
+fn kubewarden_artefact_round_trips_through_a_layout_dir_and_a_tar() {
+    let image = Image::kubewarden(&policy(), policy_annotations()).unwrap();
+    let compat = Image::from_module(&module(), Variant::Compat, &roots()).unwrap();
+    let images = [("policy", &image), ("filter", &compat)];
+    let dir = tempfile::tempdir().unwrap();
+    layout::write_dir(dir.path(), &images).unwrap();
+    let tar = layout::to_tar(&images).unwrap();
+    for read in [
+        layout::read_dir(dir.path()).unwrap(),
+        layout::read_tar(&tar).unwrap(),
+    ] {
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].name.as_deref(), Some("policy"));
+        assert_eq!(read[0].image.manifest(), image.manifest());
+        let found = read[0].image.module().unwrap();
+        assert_eq!((found.format, found.module), (Format::Kubewarden, policy()));
+        let found = read[1].image.module().unwrap();
+        assert_eq!((found.format, found.module), (Format::Compat, module()));
+    }
+}
+
+/// A manifest with the given config media type and layers (media type, bytes), its blobs present.
+fn image_with(config_type: &str, layers: &[(&str, Vec<u8>)]) -> Image {
+    let config = b"{}".to_vec();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor_json(config_type, &config),
+        "layers": layers.iter().map(|(t, b)| descriptor_json(t, b)).collect::<Vec<_>>(),
+    });
+    let blobs = std::iter::once(config).chain(layers.iter().map(|(_, b)| b.clone()));
+    Image::from_parts(serde_json::to_vec(&manifest).unwrap(), blobs).unwrap()
+}
+
+#[test]
+fn a_single_kubewarden_layer_makes_a_kubewarden_artefact_whatever_the_config() {
+    let image = image_with(
+        media_type::OCI_CONFIG,
+        &[(media_type::KUBEWARDEN_LAYER, policy())],
+    );
+    let found = image.module().unwrap();
+    assert_eq!((found.format, found.module), (Format::Kubewarden, policy()));
+}
+
+#[test]
+fn refuses_a_kubewarden_artefact_with_a_layer_of_another_type() {
+    let layer = gzip(&tar_of(&[("plugin.wasm", &policy())]));
+    // The Kubewarden config, but a compat layer: read as Kubewarden only, and refused.
+    let image = image_with(
+        media_type::KUBEWARDEN_CONFIG,
+        &[(media_type::OCI_LAYER_GZIP, layer)],
+    );
+    let err = image.module().unwrap_err();
+    assert!(
+        matches!(&err, ExtractError::KubewardenLayer { index: 0, found } if found == media_type::OCI_LAYER_GZIP),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "kubewarden: layer 0 has media type application/vnd.oci.image.layer.v1.tar+gzip, \
+         expected application/vnd.wasm.content.layer.v1+wasm"
+    );
+    // A second layer of another type is refused too, as policy-fetcher's pull refuses it.
+    let image = image_with(
+        media_type::KUBEWARDEN_CONFIG,
+        &[
+            (media_type::KUBEWARDEN_LAYER, policy()),
+            ("application/octet-stream", b"x".to_vec()),
+        ],
+    );
+    let err = image.module().unwrap_err();
+    assert!(
+        matches!(err, ExtractError::KubewardenLayer { index: 1, .. }),
+        "{err:?}"
+    );
+    // No layers at all.
+    let err = image_with(media_type::KUBEWARDEN_CONFIG, &[])
+        .module()
+        .unwrap_err();
+    assert!(matches!(err, ExtractError::NoLayers), "{err:?}");
+}
+
+#[test]
+fn refuses_a_kubewarden_layer_that_is_not_wasm() {
+    let image = image_with(
+        media_type::KUBEWARDEN_CONFIG,
+        &[(media_type::KUBEWARDEN_LAYER, b"#!/bin/sh".to_vec())],
+    );
+    let err = image.module().unwrap_err();
+    assert!(
+        matches!(err, ExtractError::NotWasm(Format::Kubewarden)),
+        "{err:?}"
+    );
+}

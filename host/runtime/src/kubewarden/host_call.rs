@@ -460,9 +460,9 @@ fn masked(object: &serde_json::Value, masks: Option<&BTreeSet<String>>) -> serde
 }
 
 fn registry(capabilities: &Capabilities) -> Result<&Arc<dyn Registry>, String> {
-    capabilities.registry().ok_or_else(|| {
-        "this host reads no OCI registry (give the CLI --registry or --oci-dir, or the server a registry configuration)".to_owned()
-    })
+    capabilities
+        .registry()
+        .ok_or_else(|| "this host was given no image registry to read".to_owned())
 }
 
 fn cluster(capabilities: &Capabilities) -> Result<Arc<dyn Cluster>, String> {
