@@ -67,6 +67,16 @@ if [[ -f $probe ]]; then
     settings: {denyPrivileged: true}
 YAML
 fi
+# The same check by a WASI-mode Kubewarden policy (a fresh instance per request, as
+# policy-evaluator runs them).
+wasi=$(dirname "$kubewarden")/kubewarden_wasi.wasm
+if [[ -f $wasi ]]; then
+  cat >>"$work/palisade.yaml" <<YAML
+  - id: kubewarden-wasi
+    module: $wasi
+    settings: {denyPrivileged: true}
+YAML
+fi
 cat >"$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -145,6 +155,9 @@ if [[ -f $kubewarden ]]; then
 fi
 if [[ -f $probe ]]; then
   load "palisade serve, kubewarden-policy-sdk policy (privileged check)" 16 kubewarden-sdk
+fi
+if [[ -f $wasi ]]; then
+  load "palisade serve, Kubewarden WASI-mode policy (privileged check)" 16 kubewarden-wasi
 fi
 denied_logs=$(grep -c '"level":"INFO"' "$work/server.log" || true)
 echo "server log lines at info during the run: $denied_logs"

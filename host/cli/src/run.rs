@@ -223,7 +223,7 @@ fn decide_configured(
         .context("starting the async runtime")?;
     // The configuration's endpoint is chosen by `--endpoint`: decide as /mutate does.
     let decision = runtime
-        .block_on(set.decide(id, &review.request, true))
+        .block_on(set.decide(id, &review.request, palisade_webhook::Endpoint::Mutate))
         .with_context(|| format!("{}: no policy or group has the id {id:?}", path.display()))?;
     args.host.finish(session.as_deref())?;
     Ok((id.to_owned(), decision))

@@ -23,7 +23,7 @@ pub use config::{
 pub use expression::Expression;
 pub use metrics::Metrics;
 pub use palisade_runtime::admission::{Decision, Outcome};
-pub use policy_set::{Instances, PolicySet, Status};
+pub use policy_set::{Endpoint, Instances, PolicySet, Status};
 pub use router::{ApiError, probes_router, router};
 pub use serve::{ServeOptions, Server, serve};
 

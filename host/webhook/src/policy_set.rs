@@ -18,6 +18,31 @@ use crate::config::{Config, GroupConfig, PolicyConfig};
 use crate::expression::Expression;
 use crate::registry::{ModuleOrigin, RegistryConfig};
 
+/// What an endpoint answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/validate/<id>`: no patch (unless a policies.yml's `allowedToMutate` says so), the mode
+    /// applied.
+    Validate,
+    /// `/mutate/<id>`: the patch kept, the mode applied.
+    Mutate,
+    /// `/audit/<id>`, for audit scanners (policy-server's): as `/validate`, but the decision as
+    /// the policy made it, whatever its mode.
+    Audit,
+}
+
+impl Endpoint {
+    /// Its name in metrics.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+            Endpoint::Audit => "audit",
+        }
+    }
+}
+
 /// Every policy and group of one configuration.
 pub struct PolicySet {
     policies: BTreeMap<String, LoadedPolicy>,
@@ -264,28 +289,38 @@ impl PolicySet {
         out
     }
 
-    /// Decides `request` with the policy or group `id`; `None` when there is no such id.
-    /// `mutating` keeps the policy's patch (validating webhooks must not return one).
+    /// Decides `request` with the policy or group `id` as `endpoint` answers; `None` when there
+    /// is no such id.
     pub async fn decide(
         &self,
         id: &str,
         request: &AdmissionRequest,
-        mutating: bool,
+        endpoint: Endpoint,
     ) -> Option<Decision> {
+        let audit = endpoint == Endpoint::Audit;
         if let Some(policy) = self.policies.get(id) {
             if policy.config.member_of.is_some() {
                 return None;
             }
-            let decision = policy.decide(request).await;
+            let decision = if audit {
+                policy.decide_enforced(request).await
+            } else {
+                policy.decide(request).await
+            };
             let decision = match policy.config.allowed_to_mutate {
-                None if mutating => decision,
+                None if endpoint == Endpoint::Mutate => decision,
                 None => decision.without_patch(),
                 Some(allowed) => policy_server_answer(decision, allowed, &policy.config),
             };
             return Some(with_message(decision, &policy.config));
         }
         let group = self.groups.get(id)?;
-        Some(self.decide_group(group, request).await)
+        let decision = self.decide_group(group, request).await;
+        Some(if audit {
+            decision
+        } else {
+            decision.in_mode(&group.config.id, group.config.mode)
+        })
     }
 
     /// The answer to a request the server's deadline cut short: for a policy, what its
@@ -322,6 +357,7 @@ impl PolicySet {
         Some(decision.in_mode(id, group.config.mode))
     }
 
+    /// The group's decision as if in protect mode.
     async fn decide_group(&self, group: &LoadedGroup, request: &AdmissionRequest) -> Decision {
         let mut members = BTreeMap::new();
         let mut errors = Vec::new();
@@ -390,7 +426,7 @@ impl PolicySet {
             started,
             spent,
         };
-        decision.in_mode(&group.config.id, group.config.mode)
+        decision
     }
 }
 

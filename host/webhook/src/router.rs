@@ -18,6 +18,7 @@ use http_body_util::BodyExt;
 
 use crate::AppState;
 use crate::config::ServerLimits;
+use crate::policy_set::Endpoint;
 use crate::metrics::{ErrorLabels, InstanceLabels, PolicyLabels, RequestLabels, StatusLabels};
 
 /// Health, readiness and metrics: served by both listeners.
@@ -41,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/validate/{id}", post(validate))
         .route("/mutate/{id}", post(mutate))
+        .route("/audit/{id}", post(audit))
         .route("/policies", get(policies))
         .merge(probe_routes())
         .fallback(not_found)
@@ -68,7 +70,17 @@ async fn validate(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    review_request(&state, &id, body, false).await
+    review_request(&state, &id, body, Endpoint::Validate).await
+}
+
+/// policy-server's `/audit/<id>`, for audit scanners: the policy's own decision, whatever its
+/// mode.
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    review_request(&state, &id, body, Endpoint::Audit).await
 }
 
 async fn mutate(
@@ -76,7 +88,7 @@ async fn mutate(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    review_request(&state, &id, body, true).await
+    review_request(&state, &id, body, Endpoint::Mutate).await
 }
 
 /// Reads the body within the limits: at most `maxBodyBytes` (413 past it) before the deadline
@@ -116,7 +128,7 @@ async fn review_request(
     state: &AppState,
     id: &str,
     body: Body,
-    mutating: bool,
+    endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
     let limits = state.limits();
     let deadline = Instant::now() + limits.request_timeout;
@@ -137,7 +149,7 @@ async fn review_request(
     let slots = state.slots();
     let evaluation = async {
         let _slot = slots.acquire().await;
-        set.decide(id, &request, mutating).await
+        set.decide(id, &request, endpoint).await
     };
     let decision = match tokio::time::timeout_at(deadline.into(), evaluation).await {
         Ok(decision) => decision,
@@ -170,14 +182,13 @@ async fn review_request(
         })
         .observe(elapsed.as_secs_f64());
     let mode = decision.mode.label();
-    let endpoint = if mutating { "mutate" } else { "validate" };
     metrics
         .requests
         .get_or_create(&RequestLabels {
             policy: id.to_owned(),
             decision: decision.outcome.label(),
             mode,
-            endpoint,
+            endpoint: endpoint.label(),
         })
         .inc();
     for policy in &decision.started {

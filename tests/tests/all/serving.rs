@@ -49,6 +49,12 @@ pub(crate) fn serve_with(config: PathBuf, flags: ServerFlags) -> Running {
 
 /// Posts an AdmissionReview to `/validate/<policy>` over plain HTTP/1.1; the review's `response`.
 pub(crate) fn post_review(address: SocketAddr, policy: &str, review: &Value) -> Value {
+    post_review_to(address, &format!("validate/{policy}"), review)
+}
+
+/// Posts an AdmissionReview to `/<path>` (`audit/<policy>`, `mutate/<policy>`); the review's
+/// `response`.
+pub(crate) fn post_review_to(address: SocketAddr, path: &str, review: &Value) -> Value {
     let body = review.to_string();
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
@@ -56,7 +62,7 @@ pub(crate) fn post_review(address: SocketAddr, policy: &str, review: &Value) -> 
         .expect("timeout");
     write!(
         stream,
-        "POST /validate/{policy} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /{path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("send");
