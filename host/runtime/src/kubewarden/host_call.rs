@@ -66,17 +66,17 @@ pub(crate) async fn answer(
             "Policy has not been granted access to the '{path}' host capability. The violation has been reported."
         )));
     }
-    let Ok(request) = request(call) else {
-        return Ok(Err(match call.namespace {
-            "oci" | "net" | "crypto" | "kubernetes" => {
-                format!("unknown operation: {}", call.operation)
-            }
-            other => format!("unknown namespace: {other}"),
-        }));
-    };
-    let request = match request {
-        Ok(request) => request,
-        Err(message) => return Ok(Err(message)),
+    let request = match request(call) {
+        Requested::Parsed(parsed) => parsed,
+        Requested::Malformed(message) => return Ok(Err(message)),
+        Requested::Unknown => {
+            return Ok(Err(match call.namespace {
+                "oci" | "net" | "crypto" | "kubernetes" => {
+                    format!("unknown operation: {}", call.operation)
+                }
+                other => format!("unknown namespace: {other}"),
+            }));
+        }
     };
     if let Some(refused) = refuse_kind(policy, &scope.grants, &request) {
         return Ok(Err(refused));
@@ -202,16 +202,25 @@ fn recorded(variant: &'static str, fields: serde_json::Value) -> Request {
     Request { variant, fields }
 }
 
-/// The operation `call` names: `Err(())` when it names none; `Ok(Err(message))` when its
-/// payload is malformed.
-fn request(call: Call<'_>) -> Result<Result<Parsed, String>, ()> {
+/// What a call asks for.
+enum Requested {
+    /// An operation, parsed.
+    Parsed(Parsed),
+    /// A known operation whose payload does not parse: why.
+    Malformed(String),
+    /// No operation this host knows.
+    Unknown,
+}
+
+/// The operation `call` names, parsed.
+fn request(call: Call<'_>) -> Requested {
     let image = |variant: &'static str, make: fn(String) -> Operation| {
         parse::<String>(call).map(|image| Parsed {
             recorded: recorded(variant, json!({"image": image})),
             operation: make(image),
         })
     };
-    Ok(match (call.namespace, call.operation) {
+    let parsed = match (call.namespace, call.operation) {
         ("oci", "v1/manifest_digest") => image("OciManifestDigest", Operation::ManifestDigest),
         ("oci", "v1/oci_manifest") => image("OciManifest", Operation::Manifest),
         ("oci", "v1/oci_manifest_config") => {
@@ -299,8 +308,12 @@ fn request(call: Call<'_>) -> Result<Result<Parsed, String>, ()> {
                 operation: Operation::CanI(access),
             }
         }),
-        _ => return Err(()),
-    })
+        _ => return Requested::Unknown,
+    };
+    match parsed {
+        Ok(parsed) => Requested::Parsed(parsed),
+        Err(message) => Requested::Malformed(message),
+    }
 }
 
 /// A sigstore verification request (v1: externally tagged; v2: `type`), recorded as kwctl
