@@ -883,6 +883,88 @@ mod tests {
     }
 
     #[test]
+    fn policy_server_flags_are_refused_with_a_palisade_yaml() {
+        use crate::kubewarden::ServerFlags;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("palisade.yaml");
+        std::fs::write(&path, POLICY).unwrap();
+        let refused =
+            |flags: ServerFlags| Config::load_with(&path, &flags).unwrap_err().to_string();
+        for flags in [
+            ServerFlags {
+                kubernetes_directory: Some(dir.path().join("cluster")),
+                ..ServerFlags::default()
+            },
+            ServerFlags {
+                registry: crate::registry::RegistryConfig {
+                    insecure_registries: vec!["127.0.0.1:5000".to_owned()],
+                    ..crate::registry::RegistryConfig::default()
+                },
+                ..ServerFlags::default()
+            },
+            ServerFlags {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 3000))),
+                ..ServerFlags::default()
+            },
+        ] {
+            let error = refused(flags);
+            assert!(
+                error.starts_with(&format!("{}: ", path.display())),
+                "{error}"
+            );
+            assert!(
+                error.contains(
+                    "the policy-server flags (--addr, --port, --cert-file, --key-file, \
+                     --client-ca-file, --readiness-probe-port, --kubernetes-dir, \
+                     --docker-config-json-path, --sources-path) apply to a policies.yml"
+                ),
+                "{error}"
+            );
+        }
+        // Without them the same file loads.
+        Config::load_with(&path, &ServerFlags::default()).unwrap();
+    }
+
+    #[test]
+    fn a_policies_yml_takes_its_listener_timeout_and_host_operations_from_the_flags() {
+        use crate::kubewarden::ServerFlags;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policies.yml");
+        std::fs::write(
+            &path,
+            "quick:\n  module: quick.wasm\nslow:\n  module: slow.wasm\n  timeoutEvalSeconds: 5\n",
+        )
+        .unwrap();
+        let registry = crate::registry::RegistryConfig {
+            insecure_registries: vec!["127.0.0.1:5000".to_owned()],
+            ..crate::registry::RegistryConfig::default()
+        };
+        let flags = ServerFlags {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 3100))),
+            policy_timeout: Duration::from_secs(3),
+            kubernetes_directory: Some(dir.path().join("cluster")),
+            registry: registry.clone(),
+            ..ServerFlags::default()
+        };
+        let config = Config::load_with(&path, &flags).unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 3100)));
+        let policy = |id: &str| config.policies.iter().find(|p| p.id == id).unwrap();
+        assert_eq!(policy("quick").timeout, Duration::from_secs(3));
+        assert_eq!(policy("slow").timeout, Duration::from_secs(5));
+        assert_eq!(policy("quick").module, dir.path().join("quick.wasm"));
+        assert_eq!(
+            config.host_operations.kubernetes_directory,
+            Some(dir.path().join("cluster"))
+        );
+        assert_eq!(config.host_operations.registry, registry);
+        // policy-server's defaults without the flags: 0.0.0.0:3000 and 2 s.
+        let defaults = Config::load_with(&path, &ServerFlags::default()).unwrap();
+        assert_eq!(defaults.listen, SocketAddr::from(([0, 0, 0, 0], 3000)));
+        let quick = defaults.policies.iter().find(|p| p.id == "quick").unwrap();
+        assert_eq!(quick.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
     fn connections_are_not_closed_as_idle_while_a_request_may_still_be_answered() {
         let error = invalid(&format!(
             "limits: {{requestTimeout: 5s, idleTimeout: 5s}}\n{POLICY}"

@@ -414,7 +414,7 @@ impl PolicySet {
                 .audit_annotations
                 .extend(member.verdict.audit_annotations.clone());
         }
-        let decision = Decision {
+        Decision {
             verdict,
             outcome: if allowed {
                 Outcome::Allowed
@@ -425,8 +425,7 @@ impl PolicySet {
             errors,
             started,
             spent,
-        };
-        decision
+        }
     }
 }
 

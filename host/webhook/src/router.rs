@@ -18,8 +18,8 @@ use http_body_util::BodyExt;
 
 use crate::AppState;
 use crate::config::ServerLimits;
-use crate::policy_set::Endpoint;
 use crate::metrics::{ErrorLabels, InstanceLabels, PolicyLabels, RequestLabels, StatusLabels};
+use crate::policy_set::Endpoint;
 
 /// Health, readiness and metrics: served by both listeners.
 fn probe_routes() -> Router<Arc<AppState>> {

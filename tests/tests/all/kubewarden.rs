@@ -724,6 +724,14 @@ fn policy_servers_policies_yml_is_served_with_its_semantics() {
     let watched = post("labels-watched", true);
     assert_eq!(watched["allowed"], true);
     assert!(watched.get("patch").is_none(), "{watched}");
+    // /audit (the audit scanner's): the policy's own decision, whatever its mode.
+    let audited =
+        crate::serving::post_review_to(server.address, "audit/labels-watched", &review(true));
+    assert_eq!(audited["allowed"], false, "{audited}");
+    assert_eq!(
+        audited["status"]["message"],
+        "privileged containers are not allowed: tools"
+    );
     let worded = post("worded", true);
     assert_eq!(
         worded["status"]["message"],
@@ -838,5 +846,73 @@ policies:
     assert_eq!(
         answer["status"]["message"],
         r#"{"environment":"prod","team":"payments"}"#
+    );
+}
+
+#[test]
+fn dns_in_host_operations_turns_lookups_on_for_granted_policies() {
+    let module = e2e::artefact_for("kubewarden-probe", e2e::KUBEWARDEN);
+    let serve = |dns: &str| {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = dir.path().join("palisade.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+listen: 127.0.0.1:0
+{dns}
+policies:
+  - id: lookup
+    module: {module}
+    settings: {{call: {{lookup: {{host: localhost}}}}}}
+    capabilities: {{host: ["net/v1/dns_lookup_host"]}}
+  - id: not-granted
+    module: {module}
+    settings: {{call: {{lookup: {{host: localhost}}}}}}
+"#,
+                module = module.display()
+            ),
+        )
+        .expect("config");
+        let server = crate::serving::serve(config);
+        (dir, server)
+    };
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": pod(false, &json!({})),
+    });
+    let message = |server: &crate::serving::Running, id: &str| {
+        let answer = crate::serving::post_review(server.address, id, &review);
+        (
+            answer["allowed"] == true,
+            answer["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let (_on_dir, on) = serve("hostOperations: {dns: true}");
+    let (allowed, answered) = message(&on, "lookup");
+    assert!(allowed, "{answered}");
+    let ips: Vec<String> = serde_json::from_str(&answered).expect("a list of addresses");
+    assert!(
+        ips.iter().any(|ip| ip == "127.0.0.1" || ip == "::1"),
+        "{ips:?}"
+    );
+    // Turned on for the host, still refused to a policy not granted the operation.
+    let (allowed, refused) = message(&on, "not-granted");
+    assert!(!allowed);
+    assert!(
+        refused.contains(
+            "Policy has not been granted access to the 'net/v1/dns_lookup_host' host capability"
+        ),
+        "{refused}"
+    );
+    let (_off_dir, off) = serve("");
+    let (allowed, off_message) = message(&off, "lookup");
+    assert!(!allowed);
+    assert!(
+        off_message.contains("DNS lookups are turned off on this host (looking up \"localhost\")"),
+        "{off_message}"
     );
 }

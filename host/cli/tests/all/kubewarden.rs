@@ -1,9 +1,12 @@
 //! `palisade run` with a Kubewarden policy (the kubewarden-policy-sdk probe of tests/guests):
 //! host capabilities granted on the command line, Kubernetes objects from a directory of
-//! manifests, and a session recorded, then replayed without the directory (kwctl's format).
+//! manifests, and a session recorded, then replayed without the directory (kwctl's format);
+//! `palisade webhook-config` and `palisade serve` with a Kubewarden module.
 
 use std::path::Path;
+use std::time::Duration;
 
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::support::{built, palisade};
@@ -207,4 +210,99 @@ fn package_kubewarden_writes_the_artefact_kubewarden_pulls_and_run_reads_it_offl
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("has no Kubewarden metadata"), "{stderr}");
     assert!(!dir.path().join("other").exists(), "nothing written");
+}
+
+/// A palisade.yaml in `dir` serving Kubewarden's build of pod-security as `psa`.
+fn pod_security_config(dir: &Path) -> std::path::PathBuf {
+    let module = built("kubewarden", "pod_security.wasm");
+    let config = dir.join("palisade.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\npolicies:\n  - id: psa\n    module: {}\n",
+            module.display()
+        ),
+    )
+    .expect("config");
+    config
+}
+
+#[test]
+fn webhook_config_routes_a_kubewarden_module_by_its_embedded_metadata() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("cache");
+    let config = pod_security_config(dir.path());
+    let output = palisade(&cache)
+        .arg("webhook-config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("a YAML document"))
+        .collect();
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration"
+        ]
+    );
+    let resources = |webhook: &Value| -> Vec<String> {
+        webhook["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .flat_map(|r| r["resources"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect()
+    };
+    for (object, endpoint) in objects.iter().zip(["validate", "mutate"]) {
+        let webhooks = object["webhooks"].as_array().expect("webhooks");
+        assert_eq!(webhooks.len(), 1, "{object}");
+        let webhook = &webhooks[0];
+        assert_eq!(webhook["name"], "psa.palisade.dev");
+        assert_eq!(
+            webhook["clientConfig"]["service"]["path"],
+            format!("/{endpoint}/psa")
+        );
+        let resources = resources(webhook);
+        for expected in ["pods", "deployments", "daemonsets", "cronjobs"] {
+            assert!(
+                resources.iter().any(|r| r == expected),
+                "{endpoint}: {resources:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn serve_refuses_policy_server_flags_with_a_palisade_yaml_before_binding() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("cache");
+    let config = pod_security_config(dir.path());
+    let output = palisade(&cache)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .args(["--insecure-http", "--kubernetes-dir", "x"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("apply to a policies.yml; a palisade.yaml sets listen, tls, probes and hostOperations itself"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--kubernetes-dir"), "{stderr}");
+    assert!(!stderr.contains("binding"), "{stderr}");
 }

@@ -67,7 +67,7 @@ pub(crate) async fn answer(
         )));
     }
     let request = match request(call) {
-        Requested::Parsed(parsed) => parsed,
+        Requested::Parsed(parsed) => *parsed,
         Requested::Malformed(message) => return Ok(Err(message)),
         Requested::Unknown => {
             return Ok(Err(match call.namespace {
@@ -204,8 +204,8 @@ fn recorded(variant: &'static str, fields: serde_json::Value) -> Request {
 
 /// What a call asks for.
 enum Requested {
-    /// An operation, parsed.
-    Parsed(Parsed),
+    /// An operation, parsed (boxed: it is much larger than the others).
+    Parsed(Box<Parsed>),
     /// A known operation whose payload does not parse: why.
     Malformed(String),
     /// No operation this host knows.
@@ -311,7 +311,7 @@ fn request(call: Call<'_>) -> Requested {
         _ => return Requested::Unknown,
     };
     match parsed {
-        Ok(parsed) => Requested::Parsed(parsed),
+        Ok(parsed) => Requested::Parsed(Box::new(parsed)),
         Err(message) => Requested::Malformed(message),
     }
 }
