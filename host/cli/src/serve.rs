@@ -65,9 +65,9 @@ struct PolicyServerArgs {
     #[arg(long, value_name = "PORT")]
     readiness_probe_port: Option<u16>,
     /// The evaluation deadline of policies without timeoutEvalSeconds, in
-    /// seconds (--policy-timeout).
-    #[arg(long, default_value_t = 2, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=30))]
-    policy_timeout: u64,
+    /// seconds (--policy-timeout) [default: 2].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=30))]
+    policy_timeout: Option<u64>,
     /// A directory of Kubernetes manifests the kubernetes/* host
     /// operations answer from (policy-server asks the API server).
     #[arg(long, value_name = "DIR")]
@@ -126,7 +126,7 @@ impl PolicyServerArgs {
             readiness: self
                 .readiness_probe_port
                 .map(|port| SocketAddr::new(ip, port)),
-            policy_timeout: Duration::from_secs(self.policy_timeout),
+            policy_timeout: self.policy_timeout.map(Duration::from_secs),
             kubernetes_directory: self.kubernetes_dir.as_ref().map(absolute),
             registry,
         })

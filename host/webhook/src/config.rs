@@ -418,7 +418,7 @@ impl Config {
             if flags.any_set() {
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
-                    message: "the policy-server flags (--addr, --port, --cert-file, --key-file, --client-ca-file, --readiness-probe-port, --kubernetes-dir, --docker-config-json-path, --sources-path) apply to a policies.yml; a palisade.yaml sets listen, tls, probes and hostOperations itself".to_owned(),
+                    message: "the policy-server flags (--addr, --port, --cert-file, --key-file, --client-ca-file, --readiness-probe-port, --policy-timeout, --kubernetes-dir, --docker-config-json-path, --sources-path) apply to a policies.yml; a palisade.yaml sets listen, tls, probes and hostOperations itself".to_owned(),
                 });
             }
             Self::parse(&text).map_err(parse_error)?
@@ -906,6 +906,10 @@ mod tests {
                 listen: Some(SocketAddr::from(([127, 0, 0, 1], 3000))),
                 ..ServerFlags::default()
             },
+            ServerFlags {
+                policy_timeout: Some(Duration::from_secs(5)),
+                ..ServerFlags::default()
+            },
         ] {
             let error = refused(flags);
             assert!(
@@ -915,8 +919,9 @@ mod tests {
             assert!(
                 error.contains(
                     "the policy-server flags (--addr, --port, --cert-file, --key-file, \
-                     --client-ca-file, --readiness-probe-port, --kubernetes-dir, \
-                     --docker-config-json-path, --sources-path) apply to a policies.yml"
+                     --client-ca-file, --readiness-probe-port, --policy-timeout, \
+                     --kubernetes-dir, --docker-config-json-path, --sources-path) apply to a \
+                     policies.yml"
                 ),
                 "{error}"
             );
@@ -941,7 +946,7 @@ mod tests {
         };
         let flags = ServerFlags {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 3100))),
-            policy_timeout: Duration::from_secs(3),
+            policy_timeout: Some(Duration::from_secs(3)),
             kubernetes_directory: Some(dir.path().join("cluster")),
             registry: registry.clone(),
             ..ServerFlags::default()

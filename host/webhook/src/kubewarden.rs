@@ -24,6 +24,9 @@ use crate::config::{
     default_policy_concurrency,
 };
 
+/// policy-server's `--policy-timeout` default.
+const DEFAULT_POLICY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What policy-server's command line says that its `policies.yml` does not.
 #[derive(Debug, Clone)]
 pub struct ServerFlags {
@@ -33,8 +36,9 @@ pub struct ServerFlags {
     pub tls: Option<crate::config::TlsConfig>,
     /// `--readiness-probe-port`: a plain-HTTP listener for the probes.
     pub readiness: Option<std::net::SocketAddr>,
-    /// `--policy-timeout`: the evaluation deadline of policies without `timeoutEvalSeconds`.
-    pub policy_timeout: Duration,
+    /// `--policy-timeout`: the evaluation deadline of policies without `timeoutEvalSeconds`
+    /// (policy-server's default when unset: 2 s).
+    pub policy_timeout: Option<Duration>,
     /// The manifests the kubernetes/* operations answer from (`--kubernetes-dir`; policy-server
     /// asks the API server instead).
     pub kubernetes_directory: Option<PathBuf>,
@@ -43,11 +47,11 @@ pub struct ServerFlags {
 }
 
 impl ServerFlags {
-    /// Whether any flag that only a policies.yml takes is set (`--policy-timeout` has a
-    /// default and is not counted).
+    /// Whether any flag that only a policies.yml takes is set.
     #[must_use]
     pub fn any_set(&self) -> bool {
         self.listen.is_some()
+            || self.policy_timeout.is_some()
             || self.tls.is_some()
             || self.readiness.is_some()
             || self.kubernetes_directory.is_some()
@@ -62,7 +66,7 @@ impl Default for ServerFlags {
             listen: None,
             tls: None,
             readiness: None,
-            policy_timeout: Duration::from_secs(2),
+            policy_timeout: None,
             kubernetes_directory: None,
             registry: crate::registry::RegistryConfig::default(),
         }
@@ -243,9 +247,10 @@ fn policy(id: &str, parts: Parts<'_>, flags: &ServerFlags) -> Result<PolicyConfi
         settings_files: Vec::new(),
         mode: parts.mode.into(),
         failure_policy: FailurePolicy::Fail,
-        timeout: parts
-            .timeout
-            .map_or(flags.policy_timeout, Duration::from_secs),
+        timeout: parts.timeout.map_or(
+            flags.policy_timeout.unwrap_or(DEFAULT_POLICY_TIMEOUT),
+            Duration::from_secs,
+        ),
         memory_mib: default_memory_mib(),
         capabilities: CapabilitiesConfig {
             clock: true,

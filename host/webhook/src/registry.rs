@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use palisade_oci::{ImageStore, StoreLimits, StoreOptions};
 use palisade_runtime::capabilities::registry::{Manifest, Registry, RegistryFuture};
+use palisade_runtime::chain;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -101,18 +102,6 @@ impl RegistryConfig {
 /// The runtime's registry (what `oci/v1/*` host operations read) over an [`ImageStore`].
 #[derive(Debug, Clone)]
 pub struct StoreRegistry(pub Arc<ImageStore>);
-
-/// An error with its causes, on one line (what a policy gets back).
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 fn manifest(m: palisade_oci::Manifest) -> Manifest {
     Manifest {
