@@ -306,3 +306,79 @@ fn serve_refuses_policy_server_flags_with_a_palisade_yaml_before_binding() {
     assert!(stderr.contains("--kubernetes-dir"), "{stderr}");
     assert!(!stderr.contains("binding"), "{stderr}");
 }
+
+/// Runs `palisade test` on `suite` (written into `dir`): exit code and stdout.
+fn test_suite(dir: &Path, cache: &tempfile::TempDir, suite: &str) -> (i32, String) {
+    std::fs::write(dir.join("suite.yaml"), suite).expect("suite");
+    let output = palisade(cache)
+        .current_dir(dir)
+        .args(["test", "suite.yaml"])
+        .output()
+        .expect("runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[test]
+fn palisade_test_runs_suites_of_wapc_and_wasi_kubewarden_policies() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("cache");
+    inputs(dir.path(), "{}");
+    let mut privileged: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("review.json")).expect("review"),
+    )
+    .expect("json");
+    privileged["request"]["object"]["spec"]["containers"][0]["securityContext"] =
+        serde_json::json!({"privileged": true});
+    std::fs::write(dir.path().join("privileged.json"), privileged.to_string()).expect("review");
+    for (module, namespace_call) in [
+        (
+            built("kubewarden", "kubewarden_probe.wasm"),
+            r#"{call: namespaceLabels}"#,
+        ),
+        (
+            built("kubewarden", "kubewarden_wasi.wasm"),
+            r#"{raw: {binding: kubewarden, namespace: kubernetes, operation: get_resource, payload: {api_version: v1, kind: Namespace, name: shop, disable_cache: false}}}"#,
+        ),
+    ] {
+        let suite = format!(
+            r#"
+policy: {module}
+settings: {{denyPrivileged: true}}
+capabilities:
+  host: ["kubernetes/get_resource"]
+  kubernetes: [{{apiVersion: v1, kind: Namespace}}]
+host: {{kubernetes: cluster}}
+cases:
+  - name: an unprivileged pod passes
+    request: review.json
+    expect: {{allowed: true}}
+  - name: a privileged pod is denied with the policy's words
+    request: privileged.json
+    expect: {{allowed: false, message: "privileged containers are not allowed: app"}}
+  - name: the namespace comes from the manifest directory
+    request: review.json
+    settings: {namespace_call}
+    expect: {{allowed: true, message: payments}}
+  - name: settings the policy refuses
+    request: review.json
+    settings: {{code: 7}}
+    expect: {{error: "code 7 is not an HTTP error code"}}
+"#,
+            module = module.display()
+        );
+        let (code, output) = test_suite(dir.path(), &cache, &suite);
+        assert_eq!(code, 0, "{}: {output}", module.display());
+        assert_eq!(output.matches("PASS").count(), 4, "{output}");
+        // A case that cannot hold fails the run: the suite is checked, not just run.
+        let failing = suite.replace(
+            "expect: {allowed: true}\n  - name: a privileged",
+            "expect: {allowed: false}\n  - name: a privileged",
+        );
+        let (code, output) = test_suite(dir.path(), &cache, &failing);
+        assert_eq!(code, 1, "{output}");
+    }
+}
