@@ -44,6 +44,7 @@ if [ "$mode" != smoke ] && [ -n "${3:-}" ]; then targets=$3; fi
 started=$(date +%s)
 if ! cargo fuzz build "${BUILD[@]}"; then
   echo "the fuzz targets do not build" >&2
+  df -h "$WORK" >&2 || true
   exit 2
 fi
 echo "fuzz targets built in $(( $(date +%s) - started )) s"
