@@ -18,7 +18,9 @@ use palisade_runtime::capabilities::{
 };
 
 use palisade_suite::input;
-use palisade_webhook::registry::{RegistryConfig, StoreRegistry};
+use palisade_webhook::registry::StoreRegistry;
+
+use crate::images::ImageSourceArgs;
 
 /// Host capabilities on the command line.
 #[derive(Debug, Args)]
@@ -37,16 +39,9 @@ pub(crate) struct HostArgs {
     /// Answer net/v1/dns_lookup_host with this machine's resolver (off by default).
     #[arg(long)]
     allow_dns: bool,
-    /// Answer the oci/v1/* host operations from this OCI image layout directory instead of
-    /// registries (offline; images found by their `org.opencontainers.image.ref.name`).
-    #[arg(long, value_name = "DIR")]
-    oci_dir: Option<PathBuf>,
-    /// A Docker config file with registry credentials for the oci/v1/* host operations.
-    #[arg(long, value_name = "FILE")]
-    docker_config: Option<PathBuf>,
-    /// A registry (`host[:port]`) spoken to over plain HTTP (repeatable).
-    #[arg(long, value_name = "HOST")]
-    insecure_registry: Vec<String>,
+    /// Where the oci/v1/* host operations read images.
+    #[command(flatten)]
+    images: ImageSourceArgs,
     /// Write every host-operation exchange of the run to FILE (kwctl's session format).
     #[arg(
         long,
@@ -179,20 +174,7 @@ impl HostArgs {
         state: StateLimits,
         session: Option<Arc<Session>>,
     ) -> anyhow::Result<Arc<Capabilities>> {
-        let images = RegistryConfig {
-            oci_directory: self.oci_dir.clone(),
-            docker_config: self.docker_config.clone(),
-            insecure_registries: self.insecure_registry.clone(),
-            ..RegistryConfig::default()
-        };
-        let store = images.store().map_err(|e| {
-            let flag = if self.oci_dir.is_some() {
-                "--oci-dir"
-            } else {
-                "--docker-config"
-            };
-            anyhow::anyhow!("{flag}: {e:#}")
-        })?;
+        let store = self.images.store()?;
         let mut capabilities =
             Capabilities::new(self.clock()?, Arc::new(MemoryStore::new(state)), data)
                 .with_dns(self.allow_dns)

@@ -3,6 +3,7 @@
 
 mod deploy;
 mod host;
+mod images;
 mod istio;
 mod output;
 mod package;
@@ -12,6 +13,7 @@ mod rego;
 mod run;
 mod serve;
 mod suite;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -52,6 +54,22 @@ enum Command {
     Istio(istio::IstioArgs),
     /// Evaluate Rego queries and run Rego unit tests (as `opa eval` and `opa test` do) with regorus.
     Rego(rego::RegoArgs),
+    /// Verify a blob's signature (with a key) or Sigstore bundle (with a key or a keyless
+    /// identity, against a trusted root), as `cosign verify-blob` does; exit 0 only when valid.
+    VerifyBlob(verify::VerifyBlobArgs),
+    /// Sign a blob with a private key, as `cosign sign-blob --key` does (a base64 signature).
+    SignBlob(verify::SignBlobArgs),
+    /// Make a key pair for signing (PKCS#8 private key, SubjectPublicKeyInfo public key).
+    GenerateKeyPair(verify::GenerateKeyPairArgs),
+    /// Sign an image with a key, as `cosign sign --key` does: a signature appended to its
+    /// `sha256-<hex>.sig` tag, in a registry or an OCI layout.
+    Sign(images::SignArgs),
+    /// Attest an image with a key, as `cosign attest --key` does: an in-toto statement in a
+    /// DSSE envelope appended to its `sha256-<hex>.att` tag.
+    Attest(images::AttestArgs),
+    /// Verify an image's signatures (or, with --type, attestations) as `cosign verify` does:
+    /// cosign's tags and Sigstore bundles attached as referrers; exit 0 only when one verifies.
+    VerifyImage(images::VerifyImageArgs),
     /// Print this command's reference in Markdown (the README's CLI section is generated from it).
     #[command(hide = true)]
     Reference,
@@ -214,6 +232,12 @@ fn main() -> ExitCode {
         Command::Push(args) => push::push(args),
         Command::Istio(args) => istio::istio(args),
         Command::Rego(args) => rego::rego(args, &cli.engine),
+        Command::VerifyBlob(args) => verify::verify_blob(args),
+        Command::SignBlob(args) => verify::sign_blob(args),
+        Command::GenerateKeyPair(args) => verify::generate_key_pair(args),
+        Command::Sign(args) => images::sign(args),
+        Command::Attest(args) => images::attest(args),
+        Command::VerifyImage(args) => images::verify_image(args),
         Command::Reference => output::text(reference())
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),

@@ -20,4 +20,7 @@ pub use module::{ModuleError, ProxyWasmModule, sha256_hex};
 pub use registry::{
     Credentials, Pulled, Pushed, Registry, RegistryError, RegistryOptions, install_crypto_provider,
 };
-pub use store::{ImageStore, Manifest, PulledModule, StoreError, StoreLimits, StoreOptions};
+pub use store::{
+    ImageStore, MAX_REFERRERS, Manifest, PulledModule, Referrer, StoreError, StoreLimits,
+    StoreOptions,
+};

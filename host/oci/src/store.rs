@@ -24,7 +24,7 @@ use crate::extract::{self, Extracted};
 use crate::image::digest_of;
 use crate::layout::{self, LayoutError, REF_NAME_ANNOTATION};
 use crate::media_type;
-use crate::registry::{Credentials, install_crypto_provider};
+use crate::registry::{Credentials, RegistryOptions, install_crypto_provider};
 
 /// Distribution's cap on a manifest body (`registry/handlers/manifests.go`, `maxManifestBodySize`).
 const DEFAULT_MANIFEST_BYTES: u64 = 4 << 20;
@@ -61,6 +61,23 @@ impl Manifest {
             || self.media_type == media_type::DOCKER_MANIFEST_LIST
     }
 }
+
+/// A manifest that refers to another (its `subject`): a signature, an attestation, an SBOM, as
+/// the referrers API (or its tag-schema fallback) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    /// The referring manifest's digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its artifact type (or its config's media type), when listed.
+    pub artifact_type: Option<String>,
+    /// Its annotations, when listed.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Referrers of one manifest read at most (a registry could list any number).
+pub const MAX_REFERRERS: usize = 256;
 
 /// A policy module pulled through the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +321,33 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the answer is that the manifest does not exist (a registry's 404 or
+    /// `MANIFEST_UNKNOWN`, a name the layout does not hold): an unsigned image's signature tag,
+    /// say, rather than a failure.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::NotInLayout { .. } => true,
+            Self::Api { source, .. } => match source {
+                OciDistributionError::ImageManifestNotFoundError(_) => true,
+                OciDistributionError::ServerError { code, .. } => *code == 404,
+                OciDistributionError::RegistryError { envelope, .. } => {
+                    envelope.errors.iter().any(|e| {
+                        matches!(
+                            e.code,
+                            oci_client::errors::OciErrorCode::ManifestUnknown
+                                | oci_client::errors::OciErrorCode::NotFound
+                        )
+                    })
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 fn listing(items: &[String]) -> String {
     if items.is_empty() {
         "nothing".to_owned()
@@ -363,6 +407,7 @@ impl ImageStore {
         };
         let cache = Cache::new(options.cache_ttl, options.cache_bytes);
         install_crypto_provider();
+        let options_insecure = options.insecure_registries.clone();
         let config = ClientConfig {
             protocol: if options.insecure_registries.is_empty() {
                 ClientProtocol::Https
@@ -378,6 +423,7 @@ impl ImageStore {
             Source::Registry(RegistrySource {
                 client,
                 credentials,
+                insecure: options_insecure,
             }),
             options.limits,
             cache,
@@ -523,6 +569,50 @@ impl ImageStore {
             true,
         );
         Ok(digest)
+    }
+
+    /// How to push to `reference`'s registry as this store reads it: over plain HTTP if it is
+    /// one of the insecure registries, with the Docker config's credentials for its host; `None`
+    /// for a layout store.
+    ///
+    /// # Errors
+    /// [`StoreError::Reference`] if `reference` does not parse.
+    pub fn push_options(&self, reference: &str) -> Result<Option<RegistryOptions>, StoreError> {
+        let Source::Registry(registry) = &self.source else {
+            return Ok(None);
+        };
+        let target = Target::registry(reference)?;
+        let parsed = RegistrySource::reference(&target)?;
+        let host = parsed.resolve_registry().to_owned();
+        Ok(Some(RegistryOptions {
+            plain_http: registry.insecure.contains(&host),
+            credentials: registry
+                .credentials
+                .get(&registry_host(parsed.registry()))
+                .cloned(),
+        }))
+    }
+
+    /// The manifests that refer to the manifest `digest` of `reference`'s repository (OCI 1.1
+    /// referrers: the registry's referrers API, else its `sha256-<hex>` tag-schema index; in a
+    /// layout, the manifests its `index.json` lists whose `subject` is `digest`). At most
+    /// [`MAX_REFERRERS`] are returned; the listing is not cached.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the reference and the step that failed.
+    pub async fn referrers(
+        &self,
+        reference: &str,
+        digest: &str,
+    ) -> Result<Vec<Referrer>, StoreError> {
+        let target = self.target(reference)?.pinned_to(digest)?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let mut referrers = match &self.source {
+            Source::Registry(registry) => registry.referrers(&target).await?,
+            Source::Layout(layout) => layout.referrers(&target, digest, self.limits)?,
+        };
+        referrers.truncate(MAX_REFERRERS);
+        Ok(referrers)
     }
 
     /// The blob `digest` of the repository `reference` names (its tag or digest play no part),
@@ -891,6 +981,8 @@ struct RegistrySource {
     client: Client,
     /// By registry host as [`registry_host`] writes it.
     credentials: BTreeMap<String, Credentials>,
+    /// Registries spoken to over plain HTTP.
+    insecure: Vec<String>,
 }
 
 fn api(
@@ -952,6 +1044,28 @@ impl RegistrySource {
             .fetch_manifest_digest(reference, &self.auth(reference))
             .await
             .map_err(api("resolving the digest of", target))
+    }
+
+    async fn referrers(&self, target: &Target) -> Result<Vec<Referrer>, StoreError> {
+        let reference = Self::reference(target)?;
+        self.client
+            .store_auth_if_needed(reference.resolve_registry(), &self.auth(reference))
+            .await;
+        let index = self
+            .client
+            .pull_referrers(reference, None)
+            .await
+            .map_err(api("listing the referrers of", target))?;
+        Ok(index
+            .manifests
+            .into_iter()
+            .map(|entry| Referrer {
+                digest: entry.digest,
+                media_type: entry.media_type,
+                artifact_type: entry.artifact_type,
+                annotations: entry.annotations.unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// The blob, refused before reading if its `Content-Length` is over `limit`, and reading
@@ -1190,6 +1304,57 @@ impl LayoutSource {
                 .map(|entry| ref_name(entry).unwrap_or_else(|| entry.digest.clone()))
                 .collect(),
         })
+    }
+
+    /// The manifests `index.json` lists whose `subject` is `digest` (a layout has no referrers
+    /// API; writers list referrers in the index, as `palisade sign` does).
+    fn referrers(
+        &self,
+        target: &Target,
+        digest: &str,
+        limits: StoreLimits,
+    ) -> Result<Vec<Referrer>, StoreError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Referring {
+            media_type: Option<String>,
+            artifact_type: Option<String>,
+            config: Option<oci_client::manifest::OciDescriptor>,
+            subject: Option<oci_client::manifest::OciDescriptor>,
+            #[serde(default)]
+            annotations: BTreeMap<String, String>,
+        }
+        let index = self.index(target, limits.blob_bytes)?;
+        let mut found = Vec::new();
+        for entry in &index.manifests {
+            if entry.media_type == media_type::OCI_INDEX || found.len() == MAX_REFERRERS {
+                continue;
+            }
+            let Ok(path) = layout::blob_path(&entry.digest) else {
+                continue;
+            };
+            let bytes = self.read(&path, "manifest", target, limits.manifest_bytes)?;
+            let Ok(manifest) = serde_json::from_slice::<Referring>(&bytes) else {
+                continue;
+            };
+            if manifest
+                .subject
+                .as_ref()
+                .is_some_and(|s| s.digest == digest)
+            {
+                found.push(Referrer {
+                    digest: entry.digest.clone(),
+                    media_type: manifest
+                        .media_type
+                        .unwrap_or_else(|| entry.media_type.clone()),
+                    artifact_type: manifest
+                        .artifact_type
+                        .or_else(|| manifest.config.map(|c| c.media_type)),
+                    annotations: manifest.annotations,
+                });
+            }
+        }
+        Ok(found)
     }
 
     fn manifest(&self, target: &Target, limits: StoreLimits) -> Result<Vec<u8>, StoreError> {

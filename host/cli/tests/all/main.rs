@@ -8,4 +8,5 @@ mod kubewarden;
 mod oci;
 mod proxy;
 mod rego;
+mod supply_chain;
 mod support;
