@@ -18,7 +18,7 @@ use palisade_runtime::capabilities::{
 };
 
 use palisade_suite::input;
-use palisade_webhook::registry::StoreRegistry;
+use palisade_webhook::registry::{RegistryConfig, StoreRegistry};
 
 use crate::images::ImageSourceArgs;
 
@@ -42,6 +42,10 @@ pub(crate) struct HostArgs {
     /// Where the oci/v1/* host operations read images.
     #[command(flatten)]
     images: ImageSourceArgs,
+    /// The Sigstore trusted_root.json that oci/v1/verify and oci/v2/verify check keyless
+    /// signatures against [default: Sigstore's public-good root, as shipped].
+    #[arg(long, value_name = "FILE")]
+    trusted_root: Option<PathBuf>,
     /// Write every host-operation exchange of the run to FILE (kwctl's session format).
     #[arg(
         long,
@@ -174,11 +178,18 @@ impl HostArgs {
         state: StateLimits,
         session: Option<Arc<Session>>,
     ) -> anyhow::Result<Arc<Capabilities>> {
-        let store = self.images.store()?;
+        let store = Arc::new(self.images.store()?);
+        let supply_chain = RegistryConfig {
+            trusted_root: self.trusted_root.clone(),
+            ..self.images.config()
+        }
+        .supply_chain(Arc::clone(&store))
+        .context("--trusted-root")?;
         let mut capabilities =
             Capabilities::new(self.clock()?, Arc::new(MemoryStore::new(state)), data)
                 .with_dns(self.allow_dns)
-                .with_registry(Arc::new(StoreRegistry(Arc::new(store))));
+                .with_registry(Arc::new(StoreRegistry(store)))
+                .with_supply_chain(Arc::new(supply_chain));
         if let Some(dir) = &self.kubernetes_dir {
             let cluster = ManifestDirectory::load(dir)
                 .with_context(|| format!("--kubernetes-dir {}", dir.display()))?;

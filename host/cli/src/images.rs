@@ -43,16 +43,19 @@ pub(crate) struct ImageSourceArgs {
 }
 
 impl ImageSourceArgs {
-    /// The image store these flags describe; an error names the flag at fault.
-    pub(crate) fn store(&self) -> anyhow::Result<ImageStore> {
+    /// The image-store configuration these flags describe.
+    pub(crate) fn config(&self) -> RegistryConfig {
         RegistryConfig {
             oci_directory: self.oci_dir.clone(),
             docker_config: self.docker_config.clone(),
             insecure_registries: self.insecure_registry.clone(),
             ..RegistryConfig::default()
         }
-        .store()
-        .map_err(|e| {
+    }
+
+    /// The image store these flags describe; an error names the flag at fault.
+    pub(crate) fn store(&self) -> anyhow::Result<ImageStore> {
+        self.config().store().map_err(|e| {
             let flag = if self.oci_dir.is_some() {
                 "--oci-dir"
             } else {

@@ -124,6 +124,7 @@ impl SignerArgs {
                 self.certificate_oidc_issuer_regexp.as_ref(),
             )?,
             claims,
+            claim_regexps: BTreeMap::new(),
         };
         if let Err(e) = identity.check() {
             bail!("give --key, or a keyless identity: {e}");

@@ -14,6 +14,7 @@ pub mod cluster;
 mod operations;
 pub mod registry;
 pub mod session;
+pub mod supply_chain;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -35,6 +36,7 @@ pub struct Capabilities {
     data: RwLock<Arc<DataTables>>,
     cluster: RwLock<Option<Arc<dyn cluster::Cluster>>>,
     registry: Option<Arc<dyn registry::Registry>>,
+    supply_chain: Option<Arc<dyn supply_chain::SupplyChain>>,
     dns: bool,
     session: Option<Arc<session::Session>>,
 }
@@ -75,6 +77,7 @@ impl Capabilities {
             data: RwLock::new(Arc::new(data)),
             cluster: RwLock::new(None),
             registry: None,
+            supply_chain: None,
             dns: false,
             session: None,
         }
@@ -100,6 +103,13 @@ impl Capabilities {
     #[must_use]
     pub fn with_registry(mut self, registry: Arc<dyn registry::Registry>) -> Self {
         self.registry = Some(registry);
+        self
+    }
+
+    /// The same capabilities with images' signatures verified by `supply_chain`.
+    #[must_use]
+    pub fn with_supply_chain(mut self, supply_chain: Arc<dyn supply_chain::SupplyChain>) -> Self {
+        self.supply_chain = Some(supply_chain);
         self
     }
 
@@ -131,6 +141,12 @@ impl Capabilities {
     #[must_use]
     pub fn registry(&self) -> Option<&Arc<dyn registry::Registry>> {
         self.registry.as_ref()
+    }
+
+    /// Where images' signatures are verified, if anywhere.
+    #[must_use]
+    pub fn supply_chain(&self) -> Option<&Arc<dyn supply_chain::SupplyChain>> {
+        self.supply_chain.as_ref()
     }
 
     /// Whether DNS lookups are answered.

@@ -107,6 +107,8 @@ pub struct Identity {
     pub issuer_regexp: Option<regex::Regex>,
     /// Fulcio claims by name ([`CLAIMS`]), exactly.
     pub claims: BTreeMap<String, String>,
+    /// Fulcio claims by name, by regular expression (unanchored).
+    pub claim_regexps: BTreeMap<String, regex::Regex>,
 }
 
 /// The names of Fulcio's certificate claims (fulcio `docs/oid-info.md`), in OID order: `.1.9`
@@ -166,7 +168,12 @@ impl Identity {
             }
             _ => {}
         }
-        if let Some(unknown) = self.claims.keys().find(|k| !CLAIMS.contains(&k.as_str())) {
+        if let Some(unknown) = self
+            .claims
+            .keys()
+            .chain(self.claim_regexps.keys())
+            .find(|k| !CLAIMS.contains(&k.as_str()))
+        {
             return Err(format!(
                 "unknown certificate claim `{unknown}`; known: {}",
                 CLAIMS.join(", ")
@@ -210,6 +217,17 @@ impl Identity {
                 Some(_) => {}
             }
         }
+        for (name, wanted) in &self.claim_regexps {
+            match certificate.claims.get(name) {
+                None => return Some(format!("the certificate has no {name} claim")),
+                Some(found) if !wanted.is_match(found) => {
+                    return Some(format!(
+                        "the certificate's {name} {found} does not match /{wanted}/"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         None
     }
 }
@@ -228,6 +246,9 @@ impl fmt::Display for Identity {
         }
         for (name, value) in &self.claims {
             write!(f, ", {name}={value}")?;
+        }
+        for (name, value) in &self.claim_regexps {
+            write!(f, ", {name}=/{value}/")?;
         }
         Ok(())
     }

@@ -569,7 +569,7 @@ fn legacy_bundle(
     }
     let certificate = annotations
         .get(cosign::CERTIFICATE_ANNOTATION)
-        .ok_or("the layer has neither a key's signature nor a certificate")?;
+        .ok_or("the layer has no certificate: it was signed with a key")?;
     let mut chain =
         crate::keys::pem_blocks(certificate, "CERTIFICATE").map_err(|e| e.to_string())?;
     if chain.is_empty() {

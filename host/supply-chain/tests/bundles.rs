@@ -197,6 +197,7 @@ fn the_right_identity_is_accepted_and_its_claims_are_read() {
         ]
         .into_iter()
         .collect(),
+        ..Identity::default()
     };
     for identity in [workflow(), by_regexp] {
         let verified = verify(&fixture.root, &json, &Signer::Keyless(vec![identity])).unwrap();

@@ -491,6 +491,7 @@ impl Config {
             &mut operations.kubernetes_directory,
             &mut operations.registry.oci_directory,
             &mut operations.registry.docker_config,
+            &mut operations.registry.trusted_root,
         ]
         .into_iter()
         .flatten()

@@ -87,6 +87,7 @@ impl Server {
             ),
         };
         let engine = Arc::new(engine);
+        let store = Arc::new(config.host_operations.registry.store()?);
         let capabilities = Arc::new(
             Capabilities::new(
                 Arc::new(SystemClock),
@@ -95,9 +96,10 @@ impl Server {
             )
             .with_buckets(crate::buckets::from_config(&config.rate_limit))
             .with_dns(config.host_operations.dns)
-            .with_registry(Arc::new(crate::registry::StoreRegistry(Arc::new(
-                config.host_operations.registry.store()?,
-            )))),
+            .with_registry(Arc::new(crate::registry::StoreRegistry(Arc::clone(&store))))
+            .with_supply_chain(Arc::new(
+                config.host_operations.registry.supply_chain(store)?,
+            )),
         );
         capabilities.replace_cluster(config.load_cluster()?);
         let set = {

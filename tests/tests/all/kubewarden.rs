@@ -596,11 +596,159 @@ fn registry_and_sigstore_operations_say_what_is_missing() {
         granted(&[]),
     );
     assert!(
-        verify.message.contains(
-            "sigstore verification (oci/v1/verify, oci/v2/verify) is not supported by this host yet"
-        ),
+        verify
+            .message
+            .contains("this host was given no image signature verification"),
         "{}",
         verify.message
+    );
+}
+
+/// `registry.example/web:2` (the probe's Pod's image) in an OCI layout, signed with `key` when
+/// given; its store, and the image's digest.
+fn signed_layout(
+    dir: &std::path::Path,
+    key: Option<&palisade_supply_chain::keys::SigningKey>,
+) -> (Arc<palisade_oci::ImageStore>, String) {
+    use palisade_supply_chain::attach::{self, Destination, NewLayer};
+    use palisade_supply_chain::cosign::{self, Attached, SimpleSigning};
+    let image = palisade_oci::Image::from_module(
+        &wat::parse_str(r#"(module (func (export "proxy_abi_version_0_2_1")))"#).expect("wat"),
+        palisade_oci::Variant::Compat,
+        &[],
+    )
+    .expect("image");
+    palisade_oci::layout::write_dir(dir, &[("registry.example/web:2", &image)]).expect("layout");
+    let store = Arc::new(
+        palisade_oci::ImageStore::layout(dir, palisade_oci::StoreOptions::default())
+            .expect("store"),
+    );
+    let verifier = palisade_supply_chain::image::ImageVerifier::new(
+        Arc::clone(&store),
+        None,
+        std::time::Duration::from_secs(1),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let resolved = runtime
+        .block_on(verifier.resolve("registry.example/web:2"))
+        .expect("resolved");
+    if let Some(key) = key {
+        let payload = SimpleSigning::new(
+            &resolved.repository,
+            &resolved.digest,
+            &std::collections::BTreeMap::new(),
+        )
+        .to_json();
+        let layer = NewLayer {
+            media_type: cosign::SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),
+            annotations: [(
+                cosign::SIGNATURE_ANNOTATION.to_owned(),
+                palisade_supply_chain::dsse::encode_base64(&key.sign(&payload).expect("sign")),
+            )]
+            .into(),
+            bytes: payload,
+        };
+        runtime
+            .block_on(attach::append(
+                Destination::Layout(dir),
+                &resolved,
+                Attached::Signatures,
+                layer,
+            ))
+            .expect("signed");
+    }
+    (store, resolved.digest.to_string())
+}
+
+#[test]
+fn sigstore_verification_is_answered_from_the_images_signatures() {
+    use palisade_supply_chain::keys::SigningKey;
+    let dir = tempfile::tempdir().expect("dir");
+    let team = SigningKey::generate_p256();
+    let (store, digest) = signed_layout(dir.path(), Some(&team));
+    let config = palisade_webhook::registry::RegistryConfig::default();
+    let capabilities = || {
+        Capabilities::default().with_supply_chain(Arc::new(
+            config.supply_chain(Arc::clone(&store)).expect("verifier"),
+        ))
+    };
+    // The SDK's verify_pub_keys_image (oci/v2/verify, SigstorePubKeyVerify): trusted, with the
+    // digest that was verified.
+    let trusted = answer_with(
+        capabilities(),
+        &json!({"call": {"verifyPubKeys": {"keys": [team.public_key().to_pem()]}}}),
+        granted(&[]),
+    );
+    assert_eq!(
+        answered(&trusted),
+        json!({"is_trusted": true, "digest": digest}),
+        "{}",
+        trusted.message
+    );
+    // Every key must have signed: one that did not fails the call, naming why.
+    let other = SigningKey::generate_p256().public_key().to_pem();
+    let refused = answer_with(
+        capabilities(),
+        &json!({"call": {"verifyPubKeys": {"keys": [team.public_key().to_pem(), other]}}}),
+        granted(&[]),
+    );
+    assert!(
+        refused
+            .message
+            .contains("signer 1: no signature of registry.example/web:2"),
+        "{}",
+        refused.message
+    );
+    // Raw v1 and v2 requests of each kind the host answers, and the one it does not.
+    let raw = |operation: &str, payload: serde_json::Value| {
+        answer_with(
+            capabilities(),
+            &json!({"raw": {"binding": "kubewarden", "namespace": "oci", "operation": operation, "payload": payload}}),
+            granted(&[]),
+        )
+        .message
+    };
+    let v1 = raw(
+        "v1/verify",
+        json!({"SigstorePubKeyVerify": {"image": "registry.example/web:2", "pub_keys": [team.public_key().to_pem()], "annotations": null}}),
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&v1).expect("json"),
+        json!({"is_trusted": true, "digest": digest}),
+        "{v1}"
+    );
+    let keyless = raw(
+        "v2/verify",
+        json!({"type": "SigstoreKeylessVerify", "image": "registry.example/web:2", "keyless": [{"issuer": "https://issuer.example", "subject": "dev@example.com"}]}),
+    );
+    assert!(
+        keyless.contains("signer 0: no signature of registry.example/web:2")
+            && keyless.contains("the layer has no certificate: it was signed with a key"),
+        "{keyless}"
+    );
+    let certificate = raw(
+        "v2/verify",
+        json!({"type": "SigstoreCertificateVerify", "image": "registry.example/web:2", "certificate": [45], "require_rekor_bundle": false}),
+    );
+    assert!(
+        certificate.contains("verification with a given certificate is not supported"),
+        "{certificate}"
+    );
+    // An unsigned image.
+    let unsigned_dir = tempfile::tempdir().expect("dir");
+    let (unsigned, _) = signed_layout(unsigned_dir.path(), None);
+    let missing = answer_with(
+        Capabilities::default()
+            .with_supply_chain(Arc::new(config.supply_chain(unsigned).expect("verifier"))),
+        &json!({"call": {"verifyPubKeys": {"keys": [team.public_key().to_pem()]}}}),
+        granted(&[]),
+    );
+    assert!(
+        missing.message.contains("has no signature"),
+        "{}",
+        missing.message
     );
 }
 

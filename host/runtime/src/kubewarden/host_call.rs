@@ -15,6 +15,7 @@ use crate::capabilities::certificates::{self, CertificateRequest};
 use crate::capabilities::cluster::{self, AccessReview, Cluster, ListQuery};
 use crate::capabilities::registry::Registry;
 use crate::capabilities::session::Request;
+use crate::capabilities::supply_chain::{Match, SignatureQuery, Signer};
 use crate::capabilities::{Capabilities, Grants, Scope};
 use crate::component::before;
 
@@ -103,7 +104,7 @@ enum Operation {
     ManifestDigest(String),
     Manifest(String),
     ManifestConfig(String),
-    Verify,
+    Verify(SignatureQuery),
     Lookup(String),
     Certificate(CertificateRequest),
     List {
@@ -317,7 +318,8 @@ fn request(call: Call<'_>) -> Requested {
 }
 
 /// A sigstore verification request (v1: externally tagged; v2: `type`), recorded as kwctl
-/// records it; served once the image-signature capability exists.
+/// records it, as the query it makes (policy-evaluator `callback_handler/sigstore_verification.rs`):
+/// every key, or every keyless identity, must have signed the image.
 fn verification(call: Call<'_>) -> Result<Parsed, String> {
     let value: serde_json::Value = parse(call)?;
     let (variant, fields) = match (call.operation, value) {
@@ -349,9 +351,90 @@ fn verification(call: Call<'_>) -> Result<Parsed, String> {
                 call.operation
             )
         })?;
+    let query = signature_query(variant, &fields)
+        .map_err(|e| format!("the oci/{} {variant} request: {e}", call.operation))?;
     Ok(Parsed {
         recorded: recorded(variant, fields),
-        operation: Operation::Verify,
+        operation: Operation::Verify(query),
+    })
+}
+
+/// The issuer of GitHub Actions' identity tokens.
+const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+fn signature_query(variant: &str, fields: &serde_json::Value) -> Result<SignatureQuery, String> {
+    #[derive(Deserialize)]
+    struct Common {
+        image: String,
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, String>>,
+    }
+    #[derive(Deserialize)]
+    struct Keyless {
+        issuer: String,
+        subject: String,
+    }
+    #[derive(Deserialize)]
+    struct KeylessPrefix {
+        issuer: String,
+        url_prefix: String,
+    }
+    let common: Common = serde_json::from_value(fields.clone()).map_err(|e| e.to_string())?;
+    let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    let keyless = |subject, issuer| Signer::Keyless {
+        subject,
+        issuer,
+        claims: BTreeMap::new(),
+    };
+    let signers = match variant {
+        "SigstorePubKeyVerify" => serde_json::from_value::<Vec<String>>(field("pub_keys"))
+            .map_err(|e| format!("pub_keys: {e}"))?
+            .into_iter()
+            .map(Signer::Key)
+            .collect(),
+        "SigstoreKeylessVerify" => serde_json::from_value::<Vec<Keyless>>(field("keyless"))
+            .map_err(|e| format!("keyless: {e}"))?
+            .into_iter()
+            .map(|k| keyless(Match::Exact(k.subject), Match::Exact(k.issuer)))
+            .collect(),
+        "SigstoreKeylessPrefixVerify" => {
+            serde_json::from_value::<Vec<KeylessPrefix>>(field("keyless_prefix"))
+                .map_err(|e| format!("keyless_prefix: {e}"))?
+                .into_iter()
+                .map(|k| keyless(Match::Prefix(k.url_prefix), Match::Exact(k.issuer)))
+                .collect()
+        }
+        "SigstoreGithubActionsVerify" => {
+            let owner: String =
+                serde_json::from_value(field("owner")).map_err(|e| format!("owner: {e}"))?;
+            let repo: Option<String> =
+                serde_json::from_value(field("repo")).map_err(|e| format!("repo: {e}"))?;
+            // The repository the workflow ran for (Fulcio OID .1.5, `owner/repo`).
+            let repository = match repo {
+                Some(repo) => Match::Exact(format!("{owner}/{repo}")),
+                None => Match::Prefix(format!("{owner}/")),
+            };
+            vec![Signer::Keyless {
+                subject: Match::Prefix("https://github.com/".to_owned()),
+                issuer: Match::Exact(GITHUB_ACTIONS_ISSUER.to_owned()),
+                claims: BTreeMap::from([("githubWorkflowRepository".to_owned(), repository)]),
+            }]
+        }
+        "SigstoreCertificateVerify" => {
+            return Err(
+                "verification with a given certificate is not supported by this host yet: use a key or a keyless identity"
+                    .to_owned(),
+            );
+        }
+        _ => return Err("unknown verification".to_owned()),
+    };
+    if signers.is_empty() {
+        return Err("it names no key or identity to verify with".to_owned());
+    }
+    Ok(SignatureQuery {
+        image: common.image,
+        signers,
+        annotations: common.annotations.unwrap_or_default(),
     })
 }
 
@@ -378,10 +461,14 @@ fn refuse_kind(policy: &str, grants: &Grants, parsed: &Parsed) -> Option<String>
 async fn serve(scope: &Scope, parsed: &Parsed) -> Answer {
     let capabilities = &scope.capabilities;
     match &parsed.operation {
-        Operation::Verify => Err(
-            "sigstore verification (oci/v1/verify, oci/v2/verify) is not supported by this host yet"
-                .to_owned(),
-        ),
+        Operation::Verify(query) => {
+            let digest = capabilities
+                .supply_chain()
+                .ok_or_else(|| "this host was given no image signature verification".to_owned())?
+                .verify_signatures(query)
+                .await?;
+            to_json(&json!({"is_trusted": true, "digest": digest}))
+        }
         Operation::ManifestDigest(image) => {
             let manifest = registry(capabilities)?.manifest(image).await?;
             to_json(&json!({"digest": manifest.digest}))
@@ -428,7 +515,8 @@ async fn serve(scope: &Scope, parsed: &Parsed) -> Answer {
                     field_selector: query.field_selector.as_deref(),
                 })
                 .map_err(|e| e.to_string())?;
-            let items: Vec<serde_json::Value> = items.iter().map(|i| masked(i, masks.as_ref())).collect();
+            let items: Vec<serde_json::Value> =
+                items.iter().map(|i| masked(i, masks.as_ref())).collect();
             to_json(&json!({
                 "apiVersion": query.api_version,
                 "kind": format!("{}List", query.kind),
