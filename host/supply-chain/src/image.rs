@@ -28,6 +28,8 @@ use crate::keys::{Digest, HashAlgorithm};
 
 /// The predicate type cosign v3 gives the statement of an image signature.
 pub const SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
+/// The annotation cosign v3 puts on a bundle referrer's manifest: its statement's predicate type.
+pub const BUNDLE_PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 /// Media types of Sigstore bundles (layer or artifact type), any version.
 pub const BUNDLE_MEDIA_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 
@@ -257,7 +259,7 @@ impl ImageVerifier {
                 Err(reason) => reasons.push(format!("{found}: {reason}")),
             }
         }
-        for (found, json) in self.referrer_bundles(image).await? {
+        for (found, json) in self.referrer_bundles(image, SIGN_PREDICATE_TYPE).await? {
             candidates += 1;
             match self.bundle_signature(image, requirement, &json) {
                 Ok(mut signature) => {
@@ -305,7 +307,10 @@ impl ImageVerifier {
                 Err(reason) => reasons.push(format!("{found}: {reason}")),
             }
         }
-        for (found, json) in self.referrer_bundles(image).await? {
+        for (found, json) in self
+            .referrer_bundles(image, &requirement.predicate_type)
+            .await?
+        {
             let Some(root) = self.root_for(&requirement.signer) else {
                 continue;
             };
@@ -470,8 +475,15 @@ impl ImageVerifier {
         })
     }
 
-    /// The Sigstore bundles attached to the image as referrers, each with where it was.
-    async fn referrer_bundles(&self, image: &Resolved) -> Result<Vec<(Found, String)>, Failure> {
+    /// The Sigstore bundles attached to the image as referrers, each with where it was; a
+    /// referrer whose `dev.sigstore.bundle.predicateType` annotation names another predicate
+    /// type than `predicate_type` is left out unread (it is no candidate: an SBOM is not a
+    /// signature).
+    async fn referrer_bundles(
+        &self,
+        image: &Resolved,
+        predicate_type: &str,
+    ) -> Result<Vec<(Found, String)>, Failure> {
         let referrers = self
             .store
             .referrers(&image.repository, &image.digest.to_string())
@@ -479,6 +491,13 @@ impl ImageVerifier {
             .map_err(|e| Failure::Store(crate::error_chain(&e)))?;
         let mut bundles = Vec::new();
         for referrer in referrers {
+            if referrer
+                .annotations
+                .get(BUNDLE_PREDICATE_TYPE_ANNOTATION)
+                .is_some_and(|t| t != predicate_type)
+            {
+                continue;
+            }
             // Index entries may lack the artifact type (or carry the config's): filter on the
             // manifest's layers, not on the listing.
             if referrer.artifact_type.as_deref().is_some_and(|t| {

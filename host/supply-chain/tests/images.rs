@@ -537,7 +537,7 @@ mod keyless {
                 &Options::new(Version::V0_3),
             )
             .unwrap();
-        attach_referrer(dir.path(), &image, bundle.into_bytes());
+        attach_referrer(dir.path(), &image, bundle.into_bytes(), SIGN_PREDICATE_TYPE);
 
         let wanted = |annotations: &[(&str, &str)]| SignatureRequirement {
             signer: identity(SUBJECT),
@@ -567,9 +567,73 @@ mod keyless {
         ));
     }
 
+    #[tokio::test]
+    async fn an_attestation_referrer_is_no_signature_and_a_signature_is_no_attestation() {
+        let dir = layout_dir();
+        let sigstore = Instance::new().unwrap();
+        let verifier = keyless_verifier(dir.path(), &sigstore);
+        let image = verifier.resolve(IMAGE).await.unwrap();
+        let leaf = sigstore
+            .issue(&CertificateRequest::uri(SUBJECT, ISSUER))
+            .unwrap();
+        let provenance = "https://slsa.dev/provenance/v1";
+        let statement = Statement::new(
+            &image.repository,
+            &image.digest,
+            provenance,
+            json!({"buildDefinition": {}}),
+        );
+        let bundle = sigstore
+            .attest(
+                Credential::Keyless(&leaf),
+                &statement,
+                &Options::new(Version::V0_3),
+            )
+            .unwrap();
+        attach_referrer(dir.path(), &image, bundle.into_bytes(), provenance);
+        // Only an attestation: the image has no signature at all.
+        let unsigned = verifier
+            .signatures(
+                &image,
+                &SignatureRequirement {
+                    signer: identity(SUBJECT),
+                    annotations: BTreeMap::new(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(unsigned, Failure::Missing(ref m) if m.contains("has no signature")),
+            "{unsigned}"
+        );
+        let found = verifier
+            .attestations(
+                &image,
+                &AttestationRequirement {
+                    signer: identity(SUBJECT),
+                    predicate_type: provenance.to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(found[0].statement.predicate_type, provenance);
+        assert_eq!(found[0].certificate.as_ref().unwrap().subject, SUBJECT);
+        let vuln = verifier
+            .attestations(
+                &image,
+                &AttestationRequirement {
+                    signer: identity(SUBJECT),
+                    predicate_type: "https://cosign.sigstore.dev/attestation/vuln/v1".to_owned(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(vuln, Failure::Missing(_)), "{vuln}");
+    }
+
     /// Writes `bundle` into the layout as cosign v3 attaches it: a manifest whose `subject` is
     /// the image, listed in `index.json`.
-    fn attach_referrer(dir: &Path, image: &Resolved, bundle: Vec<u8>) {
+    fn attach_referrer(dir: &Path, image: &Resolved, bundle: Vec<u8>, predicate_type: &str) {
         let empty = b"{}".to_vec();
         let manifest = json!({
             "schemaVersion": 2,
@@ -589,6 +653,10 @@ mod keyless {
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": image.digest.to_string(),
                 "size": 0,
+            },
+            "annotations": {
+                "dev.sigstore.bundle.content": "dsse-envelope",
+                "dev.sigstore.bundle.predicateType": predicate_type,
             },
         });
         let referrer =
