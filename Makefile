@@ -84,12 +84,15 @@ run: build
 
 ## bench: criterion benchmarks: pod-security native vs wasm (component and Kubewarden waPC build), load cold vs cached, `palisade run`
 ## process; the proxy filters (request-guard, zero-trust, OPA-Envoy rego, rate-limit) through the
-## proxy-wasm host (plugin start, per request, hostcalls); rego's Gatekeeper templates native vs wasm
+## proxy-wasm host (plugin start, per request, hostcalls); rego's Gatekeeper templates native vs wasm;
+## image signatures: bundles (key, keyless), an image's first verification and cached ones
 bench: build
 	$(CARGO) bench --locked --workspace --bench pod_security --bench proxy_filter --bench rego
+	$(CARGO) bench --locked -p palisade-supply-chain --features testing --bench verify
 
 ## bench-webhook: load on `palisade serve` (wrk over HTTPS on 127.0.0.1), pod-security restricted
-## (its component, its Kubewarden waPC build, and a kubewarden-policy-sdk policy), then rate-limit's admission home (buckets in memory and in redis-server), then rego's (library templates)
+## (its component, its Kubewarden waPC build, and a kubewarden-policy-sdk policy), then rate-limit's admission home (buckets in memory and in redis-server), then rego's (library templates),
+## then image-signature's (registries only, then signatures verified from the cache)
 bench-webhook: build
 	@bash tests/benches/webhook.sh $(PALISADE) $(POD_SECURITY)
 

@@ -11,7 +11,10 @@
 # server's and redis-server's CPU both count). Then the rego policy (Gatekeeper ConstraintTemplates
 # on regorus) with library templates and Constraints read from their files (settingsFrom), each
 # Constraint matching the review so that its template's Rego runs on every request: the cost of
-# a Gatekeeper decision, as CPU per request above the anchor.
+# a Gatekeeper decision, as CPU per request above the anchor. Last, image-signature on the review
+# with its images moved into the example OCI layout of signed images: without verification, then
+# with every image's signature required (answered from the host's cache after the first
+# request): what a cached image check adds to an admission request.
 #
 # wrk runs on the same cores as the server. By default it uses one thread: one wrk thread keeps
 # up with the server (it drives as many requests per second as two do), and a second one only
@@ -22,6 +25,8 @@ palisade=$(realpath "$1")
 policy=$(realpath "$2")
 rate_limit=$(dirname "$policy")/rate_limit.wasm
 rego=$(dirname "$policy")/rego.wasm
+image_signature=$(dirname "$policy")/image_signature.wasm
+images=$(realpath "$(dirname "$0")/../../policies/image-signature/examples/images")
 # The same policy built for Kubewarden (a waPC module), beside the component, when built.
 kubewarden=$(realpath -m "$(dirname "$policy")/../kubewarden/$(basename "$policy")")
 library=$(realpath "$(dirname "$0")/../../policies/rego/library")
@@ -287,4 +292,57 @@ YAML
   awk -v a="$anchor_read" -v ps="$serve_16" -v r="$repos" -v v="$privileged" -v t="$team" -v o="$owner" 'BEGIN {
     printf "rego at 16 connections, CPU per request above the read-only anchor (%.1f us): allowed-repos %.1f us (%.2fx the anchor), privileged-containers %.1f us (%.2fx), required-labels allowed %.1f us (%.2fx), denied %.1f us (%.2fx); pod-security restricted: %.1f us (%.2fx)\n", a, r - a, r / a, v - a, v / a, t - a, t / a, o - a, o / a, ps - a, ps / a }'
   echo "server log lines at info during the denied row: $rego_logs (one per denial)"
+fi
+
+# The image-signature policy on the same review, its three images rewritten to images of the
+# example OCI layout that are signed with the key alpha: once with only the checks that need no
+# registry (allowed registries, no :latest), then requiring alpha's signature on every image.
+# After the first request every verification is answered from the host's result cache, so the
+# difference between the two rows is what a cached image check adds to an admission request.
+# Serves image-signature with the settings $1, answers the review once, and checks the answer
+# says allowed: $2; with a label $3, loads it.
+image_signature_row() {
+  local settings=$1 expected=$2 label=${3:-} answer
+  cat >"$work/images.yaml" <<YAML
+listen: 127.0.0.1:$port
+tls: {cert: tls/tls.crt, key: tls/tls.key}
+policies:
+  - id: image-signature
+    module: $image_signature
+    capabilities: {supplyChain: true}
+    settings: $settings
+hostOperations:
+  registry:
+    ociDirectory: $images/registry
+    trustedRoot: $images/trusted_root.json
+YAML
+  PALISADE_LOG=info PALISADE_CACHE_DIR="$work/cache" "$palisade" serve --config "$work/images.yaml" >"$work/images.log" 2>&1 &
+  server=$!
+  wait_ready image-signature
+  answer=$(curl -sk -X POST -H 'Content-Type: application/json' --data-binary "@$review" "https://127.0.0.1:$port/validate/image-signature")
+  grep -q "\"allowed\":$expected" <<<"$answer" || { echo "unexpected answer (settings $settings): $answer"; exit 1; }
+  [[ -z $label ]] || load "palisade serve, image-signature $label" 16 image-signature
+  kill "$server"; wait "$server" 2>/dev/null || true
+}
+if [[ -f $image_signature ]]; then
+  sed -E 's#registry.example.com/shop/(migrate|web):1.8.2#registry.example.com/team/signed:v1#; s#registry.example.com/shop/metrics-sidecar:0.4.0#registry.example.com/team/two-keys:v1#' \
+    "$review" >"$work/signed-review.json"
+  review=$work/signed-review.json
+  key() { awk '{printf "%s\\n", $0}' "$images/keys/$1.pub"; }
+  echo
+  echo "image-signature (admission home) on the review with 3 containers of 2 signed images of the example layout (cosign .sig tags, ECDSA P-256)"
+  echo
+  echo "| server | connections | req/s | p50 | p99 | server CPU per request |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  # A key that signed nothing is refused: the rows below do check signatures.
+  image_signature_row "{rules: [{images: ['**'], signatures: [{entries: [{key: \"$(key mallory)\"}]}]}]}" false
+  image_signature_row "{allowedRegistries: [registry.example.com], denyLatest: true}" true \
+    "registries and :latest only (no registry access)"
+  static=$per_request
+  image_signature_row "{allowedRegistries: [registry.example.com], denyLatest: true, rules: [{images: ['registry.example.com/team/*'], signatures: [{entries: [{key: \"$(key alpha)\"}]}]}]}" true \
+    "+ alpha's signature on every image (cached)"
+  signed=$per_request
+  echo
+  awk -v a="$anchor_read" -v s="$static" -v v="$signed" 'BEGIN {
+    printf "image-signature at 16 connections: %.1f us CPU per request without verification, %.1f us with 3 containers (2 distinct images) verified from the cache: %.1f us per request, %.1f us per distinct image; %.1f us above the read-only anchor (%.1f us)\n", s, v, v - s, (v - s) / 2, v - a, a }'
 fi

@@ -25,7 +25,8 @@ use crate::images::ImageSourceArgs;
 /// Host capabilities on the command line.
 #[derive(Debug, Args)]
 pub(crate) struct HostArgs {
-    /// Grant a capability to the policy: `clock`, `state`, `rate-limit`, `data:<table>` or
+    /// Grant a capability to the policy: `clock`, `state`, `rate-limit`, `supply-chain` (images'
+    /// signatures and attestations, from the image options below), `data:<table>` or
     /// `data:*`, `host:<pattern>` (host operations as Kubewarden's hostCapabilities name them:
     /// `host:*`, `host:kubernetes/*`, `host:oci/v1/manifest_digest`), `kubernetes:<apiVersion>/<Kind>`
     /// or `kubernetes:*` (the kinds it may list and get) (repeatable; a server configuration's
@@ -102,6 +103,7 @@ impl HostArgs {
                 "clock" => grants.clock = true,
                 "state" => grants.state = true,
                 "rate-limit" => grants.rate_limit = true,
+                "supply-chain" => grants.supply_chain = true,
                 other => match other.split_once(':') {
                     Some(("data", table)) if !table.is_empty() => {
                         grants.data.insert(table.to_owned());
@@ -130,7 +132,7 @@ impl HostArgs {
                         });
                     }
                     _ => bail!(
-                        "--capability {other:?}: expected clock, state, rate-limit, data:<table>, data:*, host:<pattern>, kubernetes:<apiVersion>/<Kind> or kubernetes:*"
+                        "--capability {other:?}: expected clock, state, rate-limit, supply-chain, data:<table>, data:*, host:<pattern>, kubernetes:<apiVersion>/<Kind> or kubernetes:*"
                     ),
                 },
             }

@@ -183,20 +183,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError`] naming the step that failed.
     pub async fn push(&self, image: &Image, reference: &str) -> Result<Pushed, RegistryError> {
-        let target = parse(reference)?;
         let digest = image.digest();
-        if let Some(pinned) = target.digest()
-            && pinned != digest
-        {
-            return Err(RegistryError::DigestMismatch {
-                reference: target.whole(),
-                pinned: pinned.to_owned(),
-                actual: digest,
-            });
-        }
-        self.client
-            .store_auth_if_needed(target.resolve_registry(), &self.auth)
-            .await;
+        let target = self.target(reference, &digest).await?;
         for (blob_digest, bytes) in image.blobs() {
             let exists = self
                 .client
@@ -210,23 +198,75 @@ impl Registry {
                     .map_err(api(format!("pushing blob {blob_digest} to"), &target))?;
             }
         }
-        let content_type =
-            http::HeaderValue::from_str(image.media_type()).map_err(|_| RegistryError::Api {
-                action: "pushing the manifest to".to_owned(),
-                reference: target.whole(),
-                source: OciDistributionError::GenericError(Some(format!(
-                    "media type {:?} is not a valid header value",
-                    image.media_type()
-                ))),
-            })?;
-        self.client
-            .push_manifest_raw(&target, image.manifest().to_vec(), content_type)
-            .await
-            .map_err(api("pushing the manifest to", &target))?;
+        self.put_manifest(&target, image.manifest(), image.media_type())
+            .await?;
         Ok(Pushed {
             reference: target.whole(),
             digest,
         })
+    }
+
+    /// Pushes the manifest bytes `manifest` of type `media_type` to `reference` as they are,
+    /// and nothing else: an image index (such as an OCI 1.1 referrers tag-schema index), whose
+    /// manifests must already be in the repository.
+    ///
+    /// # Errors
+    /// [`RegistryError`] naming the step that failed; [`RegistryError::DigestMismatch`] if
+    /// `reference` pins another digest.
+    pub async fn push_manifest(
+        &self,
+        manifest: &[u8],
+        media_type: &str,
+        reference: &str,
+    ) -> Result<Pushed, RegistryError> {
+        let digest = crate::image::digest_of(manifest);
+        let target = self.target(reference, &digest).await?;
+        self.put_manifest(&target, manifest, media_type).await?;
+        Ok(Pushed {
+            reference: target.whole(),
+            digest,
+        })
+    }
+
+    /// `reference` parsed, checked against the `digest` about to be pushed when it pins one, with
+    /// the credentials stored for its registry.
+    async fn target(&self, reference: &str, digest: &str) -> Result<Reference, RegistryError> {
+        let target = parse(reference)?;
+        if let Some(pinned) = target.digest()
+            && pinned != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: target.whole(),
+                pinned: pinned.to_owned(),
+                actual: digest.to_owned(),
+            });
+        }
+        self.client
+            .store_auth_if_needed(target.resolve_registry(), &self.auth)
+            .await;
+        Ok(target)
+    }
+
+    /// `PUT`s the manifest bytes unchanged with `media_type` as their content type.
+    async fn put_manifest(
+        &self,
+        target: &Reference,
+        manifest: &[u8],
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        let content_type =
+            http::HeaderValue::from_str(media_type).map_err(|_| RegistryError::Api {
+                action: "pushing the manifest to".to_owned(),
+                reference: target.whole(),
+                source: OciDistributionError::GenericError(Some(format!(
+                    "media type {media_type:?} is not a valid header value"
+                ))),
+            })?;
+        self.client
+            .push_manifest_raw(target, manifest.to_vec(), content_type)
+            .await
+            .map_err(api("pushing the manifest to", target))?;
+        Ok(())
     }
 
     /// The manifest digest `reference` resolves to (`HEAD` on the manifest).

@@ -215,6 +215,9 @@ pub struct Grants {
     pub state: bool,
     /// Token buckets, in the policy's own namespace (its id).
     pub rate_limit: bool,
+    /// Images' signatures and attestations verified by the host (the `supply-chain`
+    /// interface).
+    pub supply_chain: bool,
     /// The data tables it may read, by name; `*` grants every table.
     pub data: BTreeSet<String>,
     /// The host operations it may call (registry, certificates, DNS, Kubernetes), as
@@ -256,6 +259,7 @@ impl Grants {
             clock: true,
             state: true,
             rate_limit: true,
+            supply_chain: true,
             data: BTreeSet::from(["*".to_owned()]),
             operations: OperationGrants::all(),
             kubernetes: BTreeSet::from([ResourceKind::any()]),

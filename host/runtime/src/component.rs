@@ -1,5 +1,5 @@
-//! The ABI module of `palisade:admission` components (wasm32-wasip2), worlds 0.2.1 (and 0.2.0,
-//! whose imports are a subset of it, through the same bindings: wasmtime links semver-compatible
+//! The ABI module of `palisade:admission` components (wasm32-wasip2), worlds 0.2.2 (and 0.2.1 and
+//! 0.2.0, whose imports are subsets of it, through the same bindings: wasmtime links semver-compatible
 //! names) and 0.1.0:
 //! prepare once (compile, check the world version, link, pre-instantiate, read the metadata),
 //! check settings, start instances with settings parsed once, evaluate requests on them. The
@@ -32,6 +32,7 @@ use wasmtime_wasi::{
 
 use crate::abi::{ADMISSION_INTERFACE, Abi};
 use crate::cache::CacheStatus;
+use crate::capabilities::supply_chain::{self as chain, Refusal};
 use crate::capabilities::{Clock, Scope, Shape, StateError};
 use crate::error::DeadlineExceeded;
 use crate::limits::MemoryCap;
@@ -49,13 +50,13 @@ mod bindings {
 }
 
 use bindings::palisade::admission::types::CapabilityError;
-use bindings::palisade::admission::{clock, data, log, rate_limit, state, types};
+use bindings::palisade::admission::{clock, data, log, rate_limit, state, supply_chain, types};
 
 /// The newest version of the `palisade:admission` package, the one the SDK builds.
-pub(crate) const WORLD_VERSION: &str = "0.2.1";
+pub(crate) const WORLD_VERSION: &str = "0.2.2";
 
 /// Older versions served by the newest world's bindings: semver-compatible, with fewer imports.
-const COMPATIBLE_VERSIONS: [&str; 1] = ["0.2.0"];
+const COMPATIBLE_VERSIONS: [&str; 2] = ["0.2.0", "0.2.1"];
 
 /// How much of a guest's stderr is kept to explain a trap.
 const STDERR_CAPACITY: usize = 16 << 10;
@@ -256,6 +257,119 @@ impl data::Host for State {
                     .keys(&table, &prefix)
                     .ok_or_else(|| unknown_table(&table))
             }))
+    }
+}
+
+impl supply_chain::Host for State {
+    async fn resolve(
+        &mut self,
+        image: String,
+    ) -> wasmtime::Result<Result<String, CapabilityError>> {
+        let verifier = match self.supply_chain() {
+            Ok(verifier) => verifier,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let answer = before(self.deadline, verifier.resolve(&image)).await?;
+        Ok(answer.map_err(CapabilityError::Unavailable))
+    }
+
+    async fn signatures(
+        &mut self,
+        image: String,
+        signer: supply_chain::Signer,
+        annotations: Vec<(String, String)>,
+    ) -> wasmtime::Result<Verified<supply_chain::Signature>> {
+        let verifier = match self.supply_chain() {
+            Ok(verifier) => verifier,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let signer = wanted(signer);
+        let answer = before(
+            self.deadline,
+            verifier.signatures(&image, &signer, &annotations),
+        )
+        .await?;
+        Ok(verified(answer, |s| supply_chain::Signature {
+            signed_by: signed_by(s.signed_by),
+            annotations: s.annotations,
+        }))
+    }
+
+    async fn attestations(
+        &mut self,
+        image: String,
+        signer: supply_chain::Signer,
+        predicate_type: String,
+    ) -> wasmtime::Result<Verified<supply_chain::Attestation>> {
+        let verifier = match self.supply_chain() {
+            Ok(verifier) => verifier,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let signer = wanted(signer);
+        let answer = before(
+            self.deadline,
+            verifier.attestations(&image, &signer, &predicate_type),
+        )
+        .await?;
+        Ok(verified(answer, |a| supply_chain::Attestation {
+            signed_by: signed_by(a.signed_by),
+            statement: a.statement,
+        }))
+    }
+}
+
+/// What the guest gets from a verification: the evidence, why there is none, or why the host
+/// could not tell.
+type Verified<T> = Result<Result<Vec<T>, supply_chain::Rejection>, CapabilityError>;
+
+impl State {
+    /// The host's verifier, if the scope grants `supply-chain` and the host has one.
+    fn supply_chain(&self) -> Result<Arc<dyn chain::SupplyChain>, CapabilityError> {
+        let scope = self.granted("supply-chain", |s| s.grants.supply_chain)?;
+        scope.capabilities.supply_chain().cloned().ok_or_else(|| {
+            CapabilityError::Unavailable("this host verifies no image signatures".to_owned())
+        })
+    }
+}
+
+fn verified<T, U>(answer: Result<Vec<T>, Refusal>, convert: impl FnMut(T) -> U) -> Verified<U> {
+    match answer {
+        Ok(found) => Ok(Ok(found.into_iter().map(convert).collect())),
+        Err(Refusal::Missing(why)) => Ok(Err(supply_chain::Rejection::Missing(why))),
+        Err(Refusal::Unverified(why)) => Ok(Err(supply_chain::Rejection::Unverified(why))),
+        Err(Refusal::Invalid(why)) => Err(CapabilityError::Invalid(why)),
+        Err(Refusal::Unavailable(why)) => Err(CapabilityError::Unavailable(why)),
+    }
+}
+
+fn signed_by(by: chain::SignedBy) -> supply_chain::SignedBy {
+    supply_chain::SignedBy {
+        source: by.source,
+        subject: by.subject,
+        issuer: by.issuer,
+    }
+}
+
+fn pattern(pattern: supply_chain::Pattern) -> chain::Pattern {
+    match pattern {
+        supply_chain::Pattern::Exact(value) => chain::Pattern::Exact(value),
+        supply_chain::Pattern::Prefix(prefix) => chain::Pattern::Prefix(prefix),
+        supply_chain::Pattern::Regexp(regexp) => chain::Pattern::Regexp(regexp),
+    }
+}
+
+fn wanted(signer: supply_chain::Signer) -> chain::Signer {
+    match signer {
+        supply_chain::Signer::Key(pem) => chain::Signer::Key(pem),
+        supply_chain::Signer::Keyless(identity) => chain::Signer::Keyless(chain::Identity {
+            subject: pattern(identity.subject),
+            issuer: pattern(identity.issuer),
+            claims: identity
+                .claims
+                .into_iter()
+                .map(|(name, p)| (name, pattern(p)))
+                .collect(),
+        }),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Suite {
     /// empty and is kept across the suite's cases, in order.
     #[serde(default)]
     pub host: HostConfig,
+    /// Not read: a place for YAML anchors that the cases refer to (keys, shared settings).
+    #[serde(default)]
+    pub definitions: serde_json::Value,
     /// The cases, run in order.
     pub cases: Vec<Case>,
 }
@@ -41,6 +44,8 @@ pub struct Capabilities {
     pub state: bool,
     /// Token buckets kept by the host.
     pub rate_limit: bool,
+    /// Images' signatures and attestations verified by the host (`host.images`).
+    pub supply_chain: bool,
     /// Data tables it may read; `["*"]` for all.
     pub data: BTreeSet<String>,
     /// Host operations it may call, as Kubewarden's `hostCapabilities` patterns.
@@ -60,6 +65,12 @@ pub struct HostConfig {
     /// A directory of Kubernetes manifests, relative to the suite, that the kubernetes/* host
     /// operations answer from.
     pub kubernetes: Option<PathBuf>,
+    /// An OCI image layout directory, relative to the suite, that the `supply-chain`
+    /// capability reads images, signatures and attestations from (offline).
+    pub images: Option<PathBuf>,
+    /// A Sigstore `trusted_root.json`, relative to the suite, that keyless signatures are
+    /// checked against; Sigstore's public-good root when absent.
+    pub trusted_root: Option<PathBuf>,
 }
 
 /// One case.

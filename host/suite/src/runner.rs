@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use palisade_oci::{ImageStore, StoreOptions};
 use palisade_proxy::{Filter, RunOptions, Scenario};
 use palisade_runtime::admission::{Options, Prepared};
 use palisade_runtime::capabilities::cluster::ManifestDirectory;
@@ -14,6 +15,9 @@ use palisade_runtime::capabilities::{
 };
 use palisade_runtime::{Abi, Engine, LoadError, chain};
 use palisade_sdk::wire::Verdict;
+use palisade_supply_chain::bundle::TrustRoot;
+use palisade_supply_chain::capability::VerifierCapability;
+use palisade_supply_chain::image::{DEFAULT_RESULT_TTL, ImageVerifier};
 
 use crate::{Case, Suite, SuiteError, check, input};
 
@@ -243,16 +247,55 @@ impl SuiteHost {
             })?;
             capabilities = capabilities.with_cluster(Arc::new(cluster));
         }
+        if let Some(dir) = &suite.host.images {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let verifier = images(
+                &base.join(dir),
+                suite.host.trusted_root.as_deref().map(|r| base.join(r)),
+            )
+            .map_err(|message| SuiteError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
+            capabilities = capabilities.with_supply_chain(Arc::new(verifier));
+        } else if suite.host.trusted_root.is_some() {
+            return Err(SuiteError::Invalid {
+                path: path.to_owned(),
+                message: "host.trustedRoot is given without host.images".to_owned(),
+            });
+        }
         Ok(Self {
             capabilities: Arc::new(capabilities),
             grants: Grants {
                 clock: suite.capabilities.clock,
                 state: suite.capabilities.state,
                 rate_limit: suite.capabilities.rate_limit,
+                supply_chain: suite.capabilities.supply_chain,
                 data: suite.capabilities.data.clone(),
                 operations: suite.capabilities.host.clone(),
                 kubernetes: suite.capabilities.kubernetes.clone(),
             },
         })
     }
+}
+
+/// Image signature verification from the OCI layout `dir`, against `trusted_root` (or
+/// Sigstore's public-good root).
+fn images(dir: &Path, trusted_root: Option<PathBuf>) -> Result<VerifierCapability, String> {
+    let store = ImageStore::layout(dir, StoreOptions::default())
+        .map_err(|e| format!("host.images {}: {}", dir.display(), chain(&e)))?;
+    let root = match trusted_root {
+        Some(path) => {
+            let json = std::fs::read_to_string(&path)
+                .map_err(|e| format!("host.trustedRoot {}: {e}", path.display()))?;
+            TrustRoot::from_json(&json, &path.display().to_string())
+        }
+        None => TrustRoot::production(),
+    }
+    .map_err(|e| format!("host.trustedRoot: {e}"))?;
+    Ok(VerifierCapability::new(ImageVerifier::new(
+        Arc::new(store),
+        Some(root),
+        DEFAULT_RESULT_TTL,
+    )))
 }

@@ -111,31 +111,7 @@ pub struct Identity {
     pub claim_regexps: BTreeMap<String, regex::Regex>,
 }
 
-/// The names of Fulcio's certificate claims (fulcio `docs/oid-info.md`), in OID order: `.1.9`
-/// to `.1.24`, then the deprecated GitHub ones `.1.2` to `.1.6`.
-pub const CLAIMS: [&str; 21] = [
-    "buildSignerURI",
-    "buildSignerDigest",
-    "runnerEnvironment",
-    "sourceRepositoryURI",
-    "sourceRepositoryDigest",
-    "sourceRepositoryRef",
-    "sourceRepositoryIdentifier",
-    "sourceRepositoryOwnerURI",
-    "sourceRepositoryOwnerIdentifier",
-    "buildConfigURI",
-    "buildConfigDigest",
-    "buildTrigger",
-    "runInvocationURI",
-    "sourceRepositoryVisibilityAtSigning",
-    "deploymentEnvironment",
-    "tokenSubject",
-    "githubWorkflowTrigger",
-    "githubWorkflowSHA",
-    "githubWorkflowName",
-    "githubWorkflowRepository",
-    "githubWorkflowRef",
-];
+pub use palisade_sdk::host::images::FULCIO_CLAIMS as CLAIMS;
 
 impl Identity {
     /// Checks the identity's fields: a subject and an issuer are required (exact or regexp, not

@@ -16,41 +16,7 @@ pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// in-toto Statement v0.1 (what `cosign attest` writes).
 pub const STATEMENT_V0_1: &str = "https://in-toto.io/Statement/v0.1";
 
-/// cosign's `--type` names of predicate types (cosign `pkg/cosign/attestation`), and the type
-/// each stands for.
-pub const PREDICATE_ALIASES: [(&str, &str); 10] = [
-    ("slsaprovenance", "https://slsa.dev/provenance/v0.2"),
-    ("slsaprovenance02", "https://slsa.dev/provenance/v0.2"),
-    ("slsaprovenance1", "https://slsa.dev/provenance/v1"),
-    ("vuln", "https://cosign.sigstore.dev/attestation/vuln/v1"),
-    ("spdx", "https://spdx.dev/Document"),
-    ("spdxjson", "https://spdx.dev/Document"),
-    ("cyclonedx", "https://cyclonedx.org/bom"),
-    ("openvex", "https://openvex.dev/ns"),
-    ("link", "https://in-toto.io/Link/v1"),
-    ("custom", "https://cosign.sigstore.dev/attestation/v1"),
-];
-
-/// The predicate type `name` stands for: one of cosign's aliases, or a URI as it is.
-///
-/// # Errors
-/// When it is neither.
-pub fn predicate_type(name: &str) -> Result<&str, String> {
-    if let Some((_, uri)) = PREDICATE_ALIASES.iter().find(|(alias, _)| *alias == name) {
-        return Ok(uri);
-    }
-    if name.contains("://") {
-        return Ok(name);
-    }
-    Err(format!(
-        "`{name}` is not a predicate type: give a URI or one of {}",
-        PREDICATE_ALIASES
-            .iter()
-            .map(|(alias, _)| *alias)
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-}
+pub use palisade_sdk::host::images::{PREDICATE_ALIASES, predicate_type};
 
 /// A DSSE envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,23 +319,6 @@ mod tests {
         let mut other_type = parsed;
         other_type.payload_type = "text/plain".to_owned();
         assert!(other_type.statement().unwrap_err().contains("payload type"));
-    }
-
-    #[test]
-    fn predicate_types_are_cosigns_aliases_or_uris() {
-        assert_eq!(
-            predicate_type("slsaprovenance1").unwrap(),
-            "https://slsa.dev/provenance/v1"
-        );
-        assert_eq!(
-            predicate_type("https://example.com/p").unwrap(),
-            "https://example.com/p"
-        );
-        assert!(
-            predicate_type("provenance")
-                .unwrap_err()
-                .contains("slsaprovenance")
-        );
     }
 
     #[test]

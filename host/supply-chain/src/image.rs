@@ -311,7 +311,9 @@ impl ImageVerifier {
             .referrer_bundles(image, &requirement.predicate_type)
             .await?
         {
-            let Some(root) = self.root_for(&requirement.signer) else {
+            // A bundle's log entries are checked against a root, even for a key; without one
+            // configured, the public-good instance is not assumed.
+            let Some(root) = self.root.as_ref() else {
                 continue;
             };
             match bundle::verify(
@@ -382,7 +384,8 @@ impl ImageVerifier {
             }
             Signer::Keyless(_) => {
                 let root = self
-                    .root_for(&requirement.signer)
+                    .root
+                    .as_ref()
                     .ok_or("no trusted root is configured for keyless signatures")?;
                 let json = legacy_bundle(&layer.annotations, &payload, &signature)?;
                 bundle::verify(root, &json, Artifact::Bytes(&payload), &requirement.signer)?
@@ -432,7 +435,8 @@ impl ImageVerifier {
         json: &str,
     ) -> Result<VerifiedSignature, String> {
         let root = self
-            .root_for(&requirement.signer)
+            .root
+            .as_ref()
             .ok_or("no trusted root is configured for keyless signatures")?;
         let verified = bundle::verify(
             root,
@@ -532,14 +536,6 @@ impl ImageVerifier {
             bundles.push((Found::Referrer(referrer.digest), json));
         }
         Ok(bundles)
-    }
-
-    fn root_for(&self, signer: &Signer) -> Option<&TrustRoot> {
-        match signer {
-            // Key-signed bundles still carry log entries checked against a root; without one
-            // configured, the public-good instance is not assumed.
-            Signer::Key(_) | Signer::Keyless(_) => self.root.as_ref(),
-        }
     }
 }
 
@@ -645,16 +641,17 @@ fn settle<T>(
     if !verified.is_empty() {
         return Ok(verified);
     }
+    // A reference pinned by digest names it already.
+    let named = if image.reference.contains('@') {
+        image.reference.clone()
+    } else {
+        format!("{} ({})", image.reference, image.digest)
+    };
     if candidates == 0 {
-        return Err(Failure::Missing(format!(
-            "{} ({}) has no {what}",
-            image.reference, image.digest
-        )));
+        return Err(Failure::Missing(format!("{named} has no {what}")));
     }
     Err(Failure::Unverified(format!(
-        "no {what} of {} ({}) verifies: {}",
-        image.reference,
-        image.digest,
+        "no {what} of {named} verifies: {}",
         reasons.join("; ")
     )))
 }

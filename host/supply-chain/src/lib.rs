@@ -7,10 +7,12 @@
 //! - [`bundle`]: Sigstore bundles against a trusted root, by key or keyless identity;
 //! - [`image`]: an image's signatures and attestations, from a registry or an OCI layout;
 //! - [`attach`]: signatures and attestations written where cosign writes them;
+//! - [`capability`]: the runtime's `SupplyChain` capability over the image verifier;
 //! - `testing` (feature `testing`): a local Sigstore that makes bundles for tests.
 
 pub mod attach;
 pub mod bundle;
+pub mod capability;
 pub mod cosign;
 pub mod dsse;
 pub mod image;
@@ -19,14 +21,5 @@ mod provider;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-/// An error and its sources, on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+/// An error and its sources, on one line (the runtime's formatter).
+pub(crate) use palisade_runtime::chain as error_chain;

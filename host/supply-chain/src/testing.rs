@@ -59,6 +59,8 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::time::{Time, Validity};
 
+pub mod images;
+
 use crate::bundle::{CLAIMS, TrustRoot};
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Statement};
 use crate::keys::{SigningKey, pem_encode};
@@ -336,6 +338,8 @@ pub struct Instance {
     tree: Mutex<Tree>,
     tree_id: u64,
     valid_for: Value,
+    /// When it was made (or is made to look made), seconds since the epoch.
+    created: i64,
 }
 
 impl fmt::Debug for Instance {
@@ -354,11 +358,22 @@ impl Instance {
     /// # Errors
     /// When a certificate cannot be encoded (not expected).
     pub fn new() -> Result<Self, String> {
-        let now = now();
-        let root = Authority::root(ROOT_NAME)?;
-        let intermediate = Authority::intermediate(&root)?;
-        let tsa_root = Authority::root(TSA_ROOT_NAME)?;
-        let tsa = TimestampAuthority::new(&tsa_root)?;
+        Self::at(now())
+    }
+
+    /// A new instance with fresh keys, as if created at `now` (seconds since the epoch): its
+    /// trusted root's `validFor` windows run from a day before `now` to a day after, its CA
+    /// certificates from a day before `now` for ten years. Bundles made with integrated times
+    /// and timestamps near `now` then verify whenever they are checked later, and the trusted
+    /// root does not depend on when the instance was made.
+    ///
+    /// # Errors
+    /// When a certificate cannot be encoded (a time before 1970 or after 2049).
+    pub fn at(now: i64) -> Result<Self, String> {
+        let root = Authority::root(ROOT_NAME, now)?;
+        let intermediate = Authority::intermediate(&root, now)?;
+        let tsa_root = Authority::root(TSA_ROOT_NAME, now)?;
+        let tsa = TimestampAuthority::new(&tsa_root, now)?;
         let mut leaves = Vec::new();
         for _ in 0..SEED_ENTRIES {
             leaves.push(leaf_hash(&random::<32>()));
@@ -377,6 +392,7 @@ impl Instance {
                 "start": rfc3339(now - TRUST_WINDOW)?,
                 "end": rfc3339(now + TRUST_WINDOW)?,
             }),
+            created: now,
         })
     }
 
@@ -450,8 +466,8 @@ impl Instance {
     /// # Errors
     /// As [`Self::issue`].
     pub fn issue_untrusted(&self, request: &CertificateRequest) -> Result<Leaf, String> {
-        let root = Authority::root(ROOT_NAME)?;
-        let intermediate = Authority::intermediate(&root)?;
+        let root = Authority::root(ROOT_NAME, self.created)?;
+        let intermediate = Authority::intermediate(&root, self.created)?;
         issue(&intermediate, &self.ct, request)
     }
 
@@ -771,12 +787,13 @@ struct Authority {
 }
 
 impl Authority {
-    /// A self-signed root named `common_name`, like Fulcio's: CA, keyCertSign and cRLSign.
-    fn root(common_name: &str) -> Result<Self, String> {
+    /// A self-signed root named `common_name`, like Fulcio's: CA, keyCertSign and cRLSign;
+    /// valid from a day before `now` for ten years.
+    fn root(common_name: &str, now: i64) -> Result<Self, String> {
         let key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         let name = ca_name(common_name)?;
         let spki = p384_spki(&key)?;
-        let not_before = now() - TRUST_WINDOW;
+        let not_before = now - TRUST_WINDOW;
         let tbs = tbs_certificate(
             &name,
             name.clone(),
@@ -808,12 +825,13 @@ impl Authority {
         })
     }
 
-    /// An intermediate under `root`, like Fulcio's: CA with path length 0, EKU codeSigning.
-    fn intermediate(root: &Self) -> Result<Self, String> {
+    /// An intermediate under `root`, like Fulcio's: CA with path length 0, EKU codeSigning;
+    /// valid from a day before `now` for ten years.
+    fn intermediate(root: &Self, now: i64) -> Result<Self, String> {
         let key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         let name = ca_name(INTERMEDIATE_NAME)?;
         let spki = p384_spki(&key)?;
-        let not_before = now() - TRUST_WINDOW;
+        let not_before = now - TRUST_WINDOW;
         let tbs = tbs_certificate(
             &root.name,
             name.clone(),
@@ -977,14 +995,14 @@ struct TimestampAuthority {
 }
 
 impl TimestampAuthority {
-    fn new(root: &Authority) -> Result<Self, String> {
+    fn new(root: &Authority, now: i64) -> Result<Self, String> {
         let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         let spki = key
             .verifying_key()
             .to_public_key_der()
             .map(|d| d.as_bytes().to_vec())
             .map_err(|e| format!("cannot encode a P-256 key: {e}"))?;
-        let not_before = now() - TRUST_WINDOW;
+        let not_before = now - TRUST_WINDOW;
         let tbs = tbs_certificate(
             &root.name,
             ca_name(TSA_NAME)?,

@@ -631,6 +631,162 @@ mod keyless {
         assert!(matches!(vuln, Failure::Missing(_)), "{vuln}");
     }
 
+    #[tokio::test]
+    async fn bundles_attached_by_attach_bundle_are_referrers_the_verifier_finds() {
+        let dir = layout_dir();
+        let sigstore = Instance::new().unwrap();
+        let verifier = keyless_verifier(dir.path(), &sigstore);
+        let image = verifier.resolve(IMAGE).await.unwrap();
+        let leaf = sigstore
+            .issue(&CertificateRequest::uri(SUBJECT, ISSUER))
+            .unwrap();
+        let options = Options::new(Version::V0_3);
+        let signature = sigstore
+            .attest(
+                Credential::Keyless(&leaf),
+                &Statement::new(
+                    &image.repository,
+                    &image.digest,
+                    SIGN_PREDICATE_TYPE,
+                    json!({}),
+                ),
+                &options,
+            )
+            .unwrap();
+        let provenance = "https://slsa.dev/provenance/v1";
+        let attestation = sigstore
+            .attest(
+                Credential::Keyless(&leaf),
+                &Statement::new(
+                    &image.repository,
+                    &image.digest,
+                    provenance,
+                    json!({"runDetails": {"builder": {"id": "https://builder.example"}}}),
+                ),
+                &options,
+            )
+            .unwrap();
+        let destination = Destination::Layout(dir.path());
+        let written = attach::attach_bundle(destination, &image, &signature)
+            .await
+            .unwrap();
+        assert!(
+            written.starts_with("registry.example/team/app@sha256:"),
+            "{written}"
+        );
+        // Attaching the same bundle again changes nothing.
+        assert_eq!(
+            attach::attach_bundle(destination, &image, &signature)
+                .await
+                .unwrap(),
+            written
+        );
+        attach::attach_bundle(destination, &image, &attestation)
+            .await
+            .unwrap();
+
+        // The referrer is cosign v3's: empty config, the bundle as its one layer, the image as
+        // its subject, the predicate type annotated.
+        let store = ImageStore::layout(dir.path(), StoreOptions::default()).unwrap();
+        let manifest = store.manifest(&written).await.unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+        let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        assert_eq!(manifest["artifactType"], bundle_type);
+        assert_eq!(
+            manifest["config"]["mediaType"],
+            "application/vnd.oci.empty.v1+json"
+        );
+        assert_eq!(manifest["config"]["size"], 2);
+        assert_eq!(manifest["layers"][0]["mediaType"], bundle_type);
+        assert_eq!(manifest["subject"]["digest"], image.digest.to_string());
+        let subject = store.manifest(IMAGE).await.unwrap();
+        assert_eq!(manifest["subject"]["size"], subject.bytes.len());
+        assert_eq!(manifest["subject"]["mediaType"], subject.media_type);
+        assert_eq!(
+            manifest["annotations"],
+            json!({
+                "dev.sigstore.bundle.content": "dsse-envelope",
+                "dev.sigstore.bundle.predicateType": SIGN_PREDICATE_TYPE,
+            })
+        );
+        let referrers = store
+            .referrers(&image.repository, &image.digest.to_string())
+            .await
+            .unwrap();
+        assert_eq!(referrers.len(), 2, "{referrers:?}");
+
+        let signatures = verifier
+            .signatures(
+                &image,
+                &SignatureRequirement {
+                    signer: identity(SUBJECT),
+                    annotations: BTreeMap::new(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(signatures.len(), 1);
+        assert_eq!(
+            signatures[0].found.to_string(),
+            format!("referrer {}", written.split_once('@').unwrap().1)
+        );
+        let attestations = verifier
+            .attestations(
+                &image,
+                &AttestationRequirement {
+                    signer: identity(SUBJECT),
+                    predicate_type: provenance.to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(attestations.len(), 1);
+        assert_eq!(
+            attestations[0].statement.predicate["runDetails"]["builder"]["id"],
+            "https://builder.example"
+        );
+        assert_eq!(
+            attestations[0].certificate.as_ref().unwrap().subject,
+            SUBJECT
+        );
+        // The image tags are untouched, and nothing was attached to the other image.
+        let other = verifier.resolve(OTHER).await.unwrap();
+        assert!(matches!(
+            verifier
+                .signatures(
+                    &other,
+                    &SignatureRequirement {
+                        signer: identity(SUBJECT),
+                        annotations: BTreeMap::new(),
+                    },
+                )
+                .await
+                .unwrap_err(),
+            Failure::Missing(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn what_is_not_a_sigstore_bundle_is_not_attached() {
+        let dir = layout_dir();
+        let verifier = verifier(dir.path());
+        let image = verifier.resolve(IMAGE).await.unwrap();
+        let destination = Destination::Layout(dir.path());
+        for (bundle, reason) in [
+            ("not json", "not JSON"),
+            (r#"{"mediaType": "application/json"}"#, "mediaType"),
+            (
+                r#"{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}"#,
+                "neither a DSSE envelope nor a message signature",
+            ),
+        ] {
+            let error = attach::attach_bundle(destination, &image, bundle)
+                .await
+                .unwrap_err();
+            assert!(error.contains(reason), "{error}");
+        }
+    }
+
     /// Writes `bundle` into the layout as cosign v3 attaches it: a manifest whose `subject` is
     /// the image, listed in `index.json`.
     fn attach_referrer(dir: &Path, image: &Resolved, bundle: Vec<u8>, predicate_type: &str) {

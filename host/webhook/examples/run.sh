@@ -34,6 +34,16 @@ for suite in "$root"/policies/*/examples/admission/suite.yaml; do
   "$palisade" test "$suite" || true
 done
 
+# Supply chain: image-signature's suite over the example OCI layout of signed images, then
+# the CLI's own check of one image, as `cosign verify` makes it.
+images="$root/policies/image-signature/examples/images"
+echo
+echo "\$ palisade test policies/image-signature/examples/suite.yaml"
+"$palisade" test "$root/policies/image-signature/examples/suite.yaml" || true
+echo
+echo "\$ palisade verify-image registry.example.com/team/signed:v1 --oci-dir policies/image-signature/examples/images/registry --key policies/image-signature/examples/images/keys/alpha.pub"
+"$palisade" verify-image registry.example.com/team/signed:v1 --oci-dir "$images/registry" --key "$images/keys/alpha.pub" || true
+
 # Kubewarden's home of pod-security: the same request through its waPC build (what
 # Kubewarden's policy-server runs), in Palisade's waPC host.
 kubewarden="$root/target/policies/kubewarden/pod_security.wasm"

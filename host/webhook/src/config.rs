@@ -167,6 +167,9 @@ pub struct CapabilitiesConfig {
     pub state: bool,
     /// Token buckets (`rateLimit` at the top level), under the policy's id.
     pub rate_limit: bool,
+    /// Images' signatures and attestations verified by the host (`hostOperations.registry`
+    /// and its `trustedRoot`).
+    pub supply_chain: bool,
     /// The data tables it may read (names of `data`), or `["*"]` for all.
     pub data: BTreeSet<String>,
     /// The host operations it may call, as Kubewarden's `hostCapabilities` patterns: `*`,
@@ -182,6 +185,7 @@ impl From<&CapabilitiesConfig> for Grants {
             clock: c.clock,
             state: c.state,
             rate_limit: c.rate_limit,
+            supply_chain: c.supply_chain,
             data: c.data.clone(),
             operations: c.host.clone(),
             kubernetes: c.kubernetes.clone(),

@@ -1,6 +1,6 @@
 //! Images for policies and for the host operations that read them: the configuration of the
 //! image store (a registry with credentials, plain-HTTP registries, limits and a cache, or a
-//! local OCI layout for offline runs), the runtime's [`Registry`] and [`SupplyChain`] over it
+//! local OCI layout for offline runs), the runtime's [`Registry`] and `SupplyChain` over it
 //! (image signatures against a trusted root), and policy modules
 //! given as `registry://` or `https://` URLs, pulled when the configuration is loaded.
 
@@ -11,11 +11,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use palisade_oci::{ImageStore, StoreLimits, StoreOptions};
 use palisade_runtime::capabilities::registry::{Manifest, Registry, RegistryFuture};
-use palisade_runtime::capabilities::supply_chain::{self, SupplyChain};
 use palisade_runtime::chain;
-use palisade_supply_chain::bundle::{Identity, Signer, TrustRoot};
-use palisade_supply_chain::image::{DEFAULT_RESULT_TTL, ImageVerifier, SignatureRequirement};
-use palisade_supply_chain::keys::PublicKey;
+use palisade_supply_chain::bundle::TrustRoot;
+use palisade_supply_chain::capability::VerifierCapability;
+use palisade_supply_chain::image::{DEFAULT_RESULT_TTL, ImageVerifier};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -152,7 +151,7 @@ impl RegistryConfig {
     ///
     /// # Errors
     /// When the trusted root cannot be read or used.
-    pub fn supply_chain(&self, store: Arc<ImageStore>) -> anyhow::Result<StoreSupplyChain> {
+    pub fn supply_chain(&self, store: Arc<ImageStore>) -> anyhow::Result<VerifierCapability> {
         let root = match &self.trusted_root {
             Some(path) => {
                 let json = std::fs::read_to_string(path)
@@ -162,98 +161,11 @@ impl RegistryConfig {
             None => TrustRoot::production(),
         }
         .map_err(anyhow::Error::msg)?;
-        Ok(StoreSupplyChain(ImageVerifier::new(
+        Ok(VerifierCapability::new(ImageVerifier::new(
             store,
             Some(root),
             DEFAULT_RESULT_TTL,
         )))
-    }
-}
-
-/// [`SupplyChain`] over an [`ImageVerifier`]: every signer of a query must have signed.
-#[derive(Debug)]
-pub struct StoreSupplyChain(pub ImageVerifier);
-
-/// The supply-chain crate's signer for the runtime's.
-fn signer(signer: &supply_chain::Signer) -> Result<Signer, String> {
-    let matcher =
-        |m: &supply_chain::Match| -> Result<(Option<String>, Option<regex::Regex>), String> {
-            Ok(match m {
-                supply_chain::Match::Exact(value) => (Some(value.clone()), None),
-                supply_chain::Match::Prefix(prefix) => (
-                    None,
-                    Some(
-                        regex::Regex::new(&format!("^{}", regex::escape(prefix)))
-                            .map_err(|e| e.to_string())?,
-                    ),
-                ),
-                supply_chain::Match::Regexp(pattern) => (
-                    None,
-                    Some(
-                        regex::Regex::new(pattern)
-                            .map_err(|e| format!("regexp {pattern:?}: {e}"))?,
-                    ),
-                ),
-            })
-        };
-    match signer {
-        supply_chain::Signer::Key(pem) => PublicKey::from_pem(pem)
-            .map(Signer::Key)
-            .map_err(|e| format!("a public key: {e}")),
-        supply_chain::Signer::Keyless {
-            subject,
-            issuer,
-            claims,
-        } => {
-            let (subject, subject_regexp) = matcher(subject)?;
-            let (issuer, issuer_regexp) = matcher(issuer)?;
-            let mut identity = Identity {
-                subject,
-                subject_regexp,
-                issuer,
-                issuer_regexp,
-                ..Identity::default()
-            };
-            for (name, wanted) in claims {
-                match matcher(wanted)? {
-                    (Some(exact), _) => {
-                        identity.claims.insert(name.clone(), exact);
-                    }
-                    (None, Some(regexp)) => {
-                        identity.claim_regexps.insert(name.clone(), regexp);
-                    }
-                    (None, None) => {}
-                }
-            }
-            identity.check()?;
-            Ok(Signer::Keyless(vec![identity]))
-        }
-    }
-}
-
-impl SupplyChain for StoreSupplyChain {
-    fn verify_signatures<'a>(
-        &'a self,
-        query: &'a supply_chain::SignatureQuery,
-    ) -> RegistryFuture<'a, String> {
-        Box::pin(async move {
-            let image = self
-                .0
-                .resolve(&query.image)
-                .await
-                .map_err(|e| e.to_string())?;
-            for (index, wanted) in query.signers.iter().enumerate() {
-                let requirement = SignatureRequirement {
-                    signer: signer(wanted).map_err(|e| format!("signer {index}: {e}"))?,
-                    annotations: query.annotations.clone(),
-                };
-                self.0
-                    .signatures(&image, &requirement)
-                    .await
-                    .map_err(|e| format!("signer {index}: {e}"))?;
-            }
-            Ok(image.digest.to_string())
-        })
     }
 }
 
@@ -367,8 +279,6 @@ async fn download(url: &str, config: &RegistryConfig) -> anyhow::Result<Vec<u8>>
 mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
 
-    use std::collections::BTreeMap;
-
     use super::*;
 
     #[test]
@@ -403,27 +313,5 @@ mod tests {
         assert!(error.contains("not a usable trusted root"), "{error}");
         // Unset: Sigstore's public-good root, as shipped.
         RegistryConfig::default().supply_chain(store).unwrap();
-    }
-
-    #[test]
-    fn the_runtimes_signers_become_identities_with_prefixes_as_anchored_patterns() {
-        let prefix = signer(&supply_chain::Signer::Keyless {
-            subject: supply_chain::Match::Prefix("https://github.com/acme/".to_owned()),
-            issuer: supply_chain::Match::Exact("https://issuer.example".to_owned()),
-            claims: BTreeMap::from([(
-                "githubWorkflowRepository".to_owned(),
-                supply_chain::Match::Prefix("acme/".to_owned()),
-            )]),
-        })
-        .unwrap();
-        let Signer::Keyless(identities) = prefix else {
-            panic!("a keyless signer");
-        };
-        let subject = identities[0].subject_regexp.as_ref().unwrap();
-        assert!(subject.is_match("https://github.com/acme/app/.github/workflows/a.yml@main"));
-        assert!(!subject.is_match("https://evil.example/https://github.com/acme/"));
-        assert!(identities[0].claim_regexps["githubWorkflowRepository"].is_match("acme/app"));
-        let bad = signer(&supply_chain::Signer::Key("not a key".to_owned())).unwrap_err();
-        assert!(bad.contains("a public key"), "{bad}");
     }
 }

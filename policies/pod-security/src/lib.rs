@@ -8,7 +8,7 @@
 )]
 
 use palisade_sdk::wire::{
-    AdmissionRequest, Operation, PatchOperation, PolicyMetadata, RawJson, Rule, Verdict,
+    AdmissionRequest, Operation, PatchOperation, PolicyMetadata, RawJson, Verdict,
 };
 use palisade_sdk::{AdmissionPolicy, Host, PolicyError, SettingsError};
 
@@ -17,7 +17,6 @@ mod exemption;
 mod level;
 mod model;
 mod mutate;
-mod resource;
 mod settings;
 mod update;
 mod version;
@@ -29,7 +28,8 @@ pub use settings::{Exemptions, Settings};
 pub use version::{NEWEST_MINOR, Version, VersionError};
 
 use model::Pod;
-use resource::Target;
+use palisade_sdk::pods::{self, Target};
+use workload::PodTemplate as _;
 
 /// Audit annotation with the `<level>:<version>` a request was evaluated against (PSA's
 /// `pod-security.kubernetes.io/enforce-policy`). The API server prefixes audit annotation keys
@@ -44,31 +44,11 @@ impl AdmissionPolicy for PodSecurity {
     type Prepared = Settings;
 
     fn metadata() -> PolicyMetadata {
-        let operations = [Operation::Create, Operation::Update];
         PolicyMetadata {
             name: env!("CARGO_PKG_NAME").to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             description: env!("CARGO_PKG_DESCRIPTION").to_owned(),
-            rules: vec![
-                Rule::new(
-                    &[""],
-                    &["v1"],
-                    &[
-                        "pods",
-                        "pods/ephemeralcontainers",
-                        "replicationcontrollers",
-                        "podtemplates",
-                    ],
-                    &operations,
-                ),
-                Rule::new(
-                    &["apps"],
-                    &["v1"],
-                    &["deployments", "replicasets", "statefulsets", "daemonsets"],
-                    &operations,
-                ),
-                Rule::new(&["batch"], &["v1"], &["jobs", "cronjobs"], &operations),
-            ],
+            rules: pods::admission_rules(),
             // With the `mutate` setting the policy returns a JSONPatch.
             mutating: true,
         }
@@ -99,7 +79,7 @@ pub fn evaluate(request: &AdmissionRequest, settings: &Settings) -> Result<Verdi
         return Ok(verdict);
     }
     // A pod's containers cannot change after creation; workload templates can.
-    let pointer = match resource::classify(request) {
+    let pointer = match pods::classify(request) {
         Target::Pod if request.operation == Operation::Create => "/spec",
         Target::Workload(workload) => workload.spec_pointer(),
         Target::Pod | Target::NotApplicable(_) => return Ok(verdict),
@@ -148,7 +128,7 @@ pub fn enforce(request: &AdmissionRequest, settings: &Settings) -> Result<Verdic
         Operation::Delete => return Ok(not_checked("DELETE")),
         Operation::Connect => return Ok(not_checked("CONNECT")),
     };
-    let workload = match resource::classify(request) {
+    let workload = match pods::classify(request) {
         Target::NotApplicable(why) => return Ok(Verdict::not_applicable(why)),
         Target::Pod => None,
         Target::Workload(workload) => Some(workload),

@@ -7,10 +7,10 @@ mod convert;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::host::{Entry, Host, HostError, Level, rate};
+use crate::host::{Entry, Host, HostError, Level, images, rate};
 use crate::{AdmissionPolicy, parse_settings};
 use bindings::exports::palisade::admission::policy as abi;
-use bindings::palisade::admission::{clock, data, log, rate_limit, state};
+use bindings::palisade::admission::{clock, data, log, rate_limit, state, supply_chain};
 
 #[doc(hidden)]
 pub mod bindings {
@@ -133,6 +133,38 @@ impl Host for Imports {
             Level::Error => log::Level::Error,
         };
         log::log(level, message);
+    }
+
+    fn resolve_image(&self, image: &str) -> Result<String, HostError> {
+        supply_chain::resolve(image).map_err(convert::host_error)
+    }
+
+    fn image_signatures(
+        &self,
+        image: &str,
+        signer: &images::Signer,
+        annotations: &[(String, String)],
+    ) -> Result<images::Verified<images::Signature>, HostError> {
+        let verified = supply_chain::signatures(image, &convert::signer(signer), annotations)
+            .map_err(convert::host_error)?;
+        Ok(convert::verified(verified, |s| images::Signature {
+            signed_by: convert::signed_by(s.signed_by),
+            annotations: s.annotations,
+        }))
+    }
+
+    fn image_attestations(
+        &self,
+        image: &str,
+        signer: &images::Signer,
+        predicate_type: &str,
+    ) -> Result<images::Verified<images::Attestation>, HostError> {
+        let verified = supply_chain::attestations(image, &convert::signer(signer), predicate_type)
+            .map_err(convert::host_error)?;
+        Ok(convert::verified(verified, |a| images::Attestation {
+            signed_by: convert::signed_by(a.signed_by),
+            statement: a.statement,
+        }))
     }
 }
 

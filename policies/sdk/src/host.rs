@@ -4,11 +4,15 @@
 //! serves it with the world's imports, the proxy-wasm adapter with proxy-wasm's clock, shared
 //! data and log calls, and [`testing`](crate::testing) with a deterministic host.
 //!
+//! Admission hosts also verify images' signatures and attestations ([`images`], the
+//! `supply-chain` interface); elsewhere those calls are unsupported.
+//!
 //! Counters and token buckets ([`counter_add`], [`TokenBucket`]) are built here on the state
 //! calls, so they behave the same wherever the policy runs. [`Host::take`] takes from a bucket
 //! the host keeps itself where it can (the admission host: in memory or in Redis, one atomic
 //! step), and from one built on the state calls elsewhere, with the same arithmetic ([`rate`]).
 
+pub mod images;
 pub mod rate;
 
 use std::time::Duration;
@@ -126,6 +130,49 @@ pub trait Host {
     fn count(&self, name: &str, delta: u64) -> Result<(), HostError> {
         let _ = (name, delta);
         Err(HostError::Unsupported("statistics"))
+    }
+
+    /// The digest (`sha256:<hex>`) `image` names now; check the image by this digest
+    /// afterwards, so every answer is about the same content.
+    ///
+    /// # Errors
+    /// [`HostError::Denied`] without the `supply-chain` capability;
+    /// [`HostError::Unavailable`] when the registry cannot answer;
+    /// [`HostError::Unsupported`] where the host verifies no images (the default).
+    fn resolve_image(&self, image: &str) -> Result<String, HostError> {
+        let _ = image;
+        Err(HostError::Unsupported("image signature verification"))
+    }
+
+    /// The signatures on `image` by `signer` that carry every one of `annotations`, as cosign
+    /// verifies them; or why there are none.
+    ///
+    /// # Errors
+    /// As [`resolve_image`](Self::resolve_image), and [`HostError::Invalid`] for a key or
+    /// pattern the host cannot use.
+    fn image_signatures(
+        &self,
+        image: &str,
+        signer: &images::Signer,
+        annotations: &[(String, String)],
+    ) -> Result<images::Verified<images::Signature>, HostError> {
+        let _ = (image, signer, annotations);
+        Err(HostError::Unsupported("image signature verification"))
+    }
+
+    /// The attestations on `image` of `predicate_type` signed by `signer`; or why there are
+    /// none.
+    ///
+    /// # Errors
+    /// As [`image_signatures`](Self::image_signatures).
+    fn image_attestations(
+        &self,
+        image: &str,
+        signer: &images::Signer,
+        predicate_type: &str,
+    ) -> Result<images::Verified<images::Attestation>, HostError> {
+        let _ = (image, signer, predicate_type);
+        Err(HostError::Unsupported("image signature verification"))
     }
 }
 

@@ -22,6 +22,7 @@ pub mod host;
 #[cfg(all(feature = "kubewarden", target_arch = "wasm32"))]
 pub mod kubewarden;
 pub mod path;
+pub mod pods;
 mod policy;
 #[cfg(any(test, all(feature = "proxy-wasm", target_arch = "wasm32")))]
 mod property;
@@ -30,6 +31,7 @@ pub mod proxy_filter;
 mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 pub mod wire;
 
 pub use fetch::Fetch;

@@ -227,59 +227,7 @@ fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration
     })
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into the time since the Unix epoch.
-#[must_use]
-#[expect(
-    clippy::arithmetic_side_effects,
-    reason = "month, day, hour, minute and second are range-checked first; the year's arithmetic is checked"
-)]
-pub fn parse_rfc3339(text: &str) -> Option<Duration> {
-    let (date, time) = text.split_once(['T', 't'])?;
-    let time = time.strip_suffix(['Z', 'z'])?;
-    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
-    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
-    let (time, fraction) = time.split_once('.').unwrap_or((time, ""));
-    let mut time = time.splitn(3, ':').map(str::parse::<u64>);
-    let (hour, minute, second) = (time.next()?.ok()?, time.next()?.ok()?, time.next()?.ok()?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 {
-        year.checked_sub(1)?
-    } else {
-        year
-    };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month.checked_add(9)?).rem_euclid(12);
-    let doy = (153_i64.checked_mul(mp)?.checked_add(2)?) / 5 + day.checked_sub(1)?;
-    let doe = yoe.checked_mul(365)? + yoe / 4 - yoe / 100 + doy;
-    let days = era
-        .checked_mul(146_097)?
-        .checked_add(doe)?
-        .checked_sub(719_468)?;
-    let seconds = u64::try_from(days)
-        .ok()?
-        .checked_mul(86_400)?
-        .checked_add(hour * 3600 + minute * 60 + second)?;
-    let nanos = if fraction.is_empty() {
-        0
-    } else {
-        let digits: String = fraction
-            .chars()
-            .chain(std::iter::repeat('0'))
-            .take(9)
-            .collect();
-        digits.parse::<u32>().ok()?
-    };
-    Some(Duration::new(seconds, nanos))
-}
+pub use crate::time::parse_rfc3339;
 
 /// The deterministic [`Host`] of native fixture runs: the fixture's time and data, state in a
 /// map (empty at the start of each fixture), log lines kept.

@@ -1,7 +1,7 @@
 //! The runtime's seams through compiled guests: host capabilities as granted (clock, shared
 //! state, data tables, WASI's clocks), state that outlives a policy's configuration, deadlines
 //! that cover time spent waiting on the host, token buckets, and components of the older worlds
-//! 0.1.0 and 0.2.0 served unchanged beside those of 0.2.1.
+//! 0.1.0 and 0.2.0 served unchanged beside those of 0.2.2.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
@@ -338,7 +338,7 @@ fn components_of_world_0_1_are_served_unchanged() {
     assert_eq!(
         hostile().abi(),
         &Abi::Admission {
-            version: "0.2.1".into()
+            version: "0.2.2".into()
         }
     );
 }

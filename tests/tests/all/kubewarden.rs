@@ -697,7 +697,7 @@ fn sigstore_verification_is_answered_from_the_images_signatures() {
     assert!(
         refused
             .message
-            .contains("signer 1: no signature of registry.example/web:2"),
+            .contains("signer 1: no signature of registry.example/web@sha256:"),
         "{}",
         refused.message
     );
@@ -724,7 +724,7 @@ fn sigstore_verification_is_answered_from_the_images_signatures() {
         json!({"type": "SigstoreKeylessVerify", "image": "registry.example/web:2", "keyless": [{"issuer": "https://issuer.example", "subject": "dev@example.com"}]}),
     );
     assert!(
-        keyless.contains("signer 0: no signature of registry.example/web:2")
+        keyless.contains("signer 0: no signature of registry.example/web@sha256:")
             && keyless.contains("the layer has no certificate: it was signed with a key"),
         "{keyless}"
     );

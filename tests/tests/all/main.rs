@@ -5,6 +5,7 @@ mod capabilities;
 mod deploy;
 mod gatekeeper;
 mod hostile;
+mod image_signature;
 mod kubewarden;
 mod kubewarden_images;
 mod kubewarden_wasi;

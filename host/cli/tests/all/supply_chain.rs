@@ -312,3 +312,123 @@ fn images_in_a_registry_are_signed_attested_and_verified() {
     );
     sign_attest_verify(d, &image, &["--insecure-registry", &registry.address]);
 }
+
+/// The image-signature policy's example images (an OCI layout with its trusted root and keys).
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/image-signature/examples")
+}
+
+#[test]
+fn the_example_images_verify_and_fail_through_the_cli_as_through_the_policy() {
+    let d = examples();
+    let layout = [
+        "--oci-dir",
+        "images/registry",
+        "--trusted-root",
+        "images/trusted_root.json",
+    ];
+    let key = |name: &str| format!("images/keys/{name}.pub");
+    let verify = |image: &str, signer: &[&str]| {
+        let mut args = vec!["verify-image", image];
+        args.extend(layout);
+        args.extend(signer);
+        run(&d, &args)
+    };
+    let alpha = key("alpha");
+    let alpha = ["--key", alpha.as_str()];
+    let workflow = [
+        "--certificate-identity",
+        "https://github.com/example/app/.github/workflows/release.yml@refs/heads/main",
+        "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+    ];
+    let other_issuer = [
+        workflow[0],
+        workflow[1],
+        "--certificate-oidc-issuer",
+        "https://accounts.google.com",
+    ];
+    let staging = [alpha[0], alpha[1], "-a", "env=staging"];
+    for (image, signer) in [
+        ("registry.example.com/team/signed:v1", &alpha[..]),
+        ("registry.example.com/team/keyless:v1", &workflow[..]),
+        ("registry.example.com/team/keyless-legacy:v1", &workflow[..]),
+    ] {
+        let (code, out, err) = verify(image, signer);
+        assert_eq!(code, 0, "{image}: {err}");
+        assert!(out.contains("\"found\""), "{image}: {out}");
+    }
+    // Each invalid fixture, refused with its reason.
+    for (image, signer, why) in [
+        (
+            "registry.example.com/team/unsigned:v1",
+            &alpha[..],
+            "has no signature",
+        ),
+        (
+            "registry.example.com/team/untrusted-key:v1",
+            &alpha[..],
+            "does not verify with the ECDSA P-256 key",
+        ),
+        (
+            "registry.example.com/team/tampered:v1",
+            &alpha[..],
+            "does not verify with the ECDSA P-256 key",
+        ),
+        (
+            "registry.example.com/team/wrong-digest:v1",
+            &alpha[..],
+            "the signature is for the image",
+        ),
+        (
+            "registry.example.com/team/other-identity:v1",
+            &workflow[..],
+            "not one of the allowed identities",
+        ),
+        (
+            "registry.example.com/team/expired:v1",
+            &workflow[..],
+            "CertExpired",
+        ),
+        (
+            "registry.example.com/team/keyless:v1",
+            &other_issuer[..],
+            "the OIDC issuer is https://token.actions.githubusercontent.com, not https://accounts.google.com",
+        ),
+        (
+            "registry.example.com/team/signed:v1",
+            &staging[..],
+            "the signature's annotation `env` is \"prod\", not \"staging\"",
+        ),
+    ] {
+        let (code, _, err) = verify(image, signer);
+        assert_eq!(code, 1, "{image}: {err}");
+        assert!(err.contains(why), "{image}: {err}");
+    }
+    // Attestations by type.
+    let (code, out, err) = verify(
+        "registry.example.com/team/attested:v1",
+        &["--key", "images/keys/alpha.pub", "--type", "vuln"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CVE-2026-1000"), "{out}");
+    let (code, _, err) = verify(
+        "registry.example.com/team/attested:v1",
+        &["--key", "images/keys/alpha.pub", "--type", "cyclonedx"],
+    );
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn the_image_signature_example_suite_passes() {
+    let d = examples();
+    let module = d.join("../../../target/policies/admission-component/image_signature.wasm");
+    assert!(
+        module.is_file(),
+        "{} is missing: run make policies",
+        module.display()
+    );
+    let (code, out, err) = run(&d, &["test", "suite.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("47 passed, 0 failed\n"), "{out}");
+}

@@ -15,7 +15,7 @@ use crate::capabilities::certificates::{self, CertificateRequest};
 use crate::capabilities::cluster::{self, AccessReview, Cluster, ListQuery};
 use crate::capabilities::registry::Registry;
 use crate::capabilities::session::Request;
-use crate::capabilities::supply_chain::{Match, SignatureQuery, Signer};
+use crate::capabilities::supply_chain::{Identity, Pattern, SignatureQuery, Signer};
 use crate::capabilities::{Capabilities, Grants, Scope};
 use crate::component::before;
 
@@ -381,10 +381,12 @@ fn signature_query(variant: &str, fields: &serde_json::Value) -> Result<Signatur
     }
     let common: Common = serde_json::from_value(fields.clone()).map_err(|e| e.to_string())?;
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
-    let keyless = |subject, issuer| Signer::Keyless {
-        subject,
-        issuer,
-        claims: BTreeMap::new(),
+    let keyless = |subject, issuer| {
+        Signer::Keyless(Identity {
+            subject,
+            issuer,
+            claims: Vec::new(),
+        })
     };
     let signers = match variant {
         "SigstorePubKeyVerify" => serde_json::from_value::<Vec<String>>(field("pub_keys"))
@@ -395,13 +397,13 @@ fn signature_query(variant: &str, fields: &serde_json::Value) -> Result<Signatur
         "SigstoreKeylessVerify" => serde_json::from_value::<Vec<Keyless>>(field("keyless"))
             .map_err(|e| format!("keyless: {e}"))?
             .into_iter()
-            .map(|k| keyless(Match::Exact(k.subject), Match::Exact(k.issuer)))
+            .map(|k| keyless(Pattern::Exact(k.subject), Pattern::Exact(k.issuer)))
             .collect(),
         "SigstoreKeylessPrefixVerify" => {
             serde_json::from_value::<Vec<KeylessPrefix>>(field("keyless_prefix"))
                 .map_err(|e| format!("keyless_prefix: {e}"))?
                 .into_iter()
-                .map(|k| keyless(Match::Prefix(k.url_prefix), Match::Exact(k.issuer)))
+                .map(|k| keyless(Pattern::Prefix(k.url_prefix), Pattern::Exact(k.issuer)))
                 .collect()
         }
         "SigstoreGithubActionsVerify" => {
@@ -411,14 +413,14 @@ fn signature_query(variant: &str, fields: &serde_json::Value) -> Result<Signatur
                 serde_json::from_value(field("repo")).map_err(|e| format!("repo: {e}"))?;
             // The repository the workflow ran for (Fulcio OID .1.5, `owner/repo`).
             let repository = match repo {
-                Some(repo) => Match::Exact(format!("{owner}/{repo}")),
-                None => Match::Prefix(format!("{owner}/")),
+                Some(repo) => Pattern::Exact(format!("{owner}/{repo}")),
+                None => Pattern::Prefix(format!("{owner}/")),
             };
-            vec![Signer::Keyless {
-                subject: Match::Prefix("https://github.com/".to_owned()),
-                issuer: Match::Exact(GITHUB_ACTIONS_ISSUER.to_owned()),
-                claims: BTreeMap::from([("githubWorkflowRepository".to_owned(), repository)]),
-            }]
+            vec![Signer::Keyless(Identity {
+                subject: Pattern::Prefix("https://github.com/".to_owned()),
+                issuer: Pattern::Exact(GITHUB_ACTIONS_ISSUER.to_owned()),
+                claims: vec![("githubWorkflowRepository".to_owned(), repository)],
+            })]
         }
         "SigstoreCertificateVerify" => {
             return Err(
@@ -434,7 +436,7 @@ fn signature_query(variant: &str, fields: &serde_json::Value) -> Result<Signatur
     Ok(SignatureQuery {
         image: common.image,
         signers,
-        annotations: common.annotations.unwrap_or_default(),
+        annotations: common.annotations.unwrap_or_default().into_iter().collect(),
     })
 }
 
@@ -462,11 +464,10 @@ async fn serve(scope: &Scope, parsed: &Parsed) -> Answer {
     let capabilities = &scope.capabilities;
     match &parsed.operation {
         Operation::Verify(query) => {
-            let digest = capabilities
+            let supply_chain = capabilities
                 .supply_chain()
-                .ok_or_else(|| "this host was given no image signature verification".to_owned())?
-                .verify_signatures(query)
-                .await?;
+                .ok_or_else(|| "this host was given no image signature verification".to_owned())?;
+            let digest = query.verify(supply_chain.as_ref()).await?;
             to_json(&json!({"is_trusted": true, "digest": digest}))
         }
         Operation::ManifestDigest(image) => {

@@ -1,7 +1,9 @@
 //! Conversions between the generated WIT types and the SDK's wire types (guest side).
 
 use super::bindings::exports::palisade::admission::policy as abi;
+use super::bindings::palisade::admission::supply_chain as sc;
 use super::bindings::palisade::admission::types as t;
+use crate::host::images;
 use crate::wire::{
     AdmissionRequest, GroupVersionKind, GroupVersionResource, Operation, PolicyMetadata, RawJson,
     Rule, UserInfo, Verdict,
@@ -133,5 +135,49 @@ impl From<PolicyError> for abi::PolicyError {
             PolicyError::InvalidRequest(m) => Self::InvalidRequest(m),
             PolicyError::Internal(m) => Self::Internal(m),
         }
+    }
+}
+
+fn pattern(pattern: &images::Pattern) -> sc::Pattern {
+    match pattern {
+        images::Pattern::Exact(value) => sc::Pattern::Exact(value.clone()),
+        images::Pattern::Prefix(prefix) => sc::Pattern::Prefix(prefix.clone()),
+        images::Pattern::Regexp(regexp) => sc::Pattern::Regexp(regexp.clone()),
+    }
+}
+
+/// A signer for the `supply-chain` interface.
+pub(super) fn signer(signer: &images::Signer) -> sc::Signer {
+    match signer {
+        images::Signer::Key(pem) => sc::Signer::Key(pem.clone()),
+        images::Signer::Keyless(identity) => sc::Signer::Keyless(sc::Identity {
+            subject: pattern(&identity.subject),
+            issuer: pattern(&identity.issuer),
+            claims: identity
+                .claims
+                .iter()
+                .map(|(name, p)| (name.clone(), pattern(p)))
+                .collect(),
+        }),
+    }
+}
+
+pub(super) fn signed_by(by: sc::SignedBy) -> images::SignedBy {
+    images::SignedBy {
+        source: by.source,
+        subject: by.subject,
+        issuer: by.issuer,
+    }
+}
+
+/// The interface's answer as the SDK's.
+pub(super) fn verified<T, U>(
+    answer: Result<Vec<T>, sc::Rejection>,
+    convert: impl FnMut(T) -> U,
+) -> images::Verified<U> {
+    match answer {
+        Ok(found) => Ok(found.into_iter().map(convert).collect()),
+        Err(sc::Rejection::Missing(why)) => Err(images::Rejection::Missing(why)),
+        Err(sc::Rejection::Unverified(why)) => Err(images::Rejection::Unverified(why)),
     }
 }
