@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use palisade_sdk::host::images::{Rejection, Verified};
 use palisade_sdk::pods;
-use palisade_sdk::wire::{AdmissionRequest, Operation, PatchOperation, PolicyMetadata, Verdict};
+use palisade_sdk::wire::{
+    AdmissionRequest, Operation, PatchOperation, PolicyMetadata, Text, Verdict,
+};
 use palisade_sdk::{AdmissionPolicy, Host, HostError, PolicyError, SettingsError};
+use serde::Deserialize;
 use serde_json::Value;
 
 pub mod attestation;
@@ -57,44 +60,114 @@ impl AdmissionPolicy for ImageSignature {
     }
 }
 
-/// The container lists of a pod spec, and how messages name their members.
-const CONTAINER_KINDS: [(&str, &str); 3] = [
-    ("initContainers", "init container"),
-    ("containers", "container"),
-    ("ephemeralContainers", "ephemeral container"),
-];
+/// A container, as far as images go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+struct ContainerImage<'a> {
+    name: Text<'a>,
+    image: Text<'a>,
+}
+
+/// A pod spec's containers of every kind (the rest of the object is skipped unread).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct PodSpec<'a> {
+    init_containers: Vec<ContainerImage<'a>>,
+    containers: Vec<ContainerImage<'a>>,
+    ephemeral_containers: Vec<ContainerImage<'a>>,
+}
+
+/// A pod template (`template` of the workloads).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+struct Template<'a> {
+    spec: Option<PodSpec<'a>>,
+}
+
+/// A Job's spec, reduced to its template.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+struct JobSpec<'a> {
+    template: Option<Template<'a>>,
+}
+
+/// A CronJob's job template.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+struct JobTemplate<'a> {
+    spec: Option<JobSpec<'a>>,
+}
+
+/// A `spec`: a Pod's (its containers), or a workload's (its template, or a CronJob's job
+/// template).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Spec<'a> {
+    init_containers: Vec<ContainerImage<'a>>,
+    containers: Vec<ContainerImage<'a>>,
+    ephemeral_containers: Vec<ContainerImage<'a>>,
+    template: Option<Template<'a>>,
+    job_template: Option<JobTemplate<'a>>,
+}
+
+/// The union of the objects that carry pod specs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+struct Object<'a> {
+    spec: Option<Spec<'a>>,
+    template: Option<Template<'a>>,
+}
+
+impl<'a> Object<'a> {
+    /// The pod spec the target keeps, if the object has one.
+    fn pod_spec(self, target: &pods::Target) -> Option<PodSpec<'a>> {
+        use pods::{Target, Workload};
+        match target {
+            Target::Pod => self.spec.map(|s| PodSpec {
+                init_containers: s.init_containers,
+                containers: s.containers,
+                ephemeral_containers: s.ephemeral_containers,
+            }),
+            Target::Workload(Workload::PodTemplate) => self.template?.spec,
+            Target::Workload(Workload::CronJob) => self.spec?.job_template?.spec?.template?.spec,
+            Target::Workload(_) => self.spec?.template?.spec,
+            Target::NotApplicable(_) => None,
+        }
+    }
+}
 
 /// One container of the request's pod spec.
 struct Container<'a> {
     /// `container "app"`, `init container "setup"`, ...
     label: String,
-    image: &'a str,
+    image: Text<'a>,
     /// JSON Pointer of its `image`.
     pointer: String,
 }
 
-fn containers<'a>(spec: &'a Value, spec_pointer: &str) -> Vec<Container<'a>> {
-    let mut out = Vec::new();
-    for (field, kind) in CONTAINER_KINDS {
-        let Some(list) = spec.get(field).and_then(Value::as_array) else {
-            continue;
-        };
-        for (index, container) in list.iter().enumerate() {
-            let name = container
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            out.push(Container {
-                label: format!("{kind} {name:?}"),
-                image: container
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                pointer: format!("{spec_pointer}/{field}/{index}/image"),
-            });
+impl<'a> PodSpec<'a> {
+    /// Its containers, with how messages name them and where their images are.
+    fn containers(self, spec_pointer: &str) -> Vec<Container<'a>> {
+        let mut out = Vec::new();
+        for (list, field, kind) in [
+            (self.init_containers, "initContainers", "init container"),
+            (self.containers, "containers", "container"),
+            (
+                self.ephemeral_containers,
+                "ephemeralContainers",
+                "ephemeral container",
+            ),
+        ] {
+            for (index, container) in list.into_iter().enumerate() {
+                out.push(Container {
+                    label: format!("{kind} {:?}", container.name.as_str()),
+                    image: container.image,
+                    pointer: format!("{spec_pointer}/{field}/{index}/image"),
+                });
+            }
         }
+        out
     }
-    out
 }
 
 /// Checks every image of the request's pod spec (a Pod's, or a workload's template) against
@@ -122,20 +195,20 @@ pub fn evaluate(
         };
         return Ok(Verdict::not_applicable(why));
     };
-    let object: Value = request
+    let object: Object<'_> = request
         .object()?
         .ok_or_else(|| PolicyError::InvalidRequest("the request has no object".to_owned()))?;
-    let Some(spec) = object.pointer(spec_pointer) else {
+    let Some(spec) = object.pod_spec(&target) else {
         return Ok(Verdict::not_applicable("the object has no pod template"));
     };
     // On UPDATE, images the object already had were checked when they were added.
-    let unchanged: BTreeSet<String> = match request.old_object::<Value>()? {
+    let unchanged: BTreeSet<String> = match request.old_object::<Object<'_>>()? {
         Some(old) if request.operation == Operation::Update && !settings.verify_unchanged => old
-            .pointer(spec_pointer)
+            .pod_spec(&target)
             .map(|spec| {
-                containers(spec, spec_pointer)
+                spec.containers(spec_pointer)
                     .iter()
-                    .map(|c| c.image.to_owned())
+                    .map(|c| c.image.as_str().to_owned())
                     .collect()
             })
             .unwrap_or_default(),
@@ -149,8 +222,9 @@ pub fn evaluate(
     };
     let mut failures = Vec::new();
     let mut patch = Vec::new();
-    for container in containers(spec, spec_pointer) {
-        let outcome = checker.image(container.image, unchanged.contains(container.image))?;
+    for container in spec.containers(spec_pointer) {
+        let image = container.image.as_str();
+        let outcome = checker.image(image, unchanged.contains(image))?;
         if outcome.failures.is_empty() {
             if let Some(pinned) = &outcome.pinned {
                 patch.push(PatchOperation::Replace {
@@ -160,9 +234,8 @@ pub fn evaluate(
             }
         } else {
             failures.push(format!(
-                "{} (image {:?}): {}",
+                "{} (image {image:?}): {}",
                 container.label,
-                container.image,
                 outcome.failures.join("; ")
             ));
         }
