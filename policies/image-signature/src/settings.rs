@@ -564,12 +564,35 @@ fn check_pem(pem: &str) -> Result<(), String> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.as_bytes())
         .map_err(|e| format!("the PEM body is not base64: {e}"))?;
-    // A SubjectPublicKeyInfo is a DER SEQUENCE.
+    // A SubjectPublicKeyInfo is a DER SEQUENCE whose first member, the AlgorithmIdentifier,
+    // names the algorithm (and for EC keys the curve) by object identifier.
     if der.first() != Some(&0x30) || der.len() < 32 {
         return Err("the PEM body is not a SubjectPublicKeyInfo".to_owned());
     }
+    let algorithm = der.get(..24.min(der.len())).unwrap_or_default();
+    let has = |oid: &[u8]| algorithm.windows(oid.len()).any(|w| w == oid);
+    let supported = if has(EC_PUBLIC_KEY) {
+        has(P256) || has(P384)
+    } else {
+        has(RSA_ENCRYPTION) || has(ED25519)
+    };
+    if !supported {
+        return Err(
+            "the key's algorithm is not supported: give an ECDSA P-256 or P-384, RSA or Ed25519 public key"
+                .to_owned(),
+        );
+    }
     Ok(())
 }
+
+/// DER object identifiers (tag, length, value) of the supported key algorithms and curves.
+const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+const RSA_ENCRYPTION: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
+const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 
 fn regexp(path: &str, pattern: &str) -> Result<Pattern, SettingsError> {
     regex_syntax::Parser::new()
@@ -759,4 +782,29 @@ fn parse_age(text: &str) -> Option<u64> {
         _ => return None,
     };
     number.checked_mul(scale).filter(|&s| s > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use super::check_pem;
+
+    #[test]
+    fn keys_of_supported_algorithms_only() {
+        let p256 = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAED+jjkl5suDNPqBi8hW2JYAOPacmQ\nGYV7CwUyAYXldr7Vrnfd9OxzTzuTjBZlNgo8UN+7i3k8zciKU5BjxJHmyQ==\n-----END PUBLIC KEY-----\n";
+        assert_eq!(check_pem(p256), Ok(()));
+        let ed25519 = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----";
+        assert_eq!(check_pem(ed25519), Ok(()));
+        // P-521 and DSA keys are well-formed, but cosign's verifiers here do not take them.
+        let p521 = "-----BEGIN PUBLIC KEY-----\nMIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQBVtFxstsvBEcMy+ojUt05yNQ+728m\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PUBLIC KEY-----";
+        assert!(check_pem(p521).unwrap_err().contains("not supported"));
+        let dsa = "-----BEGIN PUBLIC KEY-----\nMIIBvjCCATMGByqGSM44BAEwggEmAoGBAJlVy+IUQ1PDKq4v0WxwUUsqnGsm06PS\n-----END PUBLIC KEY-----";
+        assert!(check_pem(dsa).unwrap_err().contains("not supported"));
+        assert!(
+            check_pem("-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----")
+                .unwrap_err()
+                .contains("base64")
+        );
+    }
 }
